@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The project's whole test suite. Installs and starts what the tests need (idempotent), then
+# runs cargo's tests. This is the test command the README shows, and `.ci/run` calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for script in provisioning/ci/install-*-deps.sh; do
+  [ -e "$script" ] || continue
+  bash "$script"
+done
+
+cargo test --locked --all-targets
+# Doc tests (not run by --all-targets).
+cargo test --locked --doc

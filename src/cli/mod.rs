@@ -1,0 +1,182 @@
+//! The command line: one file per command. Each parses its arguments, calls an operation in
+//! [`crate::ops`] and renders the result as text or JSON. No logic lives here.
+
+mod completions;
+mod create;
+mod docs;
+mod exists;
+mod list;
+mod logging;
+mod output;
+mod purge;
+mod show;
+mod validate;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::ops::OpsError;
+pub use output::{Format, Output};
+
+/// Deploy a Torrust Tracker from nothing to running, prove it works, and tear it down.
+#[derive(Debug, Parser)]
+#[command(name = "torrust-tracker-deployer", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Where environments' state, keys and logs live.
+    #[arg(
+        long,
+        global = true,
+        env = "TORRUST_DEPLOYER_DATA_DIR",
+        default_value = "data"
+    )]
+    pub data_dir: PathBuf,
+    /// Output format of results on stdout.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// More detail on stderr (-v: debug, -vv: trace).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors on stderr.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Wait up to this many seconds for another command holding the environment's lock.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 0)]
+    pub lock_wait: u64,
+}
+
+impl GlobalArgs {
+    pub fn lock_wait(&self) -> Duration {
+        Duration::from_secs(self.lock_wait)
+    }
+
+    pub fn data(&self) -> crate::state::DataDir {
+        crate::state::DataDir::new(&self.data_dir)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an environment, an environment file template, or the file's JSON Schema.
+    #[command(subcommand)]
+    Create(create::CreateCommand),
+    /// Check an environment file without writing anything.
+    Validate(validate::Args),
+    /// Show an environment's state, settings (secrets redacted) and what to do next.
+    Show(show::Args),
+    /// List every environment with its state.
+    List,
+    /// Print whether an environment exists (true/false); exit 0 either way.
+    Exists(exists::Args),
+    /// Remove an environment's local data (state, generated keys, logs).
+    Purge(purge::Args),
+    /// Print the command-line structure as JSON.
+    Docs,
+    /// Print shell completions.
+    Completions(completions::Args),
+}
+
+impl Command {
+    /// Which log file a command writes: `None` for commands that write nothing (they must not
+    /// create the data directory), `Some(None)` for the shared `deployer.log`, `Some(Some(env))`
+    /// for the environment's own log.
+    fn log_target(&self) -> Option<Option<&str>> {
+        match self {
+            Command::Create(create::CreateCommand::Environment(_)) => Some(None),
+            // purge removes the environment's own log, so it logs to the shared file.
+            Command::Purge(_) => Some(None),
+            _ => None,
+        }
+    }
+}
+
+/// Why the CLI stopped with a non-zero exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Ops(#[from] OpsError),
+    /// Invalid input or usage (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the result failed (exit 1).
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Ops(e) => e.exit_code(),
+            CliError::Usage(_) => 2,
+            CliError::Output(_) => 1,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            CliError::Ops(e) => e.kind(),
+            CliError::Usage(_) => "usage",
+            CliError::Output(_) => "io",
+        }
+    }
+
+    fn problems(&self) -> Vec<crate::config::Problem> {
+        match self {
+            CliError::Ops(OpsError::Config(e)) => e.problems(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Runs the CLI with the process's arguments and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let data = cli.global.data();
+    let log_file = cli.command.log_target().map(|env| data.log_file(env));
+    logging::init(&cli.global, log_file.as_deref());
+    let out = Output::new(cli.global.output);
+    match run(&cli, &out) {
+        Ok(()) => 0,
+        Err(err) => {
+            tracing::debug!("failed: {err:?}");
+            out.error(err.kind(), &err.to_string(), &err.problems());
+            err.exit_code()
+        }
+    }
+}
+
+fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Create(c) => create::run(c, global, out),
+        Command::Validate(a) => validate::run(a, out),
+        Command::Show(a) => show::run(a, global, out),
+        Command::List => list::run(global, out),
+        Command::Exists(a) => exists::run(a, global, out),
+        Command::Purge(a) => purge::run(a, global, out),
+        Command::Docs => docs::run(out),
+        Command::Completions(a) => completions::run(a),
+    }
+}
+
+/// Checks an environment name given on the command line (it becomes a directory name).
+fn env_name(name: &str) -> Result<&str, CliError> {
+    crate::ops::environment::check_env_name(name).map_err(CliError::Usage)?;
+    Ok(name)
+}

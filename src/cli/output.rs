@@ -1,0 +1,85 @@
+//! Rendering results: human text by default, `--output json` for scripts.
+//!
+//! JSON shape (stable): on success, stdout holds one JSON document, the command's result object.
+//! On failure, stdout holds `{"error": {"kind": "...", "message": "...", "problems": [...]}}`
+//! and the exit code is non-zero. Progress and logs always go to stderr.
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::config::Problem;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub struct Output {
+    format: Format,
+    color: bool,
+}
+
+impl Output {
+    pub fn new(format: Format) -> Self {
+        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stderr().is_terminal();
+        Self { format, color }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// Prints a result: `text` in text mode, `value` as JSON in JSON mode.
+    pub fn result<T: Serialize>(
+        &self,
+        value: &T,
+        text: impl FnOnce() -> String,
+    ) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut stdout, value)?;
+                writeln!(stdout)
+            }
+            Format::Text => {
+                let text = text();
+                if text.ends_with('\n') {
+                    write!(stdout, "{text}")
+                } else {
+                    writeln!(stdout, "{text}")
+                }
+            }
+        }
+    }
+
+    /// Reports a failure: on stderr for people, and as JSON on stdout in JSON mode.
+    pub fn error(&self, kind: &str, message: &str, problems: &[Problem]) {
+        let (red, bold, reset) = if self.color {
+            ("\x1b[31m", "\x1b[1m", "\x1b[0m")
+        } else {
+            ("", "", "")
+        };
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{red}{bold}error:{reset} {message}");
+        for p in problems {
+            let _ = writeln!(stderr, "  {bold}{}{reset}: {}", p.path, p.message);
+            if let Some(value) = &p.value {
+                let _ = writeln!(stderr, "      value: {value}");
+            }
+            let _ = writeln!(stderr, "      fix: {}", p.fix);
+        }
+        if self.is_json() {
+            let doc = serde_json::json!({
+                "error": { "kind": kind, "message": message, "problems": problems }
+            });
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
+        }
+    }
+}

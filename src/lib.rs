@@ -1,0 +1,16 @@
+//! torrust-tracker-deployer: deploy a Torrust Tracker from nothing to running, prove it works,
+//! and tear it down.
+//!
+//! Layout (read in this order):
+//! - [`cli`]: one file per command; parse, call an operation, render the result.
+//! - [`ops`]: the lifecycle operations.
+//! - [`config`]: the environment file: types, validation, schema, template.
+//! - [`state`]: the persisted state machine, the data directory and the lock.
+//! - [`secret`]: the redacting wrapper for secrets.
+
+pub mod cli;
+pub mod config;
+pub mod ops;
+pub mod secret;
+pub mod ssh;
+pub mod state;

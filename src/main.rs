@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(torrust_tracker_deployer::cli::main());
+}

@@ -1,0 +1,77 @@
+//! The lifecycle operations. The CLI parses arguments and calls these; they return plain
+//! values that the CLI renders as text or JSON. Nothing here prints.
+
+pub mod environment;
+pub mod keys;
+pub mod steps;
+
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::state::{LockError, StateError};
+
+/// Why an operation failed. [`OpsError::exit_code`] maps each to the CLI's exit code:
+/// 2 for invalid input or usage, 1 for an operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(
+        "environment '{env}' already exists in state '{lifecycle}' with a different configuration.\n  {fix}"
+    )]
+    ConfigChanged {
+        env: String,
+        lifecycle: String,
+        fix: String,
+    },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a step failed: {step}: {message}\n  Details: {}", trace_file.display())]
+    StepFailed {
+        step: String,
+        message: String,
+        trace_file: PathBuf,
+    },
+}
+
+impl OpsError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> OpsError {
+        let context = context.into();
+        move |source| OpsError::Io { context, source }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            OpsError::Config(ConfigError::Read { .. }) => 2,
+            OpsError::Config(_) => 2,
+            OpsError::State(StateError::NotFound(_)) => 2,
+            OpsError::Refused(_) => 2,
+            OpsError::ConfigChanged { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// A short machine-readable name for `--output json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OpsError::Config(_) => "invalid_config",
+            OpsError::State(StateError::NotFound(_)) => "not_found",
+            OpsError::State(_) => "state",
+            OpsError::Lock(_) => "locked",
+            OpsError::ConfigChanged { .. } => "config_changed",
+            OpsError::Refused(_) => "refused",
+            OpsError::Io { .. } => "io",
+            OpsError::StepFailed { .. } => "step_failed",
+        }
+    }
+}

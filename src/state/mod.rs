@@ -1,0 +1,335 @@
+//! The persisted state of each environment, the data directory layout and the lock.
+//!
+//! ```text
+//! data/
+//!   .locks/<env>.lock        one lock per environment (see [`lock`])
+//!   logs/<env>.log           detailed log per environment; deployer.log for the rest
+//!   <env>/state.json         [`EnvironmentState`], mode 0600 (it holds the config's secrets)
+//!   <env>/ssh/id_ed25519     generated key pair when the file names none (0600)
+//!   <env>/known_hosts        pinned host keys
+//!   <env>/traces/            one trace file per failed command
+//! ```
+//!
+//! Every lifecycle command runs as a sequence of named steps. Before each step the state records
+//! the step it is entering; after the last one it records the new lifecycle state. A command that
+//! dies leaves `run.status == running` with its step: the next run of any command sees it, and
+//! since every step is idempotent, simply running the command again resumes it.
+
+pub mod fsutil;
+pub mod lock;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::EnvironmentConfig;
+pub use lock::{EnvLock, LockError, LockOwner};
+
+/// Bumped whenever the state file's shape changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where the lifecycle stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    Created,
+    Provisioned,
+    Configured,
+    Released,
+    Running,
+    Destroyed,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Created => "created",
+            Lifecycle::Provisioned => "provisioned",
+            Lifecycle::Configured => "configured",
+            Lifecycle::Released => "released",
+            Lifecycle::Running => "running",
+            Lifecycle::Destroyed => "destroyed",
+        }
+    }
+}
+
+impl std::fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The last command that changed (or tried to change) the environment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommandRun {
+    pub command: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Steps finished in this run, in order.
+    pub completed_steps: Vec<String>,
+    pub status: RunStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Still running, or interrupted (the lock then shows nobody holds it).
+    Running {
+        step: Option<String>,
+    },
+    Succeeded,
+    Failed {
+        step: String,
+        error: String,
+        trace_file: PathBuf,
+    },
+}
+
+/// The state file of one environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvironmentState {
+    pub schema_version: u32,
+    pub name: String,
+    pub lifecycle: Lifecycle,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The environment file as validated (key paths resolved; secrets included: mode 0600).
+    pub config: EnvironmentConfig,
+    /// The generated SSH key pair, when the environment file names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_ssh_key: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<CommandRun>,
+}
+
+impl EnvironmentState {
+    pub fn new(config: EnvironmentConfig, generated_ssh_key: Option<PathBuf>) -> Self {
+        let now = Utc::now();
+        Self {
+            schema_version: SCHEMA_VERSION,
+            name: config.name().to_string(),
+            lifecycle: Lifecycle::Created,
+            created_at: now,
+            updated_at: now,
+            config,
+            generated_ssh_key,
+            last_run: None,
+        }
+    }
+
+    /// The private key used to reach the host.
+    pub fn private_key_path(&self) -> Option<PathBuf> {
+        self.config
+            .ssh_credentials
+            .private_key_path
+            .clone()
+            .or_else(|| self.generated_ssh_key.clone())
+    }
+
+    /// The public key matching [`Self::private_key_path`].
+    pub fn public_key_path(&self) -> Option<PathBuf> {
+        self.config
+            .ssh_credentials
+            .public_key_path
+            .clone()
+            .or_else(|| {
+                self.generated_ssh_key
+                    .as_ref()
+                    .map(|p| p.with_extension("pub"))
+            })
+    }
+
+    /// A command that did not finish: interrupted or failed.
+    pub fn unfinished_run(&self) -> Option<&CommandRun> {
+        self.last_run
+            .as_ref()
+            .filter(|r| !matches!(r.status, RunStatus::Succeeded))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "environment '{0}' does not exist.\n  List environments with `torrust-tracker-deployer list`, or create it with `torrust-tracker-deployer create environment --env-file FILE`"
+    )]
+    NotFound(String),
+    #[error("cannot read the state of environment '{env}' at {path}: {reason}")]
+    Unreadable {
+        env: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error(
+        "the state of environment '{env}' has schema version {found}, but this build reads version {SCHEMA_VERSION}.\n  Use the torrust-tracker-deployer release that created it"
+    )]
+    SchemaVersion { env: String, found: u64 },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// The data directory: all environments' state, locks and logs.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// `root` is made absolute, so paths recorded in state stay valid from any directory.
+    pub fn new(root: impl AsRef<Path>) -> Self {
+        let root = root.as_ref();
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map(|cwd| cwd.join(root))
+                .unwrap_or_else(|_| root.to_path_buf())
+        };
+        Self { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn env_dir(&self, env: &str) -> PathBuf {
+        self.root.join(env)
+    }
+
+    pub fn state_file(&self, env: &str) -> PathBuf {
+        self.env_dir(env).join("state.json")
+    }
+
+    pub fn known_hosts(&self, env: &str) -> PathBuf {
+        self.env_dir(env).join("known_hosts")
+    }
+
+    pub fn ssh_key(&self, env: &str) -> PathBuf {
+        self.env_dir(env).join("ssh").join("id_ed25519")
+    }
+
+    pub fn traces_dir(&self, env: &str) -> PathBuf {
+        self.env_dir(env).join("traces")
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    pub fn log_file(&self, env: Option<&str>) -> PathBuf {
+        self.logs_dir()
+            .join(format!("{}.log", env.unwrap_or("deployer")))
+    }
+
+    fn locks_dir(&self) -> PathBuf {
+        self.root.join(".locks")
+    }
+
+    /// Takes the environment's lock for `command`, waiting up to `wait`.
+    pub fn lock(&self, env: &str, command: &str, wait: Duration) -> Result<EnvLock, LockError> {
+        let lock = EnvLock::acquire(&self.locks_dir(), env, command, wait)?;
+        if let Some(stale) = &lock.recovered_stale {
+            tracing::warn!(
+                "took over a stale lock of environment '{env}' left by {stale}, which is no longer running"
+            );
+        }
+        Ok(lock)
+    }
+
+    pub fn exists(&self, env: &str) -> bool {
+        self.state_file(env).is_file()
+    }
+
+    pub fn load(&self, env: &str) -> Result<EnvironmentState, StateError> {
+        let path = self.state_file(env);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound(env.to_string()));
+            }
+            Err(e) => {
+                return Err(StateError::Unreadable {
+                    env: env.to_string(),
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let unreadable = |reason: String| StateError::Unreadable {
+            env: env.to_string(),
+            path: path.clone(),
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+        let version = value
+            .get("schema_version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| unreadable("no schema_version".into()))?;
+        if version != u64::from(SCHEMA_VERSION) {
+            return Err(StateError::SchemaVersion {
+                env: env.to_string(),
+                found: version,
+            });
+        }
+        serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))
+    }
+
+    /// Writes the state atomically, mode 0600. Call only while holding the environment's lock.
+    pub fn save(&self, state: &mut EnvironmentState) -> Result<(), StateError> {
+        state.updated_at = Utc::now();
+        let path = self.state_file(&state.name);
+        fsutil::create_private_dir(&self.env_dir(&state.name)).map_err(|source| {
+            StateError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        let text = serde_json::to_string_pretty(state).expect("state serializes");
+        fsutil::write_atomic(&path, text.as_bytes(), 0o600)
+            .map_err(|source| StateError::Write { path, source })
+    }
+
+    /// Names of every directory that looks like an environment, sorted.
+    pub fn environment_names(&self) -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || name == "logs" || !entry.path().is_dir() {
+                continue;
+            }
+            if entry.path().join("state.json").exists() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes everything stored locally for `env`: its directory and its log.
+    pub fn remove(&self, env: &str) -> Result<(), StateError> {
+        let dir = self.env_dir(env);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|source| StateError::Write { path: dir, source })?;
+        }
+        let log = self.log_file(Some(env));
+        if log.exists() {
+            fs::remove_file(&log).map_err(|source| StateError::Write { path: log, source })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! `create template | schema | environment` and `validate`, through the real binary.
+
+mod common;
+
+use common::{Sandbox, minimal, mode};
+use serde_json::json;
+
+#[test]
+fn template_to_stdout_is_a_valid_lxd_file_with_a_random_token() {
+    let sb = Sandbox::new();
+    let a = sb.run(&["create", "template"]).ok();
+    let b = sb.run(&["create", "template"]).ok();
+    let (a, b) = (a.json(), b.json());
+    let token_a = a["tracker"]["http_api"]["admin_token"].as_str().unwrap();
+    let token_b = b["tracker"]["http_api"]["admin_token"].as_str().unwrap();
+    assert!(token_a.len() >= 24, "token too short: {token_a}");
+    assert_ne!(token_a, token_b, "templates must not share a fixed token");
+    assert_eq!(a["provider"]["provider"], "lxd");
+    // It validates as is.
+    let file = sb.env_file("t.json", &a);
+    sb.run(&["validate", "--env-file", &file]).ok();
+}
+
+#[test]
+fn template_to_a_relative_path_is_0600_and_not_overwritten_without_force() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["create", "template", "env.json"]).ok();
+    assert!(run.stdout.contains("env.json"), "{run:?}");
+    let path = sb.path().join("env.json");
+    assert_eq!(mode(&path), 0o600);
+    let before = std::fs::read_to_string(&path).unwrap();
+    let run = sb.run(&["create", "template", "env.json"]).code(2);
+    assert!(run.stderr.contains("--force"), "{run:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    sb.run(&["create", "template", "env.json", "--force"]).ok();
+    assert_ne!(std::fs::read_to_string(&path).unwrap(), before);
+}
+
+#[test]
+fn hetzner_template_needs_its_token_replaced() {
+    let sb = Sandbox::new();
+    sb.run(&["create", "template", "h.json", "--provider", "hetzner"])
+        .ok();
+    let run = sb
+        .run(&["-o", "json", "validate", "--env-file", "h.json"])
+        .code(2);
+    let doc = run.json();
+    let problems = doc["error"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{doc:#}");
+    assert_eq!(problems[0]["path"], "provider.api_token");
+    // Replacing the placeholder makes it valid.
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path().join("h.json")).unwrap()).unwrap();
+    file["provider"]["api_token"] = json!("a-real-looking-token-0123456789abcdef");
+    let path = sb.env_file("h2.json", &file);
+    sb.run(&["validate", "--env-file", &path]).ok();
+}
+
+#[test]
+fn schema_is_draft_2020_12() {
+    let sb = Sandbox::new();
+    let doc = sb.run(&["create", "schema"]).ok().json();
+    assert_eq!(
+        doc["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(doc["properties"]["tracker"].is_object(), "{doc:#}");
+    sb.run(&["create", "schema", "schema.json"]).ok();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path().join("schema.json")).unwrap())
+            .unwrap();
+    assert_eq!(written, doc);
+}
+
+#[test]
+fn validate_writes_nothing() {
+    let sb = Sandbox::new();
+    let file = sb.env_file("e.json", &minimal("alpha"));
+    let run = sb.run(&["validate", "--env-file", &file]).ok();
+    assert!(run.stdout.contains("is valid"), "{run:?}");
+    assert!(!sb.data().exists(), "validate created the data directory");
+    let doc = sb
+        .run(&["-o", "json", "validate", "--env-file", &file])
+        .ok()
+        .json();
+    assert_eq!(doc["valid"], true);
+    assert_eq!(doc["name"], "alpha");
+    assert_eq!(doc["provider"], "lxd");
+}
+
+#[test]
+fn validate_reports_every_problem_with_path_and_fix() {
+    let sb = Sandbox::new();
+    let mut cfg = minimal("alpha");
+    cfg["tracker"]["http_trackers"][0]["use_tls_prxy"] = json!(true);
+    cfg["tracker"]["udp_trackers"][0]["bind_address"] = json!("0.0.0.0:0");
+    cfg["environment"]["name"] = json!("Bad_Name");
+    let file = sb.env_file("e.json", &cfg);
+    let run = sb.run(&["validate", "--env-file", &file]).code(2);
+    for needle in [
+        "tracker.http_trackers[0].use_tls_prxy",
+        "use_tls_proxy",
+        "tracker.udp_trackers[0].bind_address",
+        "environment.name",
+        "fix:",
+    ] {
+        assert!(run.stderr.contains(needle), "missing {needle}: {run:?}");
+    }
+    let doc = sb
+        .run(&["-o", "json", "validate", "--env-file", &file])
+        .code(2)
+        .json();
+    assert_eq!(doc["error"]["kind"], "invalid_config");
+    assert!(
+        doc["error"]["problems"].as_array().unwrap().len() >= 3,
+        "{doc:#}"
+    );
+}
+
+#[test]
+fn unreadable_or_broken_files_exit_2() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["validate", "--env-file", "missing.json"]).code(2);
+    assert!(run.stderr.contains("missing.json"), "{run:?}");
+    std::fs::write(sb.path().join("broken.json"), "{\n  \"environment\": ").unwrap();
+    let run = sb.run(&["validate", "--env-file", "broken.json"]).code(2);
+    assert!(run.stderr.contains("line"), "{run:?}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::new();
+    sb.run(&["no-such-command"]).code(2);
+    sb.run(&["create", "environment"]).code(2);
+    sb.run(&["show", "../etc"]).code(2);
+    sb.run(&["--help"]).ok();
+}
+
+#[test]
+fn create_environment_generates_keys_and_is_idempotent() {
+    let sb = Sandbox::new();
+    let file = sb.env_file("e.json", &minimal("alpha"));
+    let doc = sb
+        .run(&["-o", "json", "create", "environment", "--env-file", &file])
+        .ok()
+        .json();
+    assert_eq!(doc["outcome"], "created");
+    assert_eq!(doc["lifecycle"], "created");
+    let key = sb.data().join("alpha/ssh/id_ed25519");
+    assert_eq!(
+        doc["generated_ssh_key"]["private_key_path"],
+        key.to_str().unwrap()
+    );
+    assert_eq!(mode(&key), 0o600);
+    assert!(
+        std::fs::read_to_string(key.with_extension("pub"))
+            .unwrap()
+            .starts_with("ssh-ed25519 ")
+    );
+    let state = sb.data().join("alpha/state.json");
+    assert_eq!(mode(&state), 0o600);
+    let key_before = std::fs::read(&key).unwrap();
+
+    let again = sb
+        .run(&["-o", "json", "create", "environment", "--env-file", &file])
+        .ok()
+        .json();
+    assert_eq!(again["outcome"], "unchanged");
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        key_before,
+        "a re-run rotated the key"
+    );
+
+    // A different file while nothing is deployed replaces the configuration.
+    let mut cfg = minimal("alpha");
+    cfg["tracker"]["core"]["private"] = json!(true);
+    let file2 = sb.env_file("e2.json", &cfg);
+    let doc = sb
+        .run(&["-o", "json", "create", "environment", "--env-file", &file2])
+        .ok()
+        .json();
+    assert_eq!(doc["outcome"], "updated");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(state["config"]["tracker"]["core"]["private"], true);
+    assert_eq!(state["schema_version"], 1);
+}
+
+#[test]
+fn create_environment_refuses_a_changed_file_once_deployed() {
+    let sb = Sandbox::new();
+    let file = sb.env_file("e.json", &minimal("alpha"));
+    sb.run(&["create", "environment", "--env-file", &file]).ok();
+    // Simulate a later lifecycle state, as `provision` will leave it.
+    let state_path = sb.data().join("alpha/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["lifecycle"] = json!("provisioned");
+    std::fs::write(&state_path, state.to_string()).unwrap();
+
+    let mut cfg = minimal("alpha");
+    cfg["tracker"]["core"]["private"] = json!(true);
+    let file2 = sb.env_file("e2.json", &cfg);
+    let run = sb
+        .run(&["create", "environment", "--env-file", &file2])
+        .code(2);
+    assert!(run.stderr.contains("provisioned"), "{run:?}");
+    // The same file as before is still fine.
+    sb.run(&["create", "environment", "--env-file", &file]).ok();
+}
+
+#[test]
+fn relative_key_paths_resolve_against_the_file() {
+    let sb = Sandbox::new();
+    sb.key_pair("id_test");
+    let sub = sb.path().join("envs");
+    std::fs::create_dir_all(&sub).unwrap();
+    let mut cfg = minimal("beta");
+    cfg["ssh_credentials"] = json!({
+        "private_key_path": "../keys/id_test",
+        "public_key_path": "../keys/id_test.pub"
+    });
+    std::fs::write(sub.join("beta.json"), cfg.to_string()).unwrap();
+    let doc = sb
+        .run(&[
+            "-o",
+            "json",
+            "create",
+            "environment",
+            "--env-file",
+            "envs/beta.json",
+        ])
+        .ok()
+        .json();
+    assert!(doc.get("generated_ssh_key").is_none());
+    let shown = sb.run(&["-o", "json", "show", "beta"]).ok().json();
+    let key = shown["ssh_private_key"].as_str().unwrap();
+    assert!(std::path::Path::new(key).is_absolute(), "{key}");
+    assert!(std::path::Path::new(key).exists(), "{key}");
+}
+
+#[test]
+fn mysql_root_password_is_generated_once_and_kept() {
+    let sb = Sandbox::new();
+    let mut cfg = minimal("gamma");
+    cfg["tracker"]["core"]["database"] = json!({
+        "driver": "mysql", "host": "mysql", "port": 3306, "database_name": "tracker",
+        "username": "tracker_user", "password": "UserPassw0rd"
+    });
+    let file = sb.env_file("g.json", &cfg);
+    sb.run(&["create", "environment", "--env-file", &file]).ok();
+    let read_root = || {
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(sb.data().join("gamma/state.json")).unwrap(),
+        )
+        .unwrap();
+        state["config"]["tracker"]["core"]["database"]["root_password"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = read_root();
+    assert!(first.len() >= 16);
+    let again = sb
+        .run(&["-o", "json", "create", "environment", "--env-file", &file])
+        .ok()
+        .json();
+    assert_eq!(again["outcome"], "unchanged");
+    assert_eq!(read_root(), first);
+}
+
+#[test]
+fn legacy_caddy_section_is_accepted_with_a_warning() {
+    let sb = Sandbox::new();
+    let mut cfg = minimal("delta");
+    cfg["caddy"] = json!({ "admin_email": "admin@example.com" });
+    let file = sb.env_file("d.json", &cfg);
+    let run = sb.run(&["validate", "--env-file", &file]).ok();
+    assert!(run.stderr.contains("caddy"), "{run:?}");
+    assert!(run.stderr.contains("https"), "{run:?}");
+}
