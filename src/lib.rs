@@ -6,10 +6,12 @@
 //! - [`ops`]: the lifecycle operations.
 //! - [`config`]: the environment file: types, validation, schema, template.
 //! - [`state`]: the persisted state machine, the data directory and the lock.
+//! - [`lxd`], [`ssh`]: the clients for the LXD API and for hosts.
 //! - [`secret`]: the redacting wrapper for secrets.
 
 pub mod cli;
 pub mod config;
+pub mod lxd;
 pub mod ops;
 pub mod secret;
 pub mod ssh;

@@ -1,14 +1,19 @@
 //! The command line: one file per command. Each parses its arguments, calls an operation in
 //! [`crate::ops`] and renders the result as text or JSON. No logic lives here.
 
+mod check;
 mod completions;
 mod create;
+mod destroy;
 mod docs;
 mod exists;
+mod image;
 mod list;
 mod logging;
 mod output;
+mod provision;
 mod purge;
+mod register;
 mod show;
 mod validate;
 
@@ -71,6 +76,17 @@ pub enum Command {
     Create(create::CreateCommand),
     /// Check an environment file without writing anything.
     Validate(validate::Args),
+    /// Create the environment's LXD instance and make it reachable over SSH.
+    Provision(provision::Args),
+    /// Adopt an existing host (checked over SSH, host key pinned) instead of provisioning one.
+    Register(register::Args),
+    /// Remove the instance and profile provision created, and forget the host key.
+    Destroy(destroy::Args),
+    /// Check what this machine needs to provision, and how to fix each gap.
+    Check(check::Args),
+    /// Manage LXD images (for air-gapped hosts).
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Show an environment's state, settings (secrets redacted) and what to do next.
     Show(show::Args),
     /// List every environment with its state.
@@ -92,6 +108,10 @@ impl Command {
     fn log_target(&self) -> Option<Option<&str>> {
         match self {
             Command::Create(create::CreateCommand::Environment(_)) => Some(None),
+            Command::Provision(a) => Some(Some(&a.env)),
+            Command::Register(a) => Some(Some(&a.env)),
+            Command::Destroy(a) => Some(Some(&a.env)),
+            Command::Image(_) => Some(None),
             // purge removes the environment's own log, so it logs to the shared file.
             Command::Purge(_) => Some(None),
             _ => None,
@@ -166,6 +186,11 @@ fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
     match &cli.command {
         Command::Create(c) => create::run(c, global, out),
         Command::Validate(a) => validate::run(a, out),
+        Command::Provision(a) => provision::run(a, global, out),
+        Command::Register(a) => register::run(a, global, out),
+        Command::Destroy(a) => destroy::run(a, global, out),
+        Command::Check(a) => check::run(a, global, out),
+        Command::Image(c) => image::run(c, out),
         Command::Show(a) => show::run(a, global, out),
         Command::List => list::run(global, out),
         Command::Exists(a) => exists::run(a, global, out),
@@ -179,4 +204,28 @@ fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
 fn env_name(name: &str) -> Result<&str, CliError> {
     crate::ops::environment::check_env_name(name).map_err(CliError::Usage)?;
     Ok(name)
+}
+
+/// Runs an async operation on a runtime made for this command.
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+        .block_on(future)
+}
+
+/// One line per step: changed or unchanged, and what it found.
+fn render_steps(steps: &[crate::ops::provision::StepReport]) -> String {
+    let mut t = String::new();
+    for s in steps {
+        t.push_str(&format!(
+            "  {} {:<20} {}\n",
+            if s.changed { "changed  " } else { "unchanged" },
+            s.step,
+            s.detail
+        ));
+    }
+    t
 }

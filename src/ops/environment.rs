@@ -107,7 +107,7 @@ pub fn create_environment(
         }
     };
     let state = data.load(&name)?;
-    tracing::info!(
+    tracing::debug!(
         "environment '{name}' {outcome}: {}",
         redacted(|| serde_json::to_string(&state.config)).expect("config serializes")
     );
@@ -215,7 +215,13 @@ pub fn show(data: &DataDir, env: &str) -> Result<Shown, OpsError> {
 }
 
 /// The commands of the lifecycle that this build implements.
-const BUILT_COMMANDS: &[&str] = &["create environment", "purge"];
+const BUILT_COMMANDS: &[&str] = &[
+    "create environment",
+    "provision",
+    "register",
+    "destroy",
+    "purge",
+];
 
 fn next_step(state: &EnvironmentState) -> NextStep {
     let name = &state.name;

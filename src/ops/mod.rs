@@ -1,8 +1,12 @@
 //! The lifecycle operations. The CLI parses arguments and calls these; they return plain
 //! values that the CLI renders as text or JSON. Nothing here prints.
 
+pub mod check;
 pub mod environment;
+pub mod image;
 pub mod keys;
+pub mod lxd_host;
+pub mod provision;
 pub mod steps;
 
 use std::path::PathBuf;
@@ -30,6 +34,8 @@ pub enum OpsError {
     },
     #[error("{0}")]
     Refused(String),
+    #[error("{0} check(s) failed; see the fixes above")]
+    CheckFailed(usize),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -72,6 +78,7 @@ impl OpsError {
             OpsError::Refused(_) => "refused",
             OpsError::Io { .. } => "io",
             OpsError::StepFailed { .. } => "step_failed",
+            OpsError::CheckFailed(_) => "check_failed",
         }
     }
 }

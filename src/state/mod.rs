@@ -101,8 +101,30 @@ pub struct EnvironmentState {
     /// The generated SSH key pair, when the environment file names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated_ssh_key: Option<PathBuf>,
+    /// The host, once provisioned or registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<CommandRun>,
+}
+
+/// Where the environment's host is and how it was obtained.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostRecord {
+    pub ip: String,
+    pub ssh_port: u16,
+    /// SHA256 fingerprint of the pinned host key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// The LXD instance, when we created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The LXD profile, when we created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Adopted with `register`: never stopped or deleted by `destroy`.
+    #[serde(default)]
+    pub registered: bool,
 }
 
 impl EnvironmentState {
@@ -116,6 +138,7 @@ impl EnvironmentState {
             updated_at: now,
             config,
             generated_ssh_key,
+            host: None,
             last_run: None,
         }
     }

@@ -1,0 +1,24 @@
+//! `destroy ENV`: remove the instance and profile provision created; forget the host key.
+
+use super::{CliError, GlobalArgs, Output, block_on, env_name, render_steps};
+use crate::ops::provision;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment's name.
+    pub env: String,
+}
+
+pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
+    let env = env_name(&args.env)?;
+    let d = block_on(provision::destroy(&global.data(), env, global.lock_wait()))?;
+    out.result(&d, || {
+        format!(
+            "Environment '{}' destroyed.\n{}  next: torrust-tracker-deployer purge {} (removes the local data)\n",
+            d.name,
+            render_steps(&d.steps),
+            d.name
+        )
+    })?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `provision ENV`: create the LXD instance and make it reachable over SSH.
+
+use std::time::Duration;
+
+use super::{CliError, GlobalArgs, Output, block_on, env_name, render_steps};
+use crate::ops::provision::{self, ProvisionOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment's name.
+    pub env: String,
+    /// Seconds to wait for the instance's IPv4 address.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub ip_timeout: u64,
+    /// Seconds to wait for SSH (and cloud-init) to be ready.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub ssh_timeout: u64,
+}
+
+pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
+    let env = env_name(&args.env)?;
+    let options = ProvisionOptions {
+        ip_timeout: Duration::from_secs(args.ip_timeout),
+        ssh_timeout: Duration::from_secs(args.ssh_timeout),
+    };
+    let p = block_on(provision::provision(
+        &global.data(),
+        env,
+        &options,
+        global.lock_wait(),
+    ))?;
+    out.result(&p, || {
+        let mut t = if p.changed {
+            format!("Environment '{}' provisioned.\n", p.name)
+        } else {
+            format!("Environment '{}' was already provisioned; nothing changed.\n", p.name)
+        };
+        t.push_str(&render_steps(&p.steps));
+        t.push_str(&format!(
+            "\n  instance:  {}\n  address:   {}:{} (user {})\n  host key:  {}\n  next:      torrust-tracker-deployer show {}\n",
+            p.instance, p.ip, p.ssh_port, p.ssh_user, p.host_key, p.name
+        ));
+        t
+    })?;
+    Ok(())
+}

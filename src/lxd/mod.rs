@@ -1,0 +1,14 @@
+//! A client for the LXD REST API (same shape for Incus), spoken directly over its Unix socket.
+//! No `lxc` binary.
+//!
+//! - [`transport`]: how bytes reach LXD (the local socket today; HTTPS later).
+//! - [`client`]: envelopes (sync, async, error), operations, and the calls the deployer needs.
+//! - [`socket`]: finding the socket.
+
+pub mod client;
+pub mod socket;
+pub mod transport;
+
+pub use client::{ExecResult, InstanceState, LxdClient, LxdError};
+pub use socket::find_socket;
+pub use transport::{Transport, UnixSocket};

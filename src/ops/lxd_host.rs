@@ -1,0 +1,324 @@
+//! What provision and destroy need from LXD, built on [`crate::lxd`]: the environment's
+//! profile, its instance, its address, and preparing an image that has no cloud-init.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::config::{LxdInstanceType, LxdProvider};
+use crate::lxd::{LxdClient, LxdError, UnixSocket, find_socket};
+
+/// Connects to the LXD the provider names and checks that it answers and trusts us.
+pub async fn connect(provider: &LxdProvider) -> Result<LxdClient<UnixSocket>, LxdError> {
+    let socket = find_socket(provider.socket_path.as_deref())?;
+    let client = LxdClient::new(UnixSocket::new(&socket), provider.project.clone());
+    let server = client.server().await?;
+    if server["auth"] != "trusted" {
+        return Err(LxdError::Api {
+            doing: "checking that LXD trusts this client".into(),
+            status: 403,
+            message: format!(
+                "LXD at {} answers but does not trust us (auth: {})",
+                client.endpoint(),
+                server["auth"]
+            ),
+        });
+    }
+    Ok(client)
+}
+
+/// The cloud-init user-data: the SSH user with passwordless sudo and the public key, and the
+/// SSH port when it is not 22 (applied without a reboot).
+pub fn user_data(username: &str, public_key: &str, ssh_port: u16) -> String {
+    let mut doc = format!(
+        "#cloud-config\n\
+         users:\n\
+         \x20 - name: {username}\n\
+         \x20   shell: /bin/bash\n\
+         \x20   sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n\
+         \x20   lock_passwd: true\n\
+         \x20   ssh_authorized_keys:\n\
+         \x20     - {}\n",
+        public_key.trim()
+    );
+    if ssh_port != 22 {
+        doc.push_str(&format!(
+            "write_files:\n\
+             \x20 - path: /etc/ssh/sshd_config.d/10-torrust-port.conf\n\
+             \x20   permissions: \"0644\"\n\
+             \x20   content: |\n\
+             \x20     Port {ssh_port}\n\
+             runcmd:\n\
+             \x20 - [sh, -c, \"{}\"]\n",
+            RESTART_SSH
+        ));
+    }
+    doc
+}
+
+/// Restarts sshd on Debian and Ubuntu, socket-activated (Ubuntu 24.04) or not.
+const RESTART_SSH: &str = "systemctl daemon-reload; if systemctl is-enabled ssh.socket >/dev/null 2>&1; then systemctl restart ssh.socket; fi; systemctl restart ssh || service ssh restart";
+
+/// The profile the environment's instance uses: cloud-init user-data, nesting for Docker,
+/// limits, the root disk on the pool and the NIC on the network.
+pub fn profile(provider: &LxdProvider, env: &str, user_data_key: &str, user_data: &str) -> Value {
+    let mut config = serde_json::Map::new();
+    config.insert(user_data_key.into(), json!(user_data));
+    if provider.instance_type == LxdInstanceType::Container {
+        config.insert("security.nesting".into(), json!("true"));
+    }
+    if let Some(cpu) = provider.cpu {
+        config.insert("limits.cpu".into(), json!(cpu.to_string()));
+    }
+    if let Some(memory) = &provider.memory {
+        config.insert("limits.memory".into(), json!(memory));
+    }
+    let mut root = json!({ "type": "disk", "path": "/", "pool": provider.storage_pool });
+    if let Some(size) = &provider.disk {
+        root["size"] = json!(size);
+    }
+    json!({
+        "description": format!("torrust-tracker-deployer: environment {env}"),
+        "config": config,
+        "devices": {
+            "root": root,
+            "eth0": { "type": "nic", "name": "eth0", "network": provider.network }
+        }
+    })
+}
+
+/// Whether an existing profile already has what `wanted` asks for.
+pub fn profile_matches(existing: &Value, wanted: &Value) -> bool {
+    existing["config"] == wanted["config"]
+        && existing["devices"] == wanted["devices"]
+        && existing["description"] == wanted["description"]
+}
+
+/// The instance-creation request: the image source, from a remote or local.
+pub fn instance_request(provider: &LxdProvider, name: &str) -> Value {
+    let source = match image_source(&provider.image) {
+        ImageSource::Remote { server, alias } => json!({
+            "type": "image", "mode": "pull", "protocol": "simplestreams",
+            "server": server, "alias": alias
+        }),
+        ImageSource::Local(reference) if is_fingerprint(&reference) => {
+            json!({ "type": "image", "fingerprint": reference })
+        }
+        ImageSource::Local(reference) => json!({ "type": "image", "alias": reference }),
+    };
+    json!({
+        "name": name,
+        "type": provider.instance_type.as_str(),
+        "profiles": [provider.profile_name],
+        "source": source,
+    })
+}
+
+pub enum ImageSource {
+    Remote { server: String, alias: String },
+    Local(String),
+}
+
+/// The image servers LXD users know by name.
+pub fn remote_url(remote: &str) -> Option<&'static str> {
+    match remote {
+        "ubuntu" => Some("https://cloud-images.ubuntu.com/releases"),
+        "ubuntu-daily" => Some("https://cloud-images.ubuntu.com/daily"),
+        "images" => Some("https://images.linuxcontainers.org"),
+        _ => None,
+    }
+}
+
+pub fn image_source(image: &str) -> ImageSource {
+    if let Some((remote, alias)) = image.split_once(':')
+        && let Some(url) = remote_url(remote)
+    {
+        return ImageSource::Remote {
+            server: url.to_string(),
+            alias: alias.to_string(),
+        };
+    }
+    ImageSource::Local(image.to_string())
+}
+
+fn is_fingerprint(s: &str) -> bool {
+    s.len() >= 12 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Waits for a global IPv4 address on eth0, polling the instance state.
+pub async fn wait_for_ipv4(
+    client: &LxdClient<UnixSocket>,
+    instance: &str,
+    network: &str,
+    timeout: Duration,
+) -> Result<String, IpTimeout> {
+    let start = Instant::now();
+    loop {
+        let last_status = match client.instance_state(instance).await {
+            Ok(state) => {
+                if let Some(ip) = state.ipv4("eth0") {
+                    return Ok(ip);
+                }
+                state.status
+            }
+            Err(e) => format!("unreadable ({e})"),
+        };
+        if start.elapsed() >= timeout {
+            return Err(IpTimeout {
+                instance: instance.to_string(),
+                network: network.to_string(),
+                secs: timeout.as_secs(),
+                status: last_status,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "instance '{instance}' got no IPv4 address on eth0 within {secs} s (instance status: {status}).\n  \
+     Likely causes: DHCP on the bridge '{network}' is not answering (is LXD's dnsmasq running? \
+     `ps` should show one for {network}), or a host firewall drops DHCP or the bridge's traffic \
+     (check `nft list ruleset` / `iptables -S` for rules on {network}); or the image does not \
+     configure eth0 by DHCP.\n  Raise the wait with --ip-timeout SECONDS if the machine is just slow"
+)]
+pub struct IpTimeout {
+    pub instance: String,
+    pub network: String,
+    pub secs: u64,
+    pub status: String,
+}
+
+/// Sets up the SSH user, its key, sudo and the SSH port through LXD's exec and file APIs, for
+/// images without cloud-init. Idempotent. Returns whether anything changed.
+pub async fn prepare_without_cloud_init(
+    client: &LxdClient<UnixSocket>,
+    instance: &str,
+    username: &str,
+    public_key: &str,
+    ssh_port: u16,
+) -> Result<bool, LxdError> {
+    let check = |r: crate::lxd::ExecResult, what: &str| {
+        if r.exit_code == 0 {
+            Ok(r)
+        } else {
+            Err(LxdError::Operation {
+                doing: format!("{what} in instance '{instance}'"),
+                message: format!("exit code {}: {}", r.exit_code, r.stderr.trim()),
+            })
+        }
+    };
+    let script = format!(
+        "set -e; changed=0; \
+         if ! id -u {username} >/dev/null 2>&1; then useradd -m -s /bin/bash {username}; changed=1; fi; \
+         home=$(getent passwd {username} | cut -d: -f6); \
+         install -d -m 0700 -o {username} -g {username} \"$home/.ssh\"; \
+         echo \"$changed $(id -u {username}) $(id -g {username}) $home\""
+    );
+    let out = check(
+        client.exec(instance, &["sh", "-c", &script]).await?,
+        "creating the SSH user",
+    )?;
+    let fields: Vec<&str> = out.stdout.split_whitespace().collect();
+    let [changed, uid, gid, home] = fields[..] else {
+        return Err(LxdError::Decode {
+            doing: format!("creating the SSH user in instance '{instance}'"),
+            message: format!("unexpected output {:?}", out.stdout),
+        });
+    };
+    let mut any_change = changed == "1";
+    let uid: u32 = uid.parse().unwrap_or(0);
+    let gid: u32 = gid.parse().unwrap_or(0);
+
+    let files = [
+        (
+            format!("{home}/.ssh/authorized_keys"),
+            format!("{}\n", public_key.trim()),
+            uid,
+            gid,
+            0o600,
+        ),
+        (
+            format!("/etc/sudoers.d/90-torrust-{username}"),
+            format!("{username} ALL=(ALL) NOPASSWD:ALL\n"),
+            0,
+            0,
+            0o440,
+        ),
+    ];
+    for (path, contents, uid, gid, mode) in files {
+        let current = client.exec(instance, &["cat", &path]).await?;
+        if current.exit_code != 0 || current.stdout != contents {
+            client
+                .push_file(instance, &path, contents.into_bytes(), uid, gid, mode)
+                .await?;
+            any_change = true;
+        }
+    }
+    if ssh_port != 22 {
+        let path = "/etc/ssh/sshd_config.d/10-torrust-port.conf";
+        let contents = format!("Port {ssh_port}\n");
+        let current = client.exec(instance, &["cat", path]).await?;
+        if current.exit_code != 0 || current.stdout != contents {
+            client
+                .push_file(instance, path, contents.into_bytes(), 0, 0, 0o644)
+                .await?;
+            check(
+                client.exec(instance, &["sh", "-c", RESTART_SSH]).await?,
+                "restarting sshd",
+            )?;
+            any_change = true;
+        }
+    }
+    Ok(any_change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_and_local_images() {
+        let mut p = LxdProvider::new("prof");
+        p.image = "images:debian/12/cloud".into();
+        let r = instance_request(&p, "vm1");
+        assert_eq!(r["source"]["server"], "https://images.linuxcontainers.org");
+        assert_eq!(r["source"]["alias"], "debian/12/cloud");
+        assert_eq!(r["source"]["protocol"], "simplestreams");
+        assert_eq!(r["profiles"], json!(["prof"]));
+        p.image = "torrust/debian-12".into();
+        assert_eq!(
+            instance_request(&p, "vm1")["source"]["alias"],
+            "torrust/debian-12"
+        );
+        p.image = "5e4b7ef03f46".into();
+        assert_eq!(
+            instance_request(&p, "vm1")["source"]["fingerprint"],
+            "5e4b7ef03f46"
+        );
+    }
+
+    #[test]
+    fn user_data_has_user_key_and_port() {
+        let doc = user_data("torrust", "ssh-ed25519 AAAA x\n", 2222);
+        assert!(doc.starts_with("#cloud-config\n"));
+        assert!(doc.contains("  - name: torrust\n"));
+        assert!(doc.contains("      - ssh-ed25519 AAAA x\n"));
+        assert!(doc.contains("Port 2222"));
+        assert!(!user_data("torrust", "k", 22).contains("Port"));
+    }
+
+    #[test]
+    fn profile_has_nesting_limits_and_devices() {
+        let mut p = LxdProvider::new("prof");
+        p.cpu = Some(2);
+        p.memory = Some("2GiB".into());
+        let v = profile(&p, "demo", "cloud-init.user-data", "#cloud-config\n");
+        assert_eq!(v["config"]["security.nesting"], "true");
+        assert_eq!(v["config"]["limits.cpu"], "2");
+        assert_eq!(v["devices"]["root"]["pool"], "default");
+        assert_eq!(v["devices"]["eth0"]["network"], "lxdbr0");
+        assert!(profile_matches(&v, &v.clone()));
+    }
+}
