@@ -389,6 +389,51 @@ impl<T: Transport> LxdClient<T> {
         .await
     }
 
+    /// Waits for the background operations still running on an instance (a create, start or
+    /// stop that an interrupted command left behind). Returns how many there were.
+    pub async fn wait_instance_operations(&self, name: &str) -> Result<usize, LxdError> {
+        let doing = format!("listing the operations of instance '{name}'");
+        let ops: Value = self.get(&doing, "/1.0/operations?recursion=1").await?;
+        let suffix = format!("/instances/{name}");
+        let legacy = format!("/containers/{name}");
+        let mut ids = Vec::new();
+        for op in ops["running"].as_array().into_iter().flatten() {
+            let touches = ["instances", "containers"].iter().any(|kind| {
+                op["resources"][kind]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| {
+                        r.as_str().is_some_and(|r| {
+                            r.split('?')
+                                .next()
+                                .is_some_and(|p| p.ends_with(&suffix) || p.ends_with(&legacy))
+                        })
+                    })
+            });
+            if touches && let Some(id) = op["id"].as_str() {
+                ids.push((
+                    id.to_string(),
+                    op["description"].as_str().unwrap_or("?").to_string(),
+                ));
+            }
+        }
+        for (id, description) in &ids {
+            tracing::info!("waiting for LXD to finish '{description}' on instance '{name}'");
+            let doing = format!("waiting for '{description}' on instance '{name}'");
+            match self
+                .wait_operation(&doing, id, self.operation_timeout)
+                .await
+            {
+                // Gone already, or failed: the caller reads the instance's state next.
+                Ok(_) | Err(LxdError::Operation { .. }) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ids.len())
+    }
+
     /// Creates an instance (waits for the image download and unpack).
     pub async fn create_instance(&self, request: &Value) -> Result<(), LxdError> {
         let name = request["name"].as_str().unwrap_or("?");

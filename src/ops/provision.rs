@@ -131,6 +131,12 @@ pub async fn provision(
         public_key_path.display()
     )))?;
     let mut reports = Vec::new();
+    // Was a previous run stopped while LXD was creating the instance?
+    let interrupted_create = state.unfinished_run().is_some_and(|r| {
+        r.command == "provision"
+            && !r.completed_steps.iter().any(|s| s == "create instance")
+            && r.completed_steps.iter().any(|s| s == "ensure profile")
+    });
     let mut run = StepRun::begin(data, &mut state, "provision")?;
 
     let (client, user_data_key) = run
@@ -220,7 +226,21 @@ pub async fn provision(
     let created = run
         .step(&mut state, "create instance", async |s| {
             if client.instance(&instance).await?.is_some() {
-                return Ok(false);
+                // An interrupted run may have left LXD still creating it.
+                client.wait_instance_operations(&instance).await?;
+                let existing = client.instance(&instance).await?.unwrap_or_default();
+                let never_started = existing["last_used_at"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("1970"));
+                if !(interrupted_create && never_started) {
+                    return Ok(false);
+                }
+                // Half-created by the interrupted run and never started: LXD may not start
+                // such an instance cleanly, so make it again.
+                tracing::info!(
+                    "instance '{instance}' was being created when the previous run stopped; creating it again"
+                );
+                client.delete_instance(&instance).await?;
             }
             if let lxd_host::ImageSource::Local(reference) = lxd_host::image_source(&provider.image)
                 && client.local_image(&reference).await?.is_none()
@@ -311,7 +331,10 @@ pub async fn provision(
     let prepared = run
         .step(&mut state, "prepare SSH access", async |_s| {
             let has_cloud_init = client
-                .exec(&instance, &["sh", "-c", "command -v cloud-init"])
+                .exec(
+                    &instance,
+                    &["sh", "-c", "command -v cloud-init >/dev/null || exit 1"],
+                )
                 .await?
                 .exit_code
                 == 0;

@@ -70,6 +70,7 @@ pub struct CommandRun {
     pub finished_at: Option<DateTime<Utc>>,
     /// Steps finished in this run, in order.
     pub completed_steps: Vec<String>,
+    #[serde(flatten)]
     pub status: RunStatus,
 }
 

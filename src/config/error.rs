@@ -1,0 +1,118 @@
+//! Errors of the environment file: every problem names the JSON path, the bad value (secrets
+//! redacted) and how to fix it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// One problem found in an environment file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// JSON path, e.g. `tracker.http_api.bind_address` or `tracker.udp_trackers[1].bind_address`.
+    /// Empty for the document itself.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// The offending value as written (JSON), secrets redacted. `None` when absent.
+    pub value: Option<String>,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl Problem {
+    pub(crate) fn new(
+        path: impl Into<String>,
+        message: impl Into<String>,
+        value: Option<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+            value,
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() {
+            "(document)"
+        } else {
+            &self.path
+        };
+        write!(f, "{path}: {}", self.message)?;
+        if let Some(value) = &self.value {
+            write!(f, " (value: {value})")?;
+        }
+        write!(f, "\n  fix: {}", self.fix)
+    }
+}
+
+/// Why an environment file was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the environment file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON.
+    #[error("the environment file is not valid JSON: {message} at line {line}, column {column}")]
+    Syntax {
+        message: String,
+        line: usize,
+        column: usize,
+        /// JSON path where the parser stopped (empty at the top level).
+        path: String,
+    },
+    /// The file is JSON but breaks the format's rules; every problem found is listed.
+    #[error("{} problem(s) in the environment file", problems.len())]
+    Invalid { problems: Vec<Problem> },
+}
+
+impl ConfigError {
+    /// Every problem, one per entry; a read or syntax error is a single problem.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            ConfigError::Read { path, source } => vec![Problem::new(
+                "",
+                format!(
+                    "cannot read the environment file {}: {source}",
+                    path.display()
+                ),
+                None,
+                "check that the path is right and that the file is readable by this user",
+            )],
+            ConfigError::Syntax {
+                message,
+                line,
+                column,
+                path,
+            } => vec![Problem::new(
+                path.clone(),
+                format!("invalid JSON at line {line}, column {column}: {message}"),
+                None,
+                "fix the JSON syntax there (quotes, commas, brackets); comments and trailing \
+                 commas are not allowed in JSON",
+            )],
+            ConfigError::Invalid { problems } => problems.clone(),
+        }
+    }
+
+    /// A human-readable report: the summary line, then each problem with its fix.
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        if let ConfigError::Invalid { problems } = self {
+            for p in problems {
+                out.push_str("\n- ");
+                out.push_str(&p.to_string().replace('\n', "\n  "));
+            }
+        }
+        out
+    }
+}

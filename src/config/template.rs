@@ -1,0 +1,81 @@
+//! A complete environment file to start from.
+
+use crate::secret::Secret;
+
+use super::{
+    Core, Database, EnvironmentConfig, EnvironmentSection, HealthCheckApi, HetznerProvider,
+    HttpApi, HttpTracker, LxdProvider, Prometheus, Provider, ProviderKind, SqliteDatabase,
+    SshCredentials, Tracker, UdpTracker, default_ssh_port, default_username,
+};
+
+/// The value of `provider.api_token` in the Hetzner template. Validation rejects it.
+pub const HETZNER_API_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_YOUR_HETZNER_API_TOKEN";
+
+/// Pretty JSON of a complete environment file with safe defaults: environment `my-tracker`,
+/// SQLite, one UDP and one HTTP tracker, the API with a random admin token, the health check on
+/// loopback, and Prometheus. The SSH key paths are left out (the deployer generates a key pair).
+///
+/// The LXD template is valid as is; the Hetzner one needs its `api_token` replaced.
+pub fn template(kind: ProviderKind) -> String {
+    let name = "my-tracker";
+    let provider = match kind {
+        ProviderKind::Lxd => Provider::Lxd(LxdProvider::new(format!("torrust-profile-{name}"))),
+        ProviderKind::Hetzner => Provider::Hetzner(HetznerProvider {
+            api_token: Secret::new(HETZNER_API_TOKEN_PLACEHOLDER),
+            server_type: "cx22".to_string(),
+            location: "nbg1".to_string(),
+            image: "ubuntu-24.04".to_string(),
+        }),
+    };
+    let config = EnvironmentConfig {
+        environment: EnvironmentSection {
+            name: name.to_string(),
+            instance_name: None,
+            description: None,
+        },
+        ssh_credentials: SshCredentials {
+            private_key_path: None,
+            public_key_path: None,
+            username: default_username(),
+            port: default_ssh_port(),
+        },
+        provider,
+        tracker: Tracker {
+            core: Core {
+                database: Database::Sqlite3(SqliteDatabase {
+                    database_name: "tracker.db".to_string(),
+                }),
+                private: false,
+            },
+            udp_trackers: vec![UdpTracker {
+                bind_address: "0.0.0.0:6969".to_string(),
+                domain: None,
+            }],
+            http_trackers: vec![HttpTracker {
+                bind_address: "0.0.0.0:7070".to_string(),
+                domain: None,
+                use_tls_proxy: false,
+            }],
+            http_api: HttpApi {
+                bind_address: "0.0.0.0:1212".to_string(),
+                admin_token: Secret::generate(32),
+                domain: None,
+                use_tls_proxy: false,
+            },
+            health_check_api: HealthCheckApi {
+                bind_address: "127.0.0.1:1313".to_string(),
+                domain: None,
+                use_tls_proxy: false,
+            },
+        },
+        prometheus: Some(Prometheus::default()),
+        grafana: None,
+        https: None,
+        backup: None,
+        images: None,
+    };
+    let mut text =
+        serde_json::to_string_pretty(&config).expect("an environment config always serializes");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,371 @@
+//! provision, destroy and register against the real LXD of this machine.
+//!
+//! Needs LXD and the test images: `provisioning/ci/install-lxd-test-deps.sh` (run by
+//! `provisioning/test.sh`) sets up both. The tests run one at a time: each creates its own
+//! instance and removes it.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Run, Sandbox};
+use serde_json::{Value, json};
+use torrust_tracker_deployer::lxd::{LxdClient, UnixSocket, find_socket};
+use torrust_tracker_deployer::ssh::{ConnectOptions, PassphraseSource, Session, Target};
+
+const IMAGE: &str = "torrust/debian-12";
+const IMAGE_NO_CLOUD_INIT: &str = "torrust/debian-12-nocloud";
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn lxd() -> LxdClient<UnixSocket> {
+    let socket = find_socket(None).unwrap_or_else(|e| {
+        panic!("{e}\nThe LXD tests need LXD: run provisioning/ci/install-lxd-test-deps.sh")
+    });
+    LxdClient::new(UnixSocket::new(&socket), None)
+}
+
+fn instance_exists(name: &str) -> bool {
+    runtime().block_on(lxd().instance(name)).unwrap().is_some()
+}
+
+fn profile_exists(name: &str) -> bool {
+    runtime().block_on(lxd().profile(name)).unwrap().is_some()
+}
+
+fn exec_in(instance: &str, script: &str) {
+    let r = runtime()
+        .block_on(lxd().exec(instance, &["sh", "-c", script]))
+        .unwrap();
+    assert_eq!(r.exit_code, 0, "{script}: {}", r.stderr);
+}
+
+/// An environment file for `name` on the given image, with a unique instance and profile.
+fn env(sb: &Sandbox, name: &str, image: &str) -> String {
+    let cfg = json!({
+        "environment": { "name": name },
+        "ssh_credentials": {},
+        "provider": { "provider": "lxd", "profile_name": format!("torrust-test-{name}"), "image": image },
+        "tracker": {
+            "core": { "database": { "driver": "sqlite3", "database_name": "tracker.db" }, "private": false },
+            "udp_trackers": [ { "bind_address": "0.0.0.0:6969" } ],
+            "http_trackers": [ { "bind_address": "0.0.0.0:7070" } ],
+            "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": "TestAdminToken0123456789" },
+            "health_check_api": { "bind_address": "127.0.0.1:1313" }
+        }
+    });
+    let file = sb.env_file(&format!("{name}.json"), &cfg);
+    sb.run(&["create", "environment", "--env-file", &file]).ok();
+    file
+}
+
+fn state(sb: &Sandbox, name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(sb.data().join(name).join("state.json")).unwrap())
+        .unwrap()
+}
+
+/// Logs in with the environment's key and pinned host key, and runs `command`.
+fn ssh(sb: &Sandbox, name: &str, command: &str) -> String {
+    let st = state(sb, name);
+    let target = Target {
+        host: st["host"]["ip"].as_str().unwrap().to_string(),
+        port: st["host"]["ssh_port"].as_u64().unwrap() as u16,
+        user: "torrust".into(),
+        private_key: sb.data().join(name).join("ssh/id_ed25519"),
+        known_hosts: sb.data().join(name).join("known_hosts"),
+    };
+    runtime().block_on(async {
+        let options = ConnectOptions {
+            retry_deadline: Duration::ZERO,
+            passphrase: PassphraseSource::none(),
+            ..ConnectOptions::default()
+        };
+        let session = Session::connect(&target, &options).await.unwrap();
+        let out = session.exec(command).await.unwrap();
+        session.close().await;
+        out.stdout_str()
+    })
+}
+
+/// Destroys the environment whatever happens in the test.
+struct Cleanup<'a>(&'a Sandbox, &'a str);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["destroy", self.1]);
+    }
+}
+
+fn provision(sb: &Sandbox, name: &str) -> Run {
+    sb.run(&["-o", "json", "provision", name])
+}
+
+#[test]
+fn provision_is_idempotent_and_destroy_leaves_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = "lxd-basic";
+    env(&sb, name, IMAGE);
+    let _cleanup = Cleanup(&sb, name);
+
+    // 1. provision, then SSH works with the pinned key.
+    let first = provision(&sb, name).ok().json();
+    assert_eq!(first["changed"], true);
+    let instance = first["instance"].as_str().unwrap().to_string();
+    assert_eq!(ssh(&sb, name, "id -un").trim(), "torrust");
+    assert_eq!(ssh(&sb, name, "sudo -n id -u").trim(), "0");
+    let known = std::fs::read_to_string(sb.data().join(name).join("known_hosts")).unwrap();
+    assert!(known.contains(first["ip"].as_str().unwrap()), "{known}");
+    assert_eq!(state(&sb, name)["lifecycle"], "provisioned");
+    // Docker needs nesting.
+    let profile = runtime()
+        .block_on(lxd().profile(&format!("torrust-test-{name}")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(profile["config"]["security.nesting"], "true");
+
+    // 2. provision again is a no-op.
+    let second = provision(&sb, name).ok().json();
+    assert_eq!(second["changed"], false, "{second:#}");
+    assert_eq!(second["ip"], first["ip"]);
+    assert!(
+        second["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["changed"] == false),
+        "{second:#}"
+    );
+
+    // 3. destroy leaves nothing in LXD.
+    let run = sb.run(&["destroy", name]).ok();
+    assert!(run.stdout.contains("destroyed"), "{run:?}");
+    assert!(!instance_exists(&instance));
+    assert!(!profile_exists(&format!("torrust-test-{name}")));
+    assert!(!sb.data().join(name).join("known_hosts").exists());
+    assert_eq!(state(&sb, name)["lifecycle"], "destroyed");
+
+    // 4. destroy again succeeds.
+    sb.run(&["destroy", name]).ok();
+}
+
+#[test]
+fn a_killed_provision_resumes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = "lxd-killed";
+    env(&sb, name, IMAGE);
+    let _cleanup = Cleanup(&sb, name);
+    let instance = format!("torrust-tracker-vm-{name}");
+
+    let mut child = sb.command(&["provision", name]).spawn().unwrap();
+    let start = Instant::now();
+    while !instance_exists(&instance) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the instance never appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "provision ended before the instance existed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // kill -9 our own child, by its PID.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let st = state(&sb, name);
+    assert_eq!(st["lifecycle"], "created");
+    assert_eq!(st["last_run"]["status"], "running", "{st:#}");
+
+    let run = provision(&sb, name).ok();
+    assert!(run.stderr.contains("previous `provision`"), "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["instance"], instance.as_str());
+    assert_eq!(ssh(&sb, name, "id -un").trim(), "torrust");
+    assert_eq!(state(&sb, name)["last_run"]["status"], "succeeded");
+}
+
+#[test]
+fn a_changed_host_key_is_refused() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = "lxd-hostkey";
+    env(&sb, name, IMAGE);
+    let _cleanup = Cleanup(&sb, name);
+    let doc = provision(&sb, name).ok().json();
+    let ip = doc["ip"].as_str().unwrap().to_string();
+    let instance = doc["instance"].as_str().unwrap().to_string();
+
+    // The same host now presents another key.
+    exec_in(
+        &instance,
+        "rm -f /etc/ssh/ssh_host_*; ssh-keygen -A >/dev/null; systemctl restart ssh",
+    );
+    let run = sb.run(&["provision", name]).code(1);
+    assert!(run.stderr.contains("CHANGED"), "{run:?}");
+    assert!(run.stderr.contains("known_hosts"), "{run:?}");
+    assert!(run.stderr.contains("wait for SSH"), "{run:?}");
+    let st = state(&sb, name);
+    assert_eq!(st["last_run"]["status"], "failed");
+    assert!(std::path::Path::new(st["last_run"]["trace_file"].as_str().unwrap()).exists());
+
+    // register refuses it too (after destroy, so it may adopt a host; the pin is kept by hand
+    // here to model an operator re-registering a host whose key changed).
+    let other = "lxd-hostkey-reg";
+    env(&sb, other, IMAGE);
+    // Pin the old key for this address in the second environment.
+    let pinned = std::fs::read_to_string(sb.data().join(name).join("known_hosts")).unwrap();
+    std::fs::write(sb.data().join(other).join("known_hosts"), &pinned).unwrap();
+    std::fs::copy(
+        sb.data().join(name).join("ssh/id_ed25519"),
+        sb.data().join(other).join("ssh/id_ed25519"),
+    )
+    .unwrap();
+    let run = sb.run(&["register", other, "--instance-ip", &ip]).code(1);
+    assert!(run.stderr.contains("CHANGED"), "{run:?}");
+}
+
+#[test]
+fn register_adopts_a_host_and_destroy_leaves_it_alone() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let owner = "lxd-owner";
+    env(&sb, owner, IMAGE);
+    let _cleanup = Cleanup(&sb, owner);
+    let doc = provision(&sb, owner).ok().json();
+    let ip = doc["ip"].as_str().unwrap().to_string();
+    let instance = doc["instance"].as_str().unwrap().to_string();
+
+    // A second environment adopts the same host with the same key.
+    let adopter = "lxd-adopter";
+    env(&sb, adopter, IMAGE);
+    std::fs::copy(
+        sb.data().join(owner).join("ssh/id_ed25519"),
+        sb.data().join(adopter).join("ssh/id_ed25519"),
+    )
+    .unwrap();
+    let reg = sb
+        .run(&["-o", "json", "register", adopter, "--instance-ip", &ip])
+        .ok()
+        .json();
+    assert_eq!(reg["host_key"], doc["host_key"]);
+    assert_eq!(state(&sb, adopter)["lifecycle"], "provisioned");
+    assert_eq!(state(&sb, adopter)["host"]["registered"], true);
+    assert_eq!(ssh(&sb, adopter, "id -un").trim(), "torrust");
+
+    sb.run(&["destroy", adopter]).ok();
+    assert!(
+        instance_exists(&instance),
+        "destroy removed a registered host"
+    );
+}
+
+#[test]
+fn bad_inputs_fail_with_the_fix() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+
+    // An unknown image alias.
+    let name = "lxd-noimage";
+    env(&sb, name, "torrust/no-such-image");
+    let _cleanup = Cleanup(&sb, name);
+    let run = sb.run(&["provision", name]).code(1);
+    assert!(run.stderr.contains("torrust/no-such-image"), "{run:?}");
+    assert!(run.stderr.contains("build-debian-image.sh"), "{run:?}");
+    assert!(run.stderr.contains("image import"), "{run:?}");
+    assert!(!instance_exists(&format!("torrust-tracker-vm-{name}")));
+
+    // No LXD socket where the file says.
+    let mut cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(sb.path().join(format!("{name}.json"))).unwrap(),
+    )
+    .unwrap();
+    cfg["environment"]["name"] = json!("lxd-nosocket");
+    cfg["provider"]["image"] = json!(IMAGE);
+    cfg["provider"]["socket_path"] = json!("/nonexistent/lxd/unix.socket");
+    let file = sb.env_file("nosocket.json", &cfg);
+    sb.run(&["create", "environment", "--env-file", &file]).ok();
+    let run = sb.run(&["provision", "lxd-nosocket"]).code(1);
+    assert!(
+        run.stderr.contains("/nonexistent/lxd/unix.socket"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("socket_path"), "{run:?}");
+    let run = sb.run(&["check", "lxd-nosocket"]).code(1);
+    assert!(run.stdout.contains("FAIL"), "{run:?}");
+
+    // A socket path that is not LXD's socket (a plain file): cannot be opened as a socket.
+    let fake = sb.path().join("not-a-socket");
+    std::fs::write(&fake, "").unwrap();
+    cfg["environment"]["name"] = json!("lxd-badsocket");
+    cfg["provider"]["socket_path"] = json!(fake);
+    let file = sb.env_file("badsocket.json", &cfg);
+    sb.run(&["create", "environment", "--env-file", &file]).ok();
+    let run = sb.run(&["provision", "lxd-badsocket"]).code(1);
+    assert!(run.stderr.contains("cannot reach LXD"), "{run:?}");
+    assert!(run.stderr.contains("not-a-socket"), "{run:?}");
+}
+
+#[test]
+fn an_image_without_cloud_init_still_provisions() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = "lxd-nocloud";
+    env(&sb, name, IMAGE_NO_CLOUD_INIT);
+    let _cleanup = Cleanup(&sb, name);
+    let doc = provision(&sb, name).ok().json();
+    let prepare = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "prepare SSH access")
+        .unwrap()
+        .clone();
+    assert_eq!(prepare["changed"], true, "{doc:#}");
+    assert!(
+        prepare["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no cloud-init")
+    );
+    assert_eq!(ssh(&sb, name, "id -un").trim(), "torrust");
+    assert_eq!(ssh(&sb, name, "sudo -n id -u").trim(), "0");
+    // Again: nothing to do.
+    let again = provision(&sb, name).ok().json();
+    assert_eq!(again["changed"], false, "{again:#}");
+}
+
+#[test]
+fn check_reports_a_ready_machine() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = "lxd-check";
+    env(&sb, name, IMAGE);
+    let doc = sb.run(&["-o", "json", "check", name]).ok().json();
+    assert_eq!(doc["ok"], true, "{doc:#}");
+    let names: Vec<&str> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for n in [
+        "LXD socket",
+        "LXD API",
+        "storage pool",
+        "network",
+        "image",
+        "SSH key",
+    ] {
+        assert!(names.contains(&n), "{n} not checked: {names:?}");
+    }
+}
