@@ -9,6 +9,6 @@ for script in provisioning/ci/install-*-deps.sh; do
   bash "$script"
 done
 
-cargo test --locked --all-targets
+cargo test --locked --no-fail-fast --all-targets
 # Doc tests (not run by --all-targets).
 cargo test --locked --doc

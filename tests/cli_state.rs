@@ -42,7 +42,7 @@ fn show_gives_state_settings_and_next_step() {
         doc["next"]["command"],
         "torrust-tracker-deployer provision alpha"
     );
-    assert_eq!(doc["next"]["available"], false);
+    assert_eq!(doc["next"]["available"], true);
 }
 
 #[test]
