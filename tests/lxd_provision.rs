@@ -19,6 +19,12 @@ const IMAGE_NO_CLOUD_INIT: &str = "torrust/debian-12-nocloud";
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// `base` with a suffix unique to this test process, so that two runs sharing one LXD (a
+/// developer's and CI's) never touch each other's instances.
+fn unique(base: &str) -> String {
+    format!("{base}-{:04x}", std::process::id() & 0xffff)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,7 +118,7 @@ fn provision(sb: &Sandbox, name: &str) -> Run {
 fn provision_is_idempotent_and_destroy_leaves_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
-    let name = "lxd-basic";
+    let name = &unique("lxd-basic");
     env(&sb, name, IMAGE);
     let _cleanup = Cleanup(&sb, name);
 
@@ -161,24 +167,36 @@ fn provision_is_idempotent_and_destroy_leaves_nothing() {
 fn a_killed_provision_resumes() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
-    let name = "lxd-killed";
+    let name = &unique("lxd-killed");
     env(&sb, name, IMAGE);
     let _cleanup = Cleanup(&sb, name);
     let instance = format!("torrust-tracker-vm-{name}");
 
     let mut child = sb.command(&["provision", name]).spawn().unwrap();
+    // Kill it once the instance exists and runs: while it waits for the address or for SSH.
     let start = Instant::now();
-    while !instance_exists(&instance) {
+    loop {
         assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the instance never appeared"
+            start.elapsed() < Duration::from_secs(180),
+            "provision never reached the waits"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "provision ended before the instance existed"
+            "provision ended before it could be killed"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        let step = std::fs::read_to_string(sb.data().join(name).join("state.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|s| s["last_run"]["step"].as_str().map(str::to_string));
+        if matches!(
+            step.as_deref(),
+            Some("wait for IPv4" | "prepare SSH access" | "wait for SSH")
+        ) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(instance_exists(&instance));
     // kill -9 our own child, by its PID.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -198,7 +216,7 @@ fn a_killed_provision_resumes() {
 fn a_changed_host_key_is_refused() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
-    let name = "lxd-hostkey";
+    let name = &unique("lxd-hostkey");
     env(&sb, name, IMAGE);
     let _cleanup = Cleanup(&sb, name);
     let doc = provision(&sb, name).ok().json();
@@ -220,7 +238,7 @@ fn a_changed_host_key_is_refused() {
 
     // register refuses it too (after destroy, so it may adopt a host; the pin is kept by hand
     // here to model an operator re-registering a host whose key changed).
-    let other = "lxd-hostkey-reg";
+    let other = &unique("lxd-hostkey-reg");
     env(&sb, other, IMAGE);
     // Pin the old key for this address in the second environment.
     let pinned = std::fs::read_to_string(sb.data().join(name).join("known_hosts")).unwrap();
@@ -238,7 +256,7 @@ fn a_changed_host_key_is_refused() {
 fn register_adopts_a_host_and_destroy_leaves_it_alone() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
-    let owner = "lxd-owner";
+    let owner = &unique("lxd-owner");
     env(&sb, owner, IMAGE);
     let _cleanup = Cleanup(&sb, owner);
     let doc = provision(&sb, owner).ok().json();
@@ -246,7 +264,7 @@ fn register_adopts_a_host_and_destroy_leaves_it_alone() {
     let instance = doc["instance"].as_str().unwrap().to_string();
 
     // A second environment adopts the same host with the same key.
-    let adopter = "lxd-adopter";
+    let adopter = &unique("lxd-adopter");
     env(&sb, adopter, IMAGE);
     std::fs::copy(
         sb.data().join(owner).join("ssh/id_ed25519"),
@@ -275,7 +293,7 @@ fn bad_inputs_fail_with_the_fix() {
     let sb = Sandbox::new();
 
     // An unknown image alias.
-    let name = "lxd-noimage";
+    let name = &unique("lxd-noimage");
     env(&sb, name, "torrust/no-such-image");
     let _cleanup = Cleanup(&sb, name);
     let run = sb.run(&["provision", name]).code(1);
@@ -289,28 +307,30 @@ fn bad_inputs_fail_with_the_fix() {
         &std::fs::read_to_string(sb.path().join(format!("{name}.json"))).unwrap(),
     )
     .unwrap();
-    cfg["environment"]["name"] = json!("lxd-nosocket");
+    let nosocket = unique("lxd-nosocket");
+    cfg["environment"]["name"] = json!(nosocket);
     cfg["provider"]["image"] = json!(IMAGE);
     cfg["provider"]["socket_path"] = json!("/nonexistent/lxd/unix.socket");
     let file = sb.env_file("nosocket.json", &cfg);
     sb.run(&["create", "environment", "--env-file", &file]).ok();
-    let run = sb.run(&["provision", "lxd-nosocket"]).code(1);
+    let run = sb.run(&["provision", &nosocket]).code(1);
     assert!(
         run.stderr.contains("/nonexistent/lxd/unix.socket"),
         "{run:?}"
     );
     assert!(run.stderr.contains("socket_path"), "{run:?}");
-    let run = sb.run(&["check", "lxd-nosocket"]).code(1);
+    let run = sb.run(&["check", &nosocket]).code(1);
     assert!(run.stdout.contains("FAIL"), "{run:?}");
 
     // A socket path that is not LXD's socket (a plain file): cannot be opened as a socket.
     let fake = sb.path().join("not-a-socket");
     std::fs::write(&fake, "").unwrap();
-    cfg["environment"]["name"] = json!("lxd-badsocket");
+    let badsocket = unique("lxd-badsocket");
+    cfg["environment"]["name"] = json!(badsocket);
     cfg["provider"]["socket_path"] = json!(fake);
     let file = sb.env_file("badsocket.json", &cfg);
     sb.run(&["create", "environment", "--env-file", &file]).ok();
-    let run = sb.run(&["provision", "lxd-badsocket"]).code(1);
+    let run = sb.run(&["provision", &badsocket]).code(1);
     assert!(run.stderr.contains("cannot reach LXD"), "{run:?}");
     assert!(run.stderr.contains("not-a-socket"), "{run:?}");
 }
@@ -319,7 +339,7 @@ fn bad_inputs_fail_with_the_fix() {
 fn an_image_without_cloud_init_still_provisions() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
-    let name = "lxd-nocloud";
+    let name = &unique("lxd-nocloud");
     env(&sb, name, IMAGE_NO_CLOUD_INIT);
     let _cleanup = Cleanup(&sb, name);
     let doc = provision(&sb, name).ok().json();
@@ -348,7 +368,7 @@ fn an_image_without_cloud_init_still_provisions() {
 fn check_reports_a_ready_machine() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
-    let name = "lxd-check";
+    let name = &unique("lxd-check");
     env(&sb, name, IMAGE);
     let doc = sb.run(&["-o", "json", "check", name]).ok().json();
     assert_eq!(doc["ok"], true, "{doc:#}");
@@ -368,4 +388,108 @@ fn check_reports_a_ready_machine() {
     ] {
         assert!(names.contains(&n), "{n} not checked: {names:?}");
     }
+}
+
+#[test]
+fn a_custom_ssh_port_works_without_a_reboot() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = &unique("lxd-port");
+    let file = env(&sb, name, IMAGE);
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    cfg["ssh_credentials"]["port"] = json!(2222);
+    std::fs::write(&file, cfg.to_string()).unwrap();
+    sb.run(&["create", "environment", "--env-file", &file]).ok();
+    let _cleanup = Cleanup(&sb, name);
+    let doc = provision(&sb, name).ok().json();
+    assert_eq!(doc["ssh_port"], 2222);
+    assert_eq!(ssh(&sb, name, "id -un").trim(), "torrust");
+    // One boot only: the instance has not restarted since it started.
+    let boots = ssh(
+        &sb,
+        name,
+        "journalctl --list-boots --no-pager 2>/dev/null | grep -cE '^ *-?[0-9]+ '",
+    );
+    assert_eq!(boots.trim(), "1", "the instance booted more than once");
+}
+
+/// Builds a tiny split image (metadata directory + rootfs directory) and imports it: the
+/// command packs both with the tar crate and streams them to LXD.
+#[test]
+fn image_import_uploads_a_split_image_and_aliases_it() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let meta = sb.path().join("meta");
+    let rootfs = sb.path().join("rootfs");
+    std::fs::create_dir_all(meta.join("templates")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(
+        meta.join("metadata.yaml"),
+        "architecture: x86_64\ncreation_date: 1764000000\nproperties:\n  description: torrust test image\n",
+    )
+    .unwrap();
+    // Unique content, so the image is new to LXD.
+    let marker = format!("{:?}", std::time::SystemTime::now());
+    std::fs::write(rootfs.join("etc/marker"), &marker).unwrap();
+    let alias = &format!("torrust-test/imported-{}", unique("run"));
+
+    let doc = sb
+        .run(&[
+            "-o",
+            "json",
+            "image",
+            "import",
+            "--metadata",
+            meta.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--alias",
+            alias,
+        ])
+        .ok()
+        .json();
+    assert_eq!(doc["uploaded"], true, "{doc:#}");
+    let fingerprint = doc["fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(fingerprint.len(), 64);
+    let client = lxd();
+    let rt = runtime();
+    let image = rt.block_on(client.local_image(alias)).unwrap().unwrap();
+    assert_eq!(image["fingerprint"], fingerprint.as_str());
+    assert_eq!(image["properties"]["description"], "torrust test image");
+
+    // Again: the same content is not uploaded twice.
+    let again = sb
+        .run(&[
+            "-o",
+            "json",
+            "image",
+            "import",
+            "--metadata",
+            meta.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--alias",
+            alias,
+        ])
+        .ok()
+        .json();
+    assert_eq!(again["fingerprint"], fingerprint.as_str());
+    assert_eq!(again["uploaded"], false);
+
+    // A metadata directory without metadata.yaml is refused with the reason.
+    std::fs::remove_file(meta.join("metadata.yaml")).unwrap();
+    let run = sb.run(&[
+        "image",
+        "import",
+        "--metadata",
+        meta.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--alias",
+        alias,
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("metadata.yaml"), "{run:?}");
+
+    rt.block_on(client.delete_image(&fingerprint)).unwrap();
 }

@@ -597,6 +597,25 @@ impl<T: Transport> LxdClient<T> {
             })
     }
 
+    /// Deletes an image (and so its aliases); a missing one is fine.
+    pub async fn delete_image(&self, fingerprint: &str) -> Result<bool, LxdError> {
+        let doing = format!("deleting image {fingerprint}");
+        match self
+            .call(
+                &doing,
+                Method::DELETE,
+                &format!("/1.0/images/{fingerprint}"),
+                Vec::new(),
+                transport::empty(),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Points `alias` at `fingerprint`, creating or moving it.
     pub async fn set_alias(&self, alias: &str, fingerprint: &str) -> Result<(), LxdError> {
         let doing = format!("setting image alias '{alias}'");

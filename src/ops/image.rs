@@ -52,11 +52,7 @@ impl From<ImageError> for OpsError {
             ImageError::NoMetadataYaml { .. } | ImageError::Read { .. } => {
                 OpsError::Refused(e.to_string())
             }
-            other => OpsError::StepFailed {
-                step: "image import".into(),
-                message: other.to_string(),
-                trace_file: PathBuf::new(),
-            },
+            other => OpsError::Failed(other.to_string()),
         }
     }
 }
@@ -139,6 +135,22 @@ async fn multipart(metadata: PathBuf, rootfs: PathBuf, boundary: &str) -> Result
     Ok(BodyExt::boxed(StreamBody::new(all)))
 }
 
+fn split_fingerprint(metadata: &Path, rootfs: &Path) -> Result<String, ImageError> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for path in [metadata, rootfs] {
+        let mut file = std::fs::File::open(path).map_err(|source| ImageError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        std::io::copy(&mut file, &mut hasher).map_err(|source| ImageError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
 pub async fn import(
     metadata: &Path,
     rootfs: &Path,
@@ -151,49 +163,46 @@ pub async fn import(
     let scratch = tempfile::tempdir().map_err(OpsError::io("cannot create a scratch directory"))?;
     let meta = as_tarball(metadata, scratch.path(), "metadata.tar", true)?;
     let root = as_tarball(rootfs, scratch.path(), "rootfs.tar", false)?;
-    let before = client.local_image(alias).await.map_err(ImageError::from)?;
-    let boundary = format!("torrust-{:016x}", rand::random::<u64>());
-    let size = std::fs::metadata(&root).map(|m| m.len()).unwrap_or(0);
-    tracing::info!(
-        "uploading {} and {} ({} MiB) to {}",
-        meta.display(),
-        root.display(),
-        size / (1024 * 1024),
-        client.endpoint()
-    );
-    let started = std::time::Instant::now();
-    let body = multipart(meta, root, &boundary).await?;
-    let result = client.import_image(body, &boundary, false).await;
-    let fingerprint = match result {
-        Ok(fp) => fp,
-        // The same content is already in the store: LXD refuses the duplicate.
-        Err(LxdError::Operation { message, .. }) if message.contains("already exists") => {
-            let fp = message
-                .split_whitespace()
-                .find(|w| w.len() == 64 && w.chars().all(|c| c.is_ascii_hexdigit()))
-                .map(str::to_string);
-            match fp {
-                Some(fp) => fp,
-                None => {
-                    return Err(ImageError::Lxd(LxdError::Operation {
-                        doing: "importing the image".into(),
-                        message,
-                    })
-                    .into());
-                }
-            }
+    // LXD names a split image by the SHA-256 of its metadata tarball followed by its rootfs.
+    let fingerprint = split_fingerprint(&meta, &root)?;
+    let present = client
+        .local_image(&fingerprint)
+        .await
+        .map_err(ImageError::from)?
+        .is_some();
+    if present {
+        tracing::info!(
+            "LXD already has image {}; not uploading it again",
+            &fingerprint[..12]
+        );
+    } else {
+        let boundary = format!("torrust-{:016x}", rand::random::<u64>());
+        let size = std::fs::metadata(&root).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(
+            "uploading {} and {} ({} MiB) to {}",
+            meta.display(),
+            root.display(),
+            size / (1024 * 1024),
+            client.endpoint()
+        );
+        let started = std::time::Instant::now();
+        let body = multipart(meta, root, &boundary).await?;
+        let uploaded = client
+            .import_image(body, &boundary, false)
+            .await
+            .map_err(ImageError::from)?;
+        if uploaded != fingerprint {
+            tracing::warn!("LXD computed fingerprint {uploaded}, expected {fingerprint}");
         }
-        Err(e) => return Err(ImageError::from(e).into()),
-    };
-    tracing::info!("uploaded in {:.1}s", started.elapsed().as_secs_f64());
+        tracing::info!("uploaded in {:.1}s", started.elapsed().as_secs_f64());
+    }
     client
         .set_alias(alias, &fingerprint)
         .await
         .map_err(ImageError::from)?;
-    let uploaded = before.as_ref().and_then(|b| b["fingerprint"].as_str()) != Some(&fingerprint);
     Ok(Imported {
         alias: alias.to_string(),
         fingerprint,
-        uploaded,
+        uploaded: !present,
     })
 }

@@ -34,6 +34,9 @@ pub enum OpsError {
     },
     #[error("{0}")]
     Refused(String),
+    /// An operation without recorded steps failed.
+    #[error("{0}")]
+    Failed(String),
     #[error("{0} check(s) failed; see the fixes above")]
     CheckFailed(usize),
     #[error("{context}: {source}")]
@@ -79,6 +82,7 @@ impl OpsError {
             OpsError::Io { .. } => "io",
             OpsError::StepFailed { .. } => "step_failed",
             OpsError::CheckFailed(_) => "check_failed",
+            OpsError::Failed(_) => "failed",
         }
     }
 }

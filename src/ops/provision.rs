@@ -295,8 +295,25 @@ pub async fn provision(
             if st.status == "Running" {
                 return Ok(false);
             }
-            client.change_state(&instance, "start", false).await?;
-            Ok::<_, ProvisionError>(true)
+            // LXD's start hooks call back into the daemon; on a loaded host they can time out
+            // (`forkstart ... exit status 1`). The start is safe to repeat, so try again.
+            let mut attempt = 1;
+            loop {
+                match client.change_state(&instance, "start", false).await {
+                    Ok(()) => return Ok(true),
+                    Err(e @ LxdError::Operation { .. }) if attempt < 3 => {
+                        if client.instance_state(&instance).await?.status == "Running" {
+                            return Ok(true);
+                        }
+                        tracing::warn!(
+                            "starting '{instance}' failed (attempt {attempt} of 3), retrying: {e}"
+                        );
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Err(e) => return Err(ProvisionError::from(e)),
+                }
+            }
         })
         .await?;
     reports.push(StepReport {
