@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for script in provisioning/ci/install-*-deps.sh; do
+for script in provisioning/ci/install-build-deps.sh provisioning/ci/install-sshd-test-deps.sh; do
   [ -e "$script" ] || continue
   bash "$script"
 done
