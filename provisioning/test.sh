@@ -9,6 +9,6 @@ for script in provisioning/ci/install-build-deps.sh provisioning/ci/install-sshd
   bash "$script"
 done
 
-cargo test --locked --no-fail-fast --all-targets
-# Doc tests (not run by --all-targets).
+# Doc tests first (--all-targets does not run them), so that the last summary is the main run's.
 cargo test --locked --doc
+cargo test --locked --no-fail-fast --all-targets
