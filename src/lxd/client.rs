@@ -263,6 +263,18 @@ impl<T: Transport> LxdClient<T> {
         }
     }
 
+    /// `DELETE`, with a 404 as `false` (already gone).
+    async fn delete_opt(&self, doing: &str, path: &str) -> Result<bool, LxdError> {
+        match self
+            .call(doing, Method::DELETE, path, Vec::new(), transport::empty())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn send_json(
         &self,
         doing: &str,
@@ -325,21 +337,11 @@ impl<T: Transport> LxdClient<T> {
 
     /// Deletes a profile; a missing one is fine. Returns whether it existed.
     pub async fn delete_profile(&self, name: &str) -> Result<bool, LxdError> {
-        let doing = format!("deleting profile '{name}'");
-        match self
-            .call(
-                &doing,
-                Method::DELETE,
-                &format!("/1.0/profiles/{name}"),
-                Vec::new(),
-                transport::empty(),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.delete_opt(
+            &format!("deleting profile '{name}'"),
+            &format!("/1.0/profiles/{name}"),
+        )
+        .await
     }
 
     pub async fn network(&self, name: &str) -> Result<Option<Value>, LxdError> {
@@ -474,21 +476,11 @@ impl<T: Transport> LxdClient<T> {
 
     /// Deletes an instance; a missing one is fine. Returns whether it existed.
     pub async fn delete_instance(&self, name: &str) -> Result<bool, LxdError> {
-        let doing = format!("deleting instance '{name}'");
-        match self
-            .call(
-                &doing,
-                Method::DELETE,
-                &format!("/1.0/instances/{name}"),
-                Vec::new(),
-                transport::empty(),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.delete_opt(
+            &format!("deleting instance '{name}'"),
+            &format!("/1.0/instances/{name}"),
+        )
+        .await
     }
 
     /// Writes a file into an instance.
@@ -599,21 +591,11 @@ impl<T: Transport> LxdClient<T> {
 
     /// Deletes an image (and so its aliases); a missing one is fine.
     pub async fn delete_image(&self, fingerprint: &str) -> Result<bool, LxdError> {
-        let doing = format!("deleting image {fingerprint}");
-        match self
-            .call(
-                &doing,
-                Method::DELETE,
-                &format!("/1.0/images/{fingerprint}"),
-                Vec::new(),
-                transport::empty(),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.delete_opt(
+            &format!("deleting image {fingerprint}"),
+            &format!("/1.0/images/{fingerprint}"),
+        )
+        .await
     }
 
     /// Points `alias` at `fingerprint`, creating or moving it.
