@@ -57,10 +57,13 @@ ours() {
 JSON
   "$bin" --data-dir "$work/data" -q create environment --env-file "$work/$name.json" >/dev/null
   t0=$(now)
-  "$bin" --data-dir "$work/data" -q provision "$name" >/dev/null
-  t1=$(now)
-  "$bin" --data-dir "$work/data" -q destroy "$name" >/dev/null
-  elapsed "$t0" "$t1"
+  if "$bin" --data-dir "$work/data" -q provision "$name" >/dev/null 2>"$work/$name.err"; then
+    t1=$(now)
+    elapsed "$t0" "$t1"
+  else
+    echo "failed ($(grep -o 'step failed: [a-z ]*' "$work/$name.err" | head -n1))"
+  fi
+  "$bin" --data-dir "$work/data" -q destroy "$name" >/dev/null 2>&1 || true
 }
 
 echo "| round | lxc launch + SSH (s) | deployer provision (s) |"
