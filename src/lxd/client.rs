@@ -465,7 +465,15 @@ impl<T: Transport> LxdClient<T> {
         force: bool,
     ) -> Result<(), LxdError> {
         self.send_json(
-            &format!("{action}ing instance '{name}'"),
+            &format!(
+                "{} instance '{name}'",
+                match action {
+                    "start" => "starting",
+                    "stop" => "stopping",
+                    "restart" => "restarting",
+                    other => other,
+                }
+            ),
             Method::PUT,
             &format!("/1.0/instances/{name}/state"),
             &json!({ "action": action, "timeout": 30, "force": force }),

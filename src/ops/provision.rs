@@ -577,7 +577,13 @@ pub async fn destroy(
                     return Ok(false);
                 }
                 if client.instance_state(&instance).await?.status != "Stopped" {
-                    client.change_state(&instance, "stop", true).await?;
+                    // A clean shutdown first; force only if it does not stop in time.
+                    if let Err(e) = client.change_state(&instance, "stop", false).await
+                        && client.instance_state(&instance).await?.status != "Stopped"
+                    {
+                        tracing::info!("clean stop of '{instance}' failed ({e}); forcing it");
+                        client.change_state(&instance, "stop", true).await?;
+                    }
                 }
                 client.delete_instance(&instance).await
             })
