@@ -449,11 +449,9 @@ fn image_import_uploads_a_split_image_and_aliases_it() {
     let marker = format!("{:?}", std::time::SystemTime::now());
     std::fs::write(rootfs.join("etc/marker"), &marker).unwrap();
     let alias = &format!("torrust-test/imported-{}", unique("run"));
-
-    let doc = sb
-        .run(&[
-            "-o",
-            "json",
+    let import = |global: &[&str]| {
+        let mut args = global.to_vec();
+        args.extend([
             "image",
             "import",
             "--metadata",
@@ -462,9 +460,11 @@ fn image_import_uploads_a_split_image_and_aliases_it() {
             rootfs.to_str().unwrap(),
             "--alias",
             alias,
-        ])
-        .ok()
-        .json();
+        ]);
+        sb.run(&args)
+    };
+
+    let doc = import(&["-o", "json"]).ok().json();
     assert_eq!(doc["uploaded"], true, "{doc:#}");
     let fingerprint = doc["fingerprint"].as_str().unwrap().to_string();
     assert_eq!(fingerprint.len(), 64);
@@ -475,36 +475,13 @@ fn image_import_uploads_a_split_image_and_aliases_it() {
     assert_eq!(image["properties"]["description"], "torrust test image");
 
     // Again: the same content is not uploaded twice.
-    let again = sb
-        .run(&[
-            "-o",
-            "json",
-            "image",
-            "import",
-            "--metadata",
-            meta.to_str().unwrap(),
-            "--rootfs",
-            rootfs.to_str().unwrap(),
-            "--alias",
-            alias,
-        ])
-        .ok()
-        .json();
+    let again = import(&["-o", "json"]).ok().json();
     assert_eq!(again["fingerprint"], fingerprint.as_str());
     assert_eq!(again["uploaded"], false);
 
     // A metadata directory without metadata.yaml is refused with the reason.
     std::fs::remove_file(meta.join("metadata.yaml")).unwrap();
-    let run = sb.run(&[
-        "image",
-        "import",
-        "--metadata",
-        meta.to_str().unwrap(),
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--alias",
-        alias,
-    ]);
+    let run = import(&[]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("metadata.yaml"), "{run:?}");
 

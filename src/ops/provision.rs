@@ -265,14 +265,7 @@ pub async fn provision(
             client
                 .create_instance(&lxd_host::instance_request(&provider, &instance))
                 .await?;
-            s.host = Some(HostRecord {
-                ip: String::new(),
-                ssh_port: creds.port,
-                host_key: None,
-                instance: Some(instance.clone()),
-                profile: Some(provider.profile_name.clone()),
-                registered: false,
-            });
+            s.host = Some(lxd_host_record(&instance, &provider, creds.port));
             Ok::<_, ProvisionError>(true)
         })
         .await?;
@@ -327,14 +320,9 @@ pub async fn provision(
             let ip =
                 lxd_host::wait_for_ipv4(&client, &instance, &provider.network, options.ip_timeout)
                     .await?;
-            let host = s.host.get_or_insert_with(|| HostRecord {
-                ip: String::new(),
-                ssh_port: creds.port,
-                host_key: None,
-                instance: Some(instance.clone()),
-                profile: Some(provider.profile_name.clone()),
-                registered: false,
-            });
+            let host = s
+                .host
+                .get_or_insert_with(|| lxd_host_record(&instance, &provider, creds.port));
             host.ip = ip.clone();
             Ok::<_, ProvisionError>(ip)
         })
@@ -410,11 +398,8 @@ pub async fn provision(
     run.step(&mut state, "record host", async |s| {
         s.host = Some(HostRecord {
             ip: ip.clone(),
-            ssh_port: creds.port,
             host_key: Some(host_key.clone()),
-            instance: Some(instance.clone()),
-            profile: Some(provider.profile_name.clone()),
-            registered: false,
+            ..lxd_host_record(&instance, &provider, creds.port)
         });
         Ok::<_, ProvisionError>(())
     })
@@ -438,6 +423,19 @@ pub async fn provision(
         changed: reports.iter().any(|r| r.changed),
         steps: reports,
     })
+}
+
+/// The host record of an LXD instance that provision created; the address and host key are
+/// filled in as provision learns them.
+fn lxd_host_record(instance: &str, provider: &LxdProvider, ssh_port: u16) -> HostRecord {
+    HostRecord {
+        ip: String::new(),
+        ssh_port,
+        host_key: None,
+        instance: Some(instance.to_string()),
+        profile: Some(provider.profile_name.clone()),
+        registered: false,
+    }
 }
 
 /// Connects until `timeout`, also retrying a rejected key for a while: cloud-init may not have
