@@ -7,12 +7,19 @@
 //! - [`config`]: the environment file: types, validation, schema, template.
 //! - [`state`]: the persisted state machine, the data directory and the lock.
 //! - [`lxd`], [`ssh`]: the clients for the LXD API and for hosts.
+//! - [`stack`]: the typed model of the files `release` uploads (compose file, `tracker.toml`,
+//!   `.env`, ...), and the `render` of them.
+//! - [`tasks`]: typed, idempotent host tasks (facts, plan, apply, verify) behind `configure`.
 //! - [`secret`]: the redacting wrapper for secrets.
+//! - [`probe`]: protocol checks of a running tracker (UDP, HTTP, API, health check).
 
 pub mod cli;
 pub mod config;
 pub mod lxd;
 pub mod ops;
+pub mod probe;
 pub mod secret;
 pub mod ssh;
+pub mod stack;
 pub mod state;
+pub mod tasks;

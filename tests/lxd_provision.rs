@@ -1,129 +1,20 @@
 //! provision, destroy and register against the real LXD of this machine.
 //!
-//! Needs LXD and the test images: `provisioning/ci/install-lxd-test-deps.sh` sets up both.
+//! Needs LXD and the test images: `provisioning/ci/install-lxd-test-deps.sh` sets up both, and
+//! `provisioning/test.sh` (the README's test command, run by CI) runs these tests. They are
+//! `#[ignore]`d in a bare `cargo test` only so that it works on a machine without LXD.
 //! The tests run one at a time: each creates its own instance and removes it.
-//!
-//! They are `#[ignore]`d in the default run: on the CI machine (LXD 5.0.2, dir pool, no
-//! systemd), LXD's start and stop hooks sometimes time out after an earlier instance of ours
-//! was stopped (`forkstart ... exit status 1`, "operation timed out after 30s"), so these tests
-//! fail there intermittently for a reason outside this code, still under investigation. Run
-//! them with `bash provisioning/test-lxd.sh`.
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{Run, Sandbox};
+use common::Sandbox;
+use common::lxd::*;
 use serde_json::{Value, json};
-use torrust_tracker_deployer::lxd::{LxdClient, UnixSocket, find_socket};
-use torrust_tracker_deployer::ssh::{ConnectOptions, PassphraseSource, Session, Target};
-
-const IMAGE: &str = "torrust/debian-12";
-const IMAGE_NO_CLOUD_INIT: &str = "torrust/debian-12-nocloud";
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// `base` with a suffix unique to this test process, so that two runs sharing one LXD (a
-/// developer's and CI's) never touch each other's instances.
-fn unique(base: &str) -> String {
-    format!("{base}-{:04x}", std::process::id() & 0xffff)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn lxd() -> LxdClient<UnixSocket> {
-    let socket = find_socket(None).unwrap_or_else(|e| {
-        panic!("{e}\nThe LXD tests need LXD: run provisioning/ci/install-lxd-test-deps.sh")
-    });
-    LxdClient::new(UnixSocket::new(&socket), None)
-}
-
-fn instance_exists(name: &str) -> bool {
-    runtime().block_on(lxd().instance(name)).unwrap().is_some()
-}
-
-fn profile_exists(name: &str) -> bool {
-    runtime().block_on(lxd().profile(name)).unwrap().is_some()
-}
-
-fn exec_in(instance: &str, script: &str) {
-    let r = runtime()
-        .block_on(lxd().exec(instance, &["sh", "-c", script]))
-        .unwrap();
-    assert_eq!(r.exit_code, 0, "{script}: {}", r.stderr);
-}
-
-/// An environment file for `name` on the given image, with a unique instance and profile.
-fn env(sb: &Sandbox, name: &str, image: &str) -> String {
-    let cfg = json!({
-        "environment": { "name": name },
-        "ssh_credentials": {},
-        "provider": { "provider": "lxd", "profile_name": format!("torrust-test-{name}"), "image": image },
-        "tracker": {
-            "core": { "database": { "driver": "sqlite3", "database_name": "tracker.db" }, "private": false },
-            "udp_trackers": [ { "bind_address": "0.0.0.0:6969" } ],
-            "http_trackers": [ { "bind_address": "0.0.0.0:7070" } ],
-            "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": "TestAdminToken0123456789" },
-            "health_check_api": { "bind_address": "127.0.0.1:1313" }
-        }
-    });
-    let file = sb.env_file(&format!("{name}.json"), &cfg);
-    sb.run(&["create", "environment", "--env-file", &file]).ok();
-    file
-}
-
-fn state(sb: &Sandbox, name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(sb.data().join(name).join("state.json")).unwrap())
-        .unwrap()
-}
-
-/// Logs in with the environment's key and pinned host key, and runs `command`.
-fn ssh(sb: &Sandbox, name: &str, command: &str) -> String {
-    let st = state(sb, name);
-    let target = Target {
-        host: st["host"]["ip"].as_str().unwrap().to_string(),
-        port: st["host"]["ssh_port"].as_u64().unwrap() as u16,
-        user: "torrust".into(),
-        private_key: sb.data().join(name).join("ssh/id_ed25519"),
-        known_hosts: sb.data().join(name).join("known_hosts"),
-    };
-    runtime().block_on(async {
-        let options = ConnectOptions {
-            retry_deadline: Duration::ZERO,
-            passphrase: PassphraseSource::none(),
-            ..ConnectOptions::default()
-        };
-        let session = Session::connect(&target, &options).await.unwrap();
-        let out = session.exec(command).await.unwrap();
-        session.close().await;
-        out.stdout_str()
-    })
-}
-
-/// Destroys the environment whatever happens in the test.
-struct Cleanup<'a>(&'a Sandbox, &'a str);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let run = self.0.run(&["destroy", self.1]);
-        if run.code != 0 {
-            eprintln!("cleanup: destroy {} failed: {}", self.1, run.stderr);
-        }
-    }
-}
-
-fn provision(sb: &Sandbox, name: &str) -> Run {
-    sb.run(&["-o", "json", "provision", name])
-}
 
 #[test]
-#[ignore = "needs LXD; run with provisioning/test-lxd.sh"]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
 fn provision_is_idempotent_and_destroy_leaves_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -173,7 +64,7 @@ fn provision_is_idempotent_and_destroy_leaves_nothing() {
 }
 
 #[test]
-#[ignore = "needs LXD; run with provisioning/test-lxd.sh"]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
 fn a_killed_provision_resumes() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -223,7 +114,7 @@ fn a_killed_provision_resumes() {
 }
 
 #[test]
-#[ignore = "needs LXD; run with provisioning/test-lxd.sh"]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
 fn a_changed_host_key_is_refused() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -264,7 +155,7 @@ fn a_changed_host_key_is_refused() {
 }
 
 #[test]
-#[ignore = "needs LXD; run with provisioning/test-lxd.sh"]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
 fn register_adopts_a_host_and_destroy_leaves_it_alone() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -300,7 +191,7 @@ fn register_adopts_a_host_and_destroy_leaves_it_alone() {
 }
 
 #[test]
-#[ignore = "needs LXD; run with provisioning/test-lxd.sh"]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
 fn bad_inputs_fail_with_the_fix() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -349,7 +240,7 @@ fn bad_inputs_fail_with_the_fix() {
 }
 
 #[test]
-#[ignore = "needs LXD; run with provisioning/test-lxd.sh"]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
 fn an_image_without_cloud_init_still_provisions() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -379,7 +270,7 @@ fn an_image_without_cloud_init_still_provisions() {
 }
 
 #[test]
-#[ignore = "needs LXD; run with provisioning/test-lxd.sh"]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
 fn check_reports_a_ready_machine() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -406,7 +297,7 @@ fn check_reports_a_ready_machine() {
 }
 
 #[test]
-#[ignore = "needs LXD; run with provisioning/test-lxd.sh"]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
 fn a_custom_ssh_port_works_without_a_reboot() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -432,7 +323,7 @@ fn a_custom_ssh_port_works_without_a_reboot() {
 /// Builds a tiny split image (metadata directory + rootfs directory) and imports it: the
 /// command packs both with the tar crate and streams them to LXD.
 #[test]
-#[ignore = "needs LXD; run with provisioning/test-lxd.sh"]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
 fn image_import_uploads_a_split_image_and_aliases_it() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -486,4 +377,28 @@ fn image_import_uploads_a_split_image_and_aliases_it() {
     assert!(run.stderr.contains("metadata.yaml"), "{run:?}");
 
     rt.block_on(client.delete_image(&fingerprint)).unwrap();
+}
+
+#[test]
+#[ignore = "needs LXD: provisioning/test.sh runs it"]
+fn an_adopted_instance_with_another_key_fails_fast_with_the_fix() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = &unique("lxd-rekey");
+    let file = env(&sb, name, IMAGE);
+    let _cleanup = Cleanup(&sb, name);
+    let doc = provision(&sb, name).ok().json();
+    let instance = doc["instance"].as_str().unwrap().to_string();
+
+    // The local data goes (a new key is generated on re-create); the instance stays.
+    sb.run(&["purge", name, "--force"]).ok();
+    sb.run(&["create", "environment", "--env-file", &file]).ok();
+    assert!(instance_exists(&instance));
+
+    // The instance is adopted, but it only accepts the old key: a clear error, not a long wait
+    // for a key that cloud-init will never install.
+    let run = sb.run(&["provision", name, "--ssh-timeout", "600"]).code(1);
+    assert!(run.stderr.contains("already existed"), "{run:?}");
+    assert!(run.stderr.contains(&format!("destroy {name}")), "{run:?}");
+    assert_eq!(state(&sb, name)["last_run"]["step"], "wait for SSH");
 }

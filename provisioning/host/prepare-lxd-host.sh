@@ -224,6 +224,12 @@ else
     log "daemon: PID 1 is $(cat /proc/1/comm 2>/dev/null || echo '?'), not systemd: starting lxcfs and lxd by hand"
     LXD_BIN=/usr/bin/lxd
     [ -x "$LXD_BIN" ] || LXD_BIN=$(command -v lxd) || die "lxd binary not found" "apt-get install lxd"
+    # A lxcfs that died (e.g. killed with the session that started it) leaves its FUSE mount
+    # behind: "Transport endpoint is not connected". Drop the dead mount so it can start again.
+    if grep -qs ' /var/lib/lxcfs fuse.lxcfs ' /proc/mounts && ! stat /var/lib/lxcfs >/dev/null 2>&1; then
+        log "daemon: /var/lib/lxcfs is a dead lxcfs mount (its process is gone); unmounting it"
+        umount -l /var/lib/lxcfs || fusermount -u -z /var/lib/lxcfs || true
+    fi
     mkdir -p /var/lib/lxcfs /var/log/lxd
 
     # lxcfs: only if not already mounted.

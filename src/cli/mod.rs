@@ -3,6 +3,7 @@
 
 mod check;
 mod completions;
+mod configure;
 mod create;
 mod destroy;
 mod docs;
@@ -14,6 +15,7 @@ mod output;
 mod provision;
 mod purge;
 mod register;
+mod render;
 mod show;
 mod validate;
 
@@ -78,6 +80,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Create the environment's LXD instance and make it reachable over SSH.
     Provision(provision::Args),
+    /// Install Docker and Compose from the distribution's packages and harden the host.
+    Configure(configure::Args),
     /// Adopt an existing host (checked over SSH, host key pinned) instead of provisioning one.
     Register(register::Args),
     /// Remove the instance and profile provision created, and forget the host key.
@@ -89,6 +93,9 @@ pub enum Command {
     Image(image::ImageCommand),
     /// Show an environment's state, settings (secrets redacted) and what to do next.
     Show(show::Args),
+    /// Write the files `release` would upload (compose file, tracker.toml, .env, ...) under a
+    /// local directory, offline.
+    Render(render::Args),
     /// List every environment with its state.
     List,
     /// Print whether an environment exists (true/false); exit 0 either way.
@@ -109,6 +116,7 @@ impl Command {
         match self {
             Command::Create(create::CreateCommand::Environment(_)) => Some(None),
             Command::Provision(a) => Some(Some(&a.env)),
+            Command::Configure(a) => Some(Some(&a.env)),
             Command::Register(a) => Some(Some(&a.env)),
             Command::Destroy(a) => Some(Some(&a.env)),
             Command::Image(_) => Some(None),
@@ -187,11 +195,13 @@ fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
         Command::Create(c) => create::run(c, global, out),
         Command::Validate(a) => validate::run(a, out),
         Command::Provision(a) => provision::run(a, global, out),
+        Command::Configure(a) => configure::run(a, global, out),
         Command::Register(a) => register::run(a, global, out),
         Command::Destroy(a) => destroy::run(a, global, out),
         Command::Check(a) => check::run(a, global, out),
         Command::Image(c) => image::run(c, out),
         Command::Show(a) => show::run(a, global, out),
+        Command::Render(a) => render::run(a, global, out),
         Command::List => list::run(global, out),
         Command::Exists(a) => exists::run(a, global, out),
         Command::Purge(a) => purge::run(a, global, out),

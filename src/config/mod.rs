@@ -55,6 +55,30 @@ pub struct EnvironmentConfig {
     /// Extension: pins or overrides the container image of each service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<Images>,
+    /// Extension: host settings applied by `configure`. Absent: the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostSettings>,
+}
+
+/// Extension `host`: settings `configure` applies to the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HostSettings {
+    /// Local time (`HH:MM`, 24 h) at which unattended-upgrades reboots the host when an upgrade
+    /// needs it. Default `02:00`.
+    #[serde(default = "default_reboot_time")]
+    pub automatic_reboot_time: String,
+}
+
+fn default_reboot_time() -> String {
+    "02:00".to_string()
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        Self {
+            automatic_reboot_time: default_reboot_time(),
+        }
+    }
 }
 
 impl EnvironmentConfig {
@@ -577,6 +601,11 @@ pub struct Images {
     /// The image that runs the backup job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// For air-gapped hosts: a directory of `docker save` archives (`*.tar`, `*.tar.gz`) that
+    /// `release` uploads and loads instead of pulling from a registry. Relative paths are
+    /// resolved against the environment file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_bundle: Option<PathBuf>,
 }
 
 impl Images {

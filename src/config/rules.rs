@@ -21,6 +21,13 @@ pub(super) fn resolve_key_paths(config: &mut EnvironmentConfig, base_dir: &Path)
     {
         *path = resolve_path(path, base_dir);
     }
+    if let Some(bundle) = config
+        .images
+        .as_mut()
+        .and_then(|i| i.offline_bundle.as_mut())
+    {
+        *bundle = resolve_path(bundle, base_dir);
+    }
 }
 
 fn resolve_path(path: &Path, base_dir: &Path) -> PathBuf {
@@ -81,6 +88,7 @@ pub(super) fn validate(config: &EnvironmentConfig) -> Report {
     tls(config, &mut r);
     ports(config, &mut r);
     images(config, &mut r);
+    host(config, &mut r);
     r
 }
 
@@ -1253,10 +1261,43 @@ fn ports(config: &EnvironmentConfig, r: &mut Report) {
     }
 }
 
+fn host(config: &EnvironmentConfig, r: &mut Report) {
+    let Some(host) = &config.host else {
+        return;
+    };
+    let time = &host.automatic_reboot_time;
+    let valid = time.len() == 5
+        && time.as_bytes()[2] == b':'
+        && matches!((time[..2].parse::<u8>(), time[3..].parse::<u8>()), (Ok(h), Ok(m)) if h < 24 && m < 60)
+        && time[..2]
+            .bytes()
+            .chain(time[3..].bytes())
+            .all(|b| b.is_ascii_digit());
+    if !valid {
+        r.add(
+            "host.automatic_reboot_time",
+            "not a time of day in `HH:MM` (24-hour) form",
+            v(time),
+            "use e.g. `02:00` or `23:30`, or remove the field for the default `02:00`",
+        );
+    }
+}
+
 fn images(config: &EnvironmentConfig, r: &mut Report) {
     let Some(images) = &config.images else {
         return;
     };
+    if let Some(bundle) = &images.offline_bundle
+        && !bundle.is_dir()
+    {
+        r.add(
+            "images.offline_bundle",
+            "is not a directory",
+            v(&bundle.display().to_string()),
+            "point it at a directory of `docker save` archives (see docs/user-guide/offline.md), \
+             or remove it to pull images from the registry",
+        );
+    }
     for service in ImageService::ALL {
         if let Some(reference) = images.get(service)
             && let Err(e) = check_image_reference(reference)

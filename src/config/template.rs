@@ -4,8 +4,8 @@ use crate::secret::Secret;
 
 use super::{
     Core, Database, EnvironmentConfig, EnvironmentSection, HealthCheckApi, HetznerProvider,
-    HttpApi, HttpTracker, LxdProvider, Prometheus, Provider, ProviderKind, SqliteDatabase,
-    SshCredentials, Tracker, UdpTracker, default_ssh_port, default_username,
+    HostSettings, HttpApi, HttpTracker, LxdProvider, Prometheus, Provider, ProviderKind,
+    SqliteDatabase, SshCredentials, Tracker, UdpTracker, default_ssh_port, default_username,
 };
 
 /// The value of `provider.api_token` in the Hetzner template. Validation rejects it.
@@ -73,6 +73,7 @@ pub fn template(kind: ProviderKind) -> String {
         https: None,
         backup: None,
         images: None,
+        host: Some(HostSettings::default()),
     };
     let mut text =
         serde_json::to_string_pretty(&config).expect("an environment config always serializes");

@@ -391,6 +391,37 @@ impl<T: Transport> LxdClient<T> {
         .await
     }
 
+    /// The tail (last `lines` lines) of one of an instance's log files, e.g. `lxc.log`: the
+    /// place LXD's start/stop failures are explained. `None` when the file is not there.
+    pub async fn instance_log_tail(
+        &self,
+        name: &str,
+        file: &str,
+        lines: usize,
+    ) -> Result<Option<String>, LxdError> {
+        let doing = format!("reading log '{file}' of instance '{name}'");
+        let (status, bytes) = self
+            .transport
+            .send(
+                Method::GET,
+                &self.url(&format!("/1.0/instances/{name}/logs/{file}")),
+                Vec::new(),
+                transport::empty(),
+            )
+            .await
+            .map_err(|e| self.unreachable(&doing, &e.0))?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            // An error envelope: surface LXD's own text.
+            parse_envelope(&doing, status, &bytes)?;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let all: Vec<&str> = text.lines().collect();
+        Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
+    }
+
     /// Waits for the background operations still running on an instance (a create, start or
     /// stop that an interrupted command left behind). Returns how many there were.
     pub async fn wait_instance_operations(&self, name: &str) -> Result<usize, LxdError> {

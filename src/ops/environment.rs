@@ -218,6 +218,7 @@ pub fn show(data: &DataDir, env: &str) -> Result<Shown, OpsError> {
 const BUILT_COMMANDS: &[&str] = &[
     "create environment",
     "provision",
+    "configure",
     "register",
     "destroy",
     "purge",

@@ -2,11 +2,13 @@
 //! values that the CLI renders as text or JSON. Nothing here prints.
 
 pub mod check;
+pub mod configure;
 pub mod environment;
 pub mod image;
 pub mod keys;
 pub mod lxd_host;
 pub mod provision;
+pub mod render;
 pub mod steps;
 
 use std::path::PathBuf;

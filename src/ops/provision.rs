@@ -76,6 +76,17 @@ pub enum ProvisionError {
     Host(String),
 }
 
+/// How long a rejected key is retried on an instance that was already running.
+const ADOPTED_AUTH_GRACE: Duration = Duration::from_secs(8);
+
+/// Indents every line of `text`.
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The SSH target for an environment's host.
 pub fn ssh_target(data: &DataDir, state: &EnvironmentState, ip: &str, port: u16) -> Target {
     Target {
@@ -304,6 +315,22 @@ pub async fn provision(
                         attempt += 1;
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }
+                    Err(e @ LxdError::Operation { .. }) => {
+                        // Say why, from LXD's own log of the instance.
+                        let log = client
+                            .instance_log_tail(&instance, "lxc.log", 15)
+                            .await
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                        return Err(ProvisionError::Host(format!(
+                            "{e}\n  LXD's lxc.log for '{instance}' ends with:\n{}\n  \
+                             If it shows a hook that timed out, check that lxcfs is alive \
+                             (`stat /var/lib/lxcfs`; `provisioning/host/prepare-lxd-host.sh` \
+                             restarts it), then run provision again: it resumes here.",
+                            indent(&log, "    ")
+                        )));
+                    }
                     Err(e) => return Err(ProvisionError::from(e)),
                 }
             }
@@ -371,7 +398,23 @@ pub async fn provision(
     let previously_pinned = target.pinned_fingerprint().ok().flatten();
     let session = run
         .step(&mut state, "wait for SSH", async |_s| {
-            let session = connect_until(&target, options.ssh_timeout).await?;
+            // An instance that was already running before this run has long finished
+            // cloud-init: a rejected key there will not fix itself, so don't wait it out.
+            let auth_grace = (!created && !started).then_some(ADOPTED_AUTH_GRACE);
+            let session = connect_until(&target, options.ssh_timeout, auth_grace)
+                .await
+                .map_err(|e| match e {
+                    e @ SshError::AuthRejected { .. } if auth_grace.is_some() => {
+                        ProvisionError::Host(format!(
+                            "{e}\n  Instance '{instance}' already existed and was running, so its \
+                             authorized key was set up earlier, for another key (e.g. the \
+                             environment was re-created and a new key generated).\n  Fix: \
+                             `torrust-tracker-deployer destroy {env}` and provision again, or \
+                             set `ssh_credentials` to the key the instance accepts"
+                        ))
+                    }
+                    e => e.into(),
+                })?;
             if prepared.is_none() {
                 let out = session
                     .exec("cloud-init status --wait >/dev/null 2>&1; cloud-init status")
@@ -440,21 +483,30 @@ fn lxd_host_record(instance: &str, provider: &LxdProvider, ssh_port: u16) -> Hos
 
 /// Connects until `timeout`, also retrying a rejected key for a while: cloud-init may not have
 /// created the user yet when sshd first answers. A changed host key is never retried.
-pub async fn connect_until(target: &Target, timeout: Duration) -> Result<Session, SshError> {
+///
+/// `auth_grace` bounds how long a rejected key is retried (default: the whole `timeout`).
+/// Polling is tight (0.25-0.5 s) because a fresh instance's sshd comes up within seconds.
+pub async fn connect_until(
+    target: &Target,
+    timeout: Duration,
+    auth_grace: Option<Duration>,
+) -> Result<Session, SshError> {
     let start = std::time::Instant::now();
+    let auth_deadline = auth_grace.unwrap_or(timeout).min(timeout);
     loop {
         let remaining = timeout.saturating_sub(start.elapsed());
         let options = ConnectOptions {
             connect_timeout: Duration::from_secs(10),
             retry_deadline: remaining,
+            retry_max_interval: Duration::from_millis(500),
             passphrase: crate::ssh::PassphraseSource::default(),
             ..ConnectOptions::default()
         };
         match Session::connect(target, &options).await {
             Ok(s) => return Ok(s),
-            Err(e @ SshError::AuthRejected { .. }) if start.elapsed() < timeout => {
+            Err(e @ SshError::AuthRejected { .. }) if start.elapsed() < auth_deadline => {
                 tracing::debug!("key not accepted yet (cloud-init may still be running): {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
             }
             Err(e) => return Err(e),
         }
@@ -494,7 +546,7 @@ pub async fn register(
     let mut run = StepRun::begin(data, &mut state, "register")?;
     let host_key = run
         .step(&mut state, "check SSH", async |_s| {
-            let session = connect_until(&target, Duration::from_secs(30)).await?;
+            let session = connect_until(&target, Duration::from_secs(30), None).await?;
             session.exec("true").await?.check()?;
             let key = session.host_key_fingerprint().to_string();
             session.close().await;

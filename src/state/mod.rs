@@ -105,8 +105,27 @@ pub struct EnvironmentState {
     /// The host, once provisioned or registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostRecord>,
+    /// What configure set up on the host (the Compose command later steps call, warnings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_setup: Option<HostSetup>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<CommandRun>,
+}
+
+/// What `configure` found and set up on the host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostSetup {
+    /// The distribution, e.g. `debian-12`.
+    pub os: String,
+    /// The Compose command: `docker compose` (v2 plugin) or `docker-compose` (v1).
+    pub compose_command: String,
+    pub compose_version: String,
+    /// `active`, or why the firewall could not be applied.
+    pub firewall: String,
+    /// Everything configure could not do and said so (also shown in its output).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    pub configured_at: DateTime<Utc>,
 }
 
 /// Where the environment's host is and how it was obtained.
@@ -140,6 +159,7 @@ impl EnvironmentState {
             config,
             generated_ssh_key,
             host: None,
+            host_setup: None,
             last_run: None,
         }
     }

@@ -1,6 +1,8 @@
 //! Runs the real binary in a temporary directory and captures what it did.
 #![allow(dead_code)]
 
+pub mod lxd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

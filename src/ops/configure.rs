@@ -1,0 +1,371 @@
+//! `configure`: Docker and Compose from the distribution's packages, the SSH user in the docker
+//! group, unattended upgrades and a firewall, as typed idempotent tasks ([`crate::tasks`]).
+//!
+//! One SSH connection carries the whole run. Facts are read in one round trip, decisions are
+//! pure, all packages go in one `apt-get install`, and the facts are read again to verify. A
+//! second run finds every goal met and changes nothing; a failed or interrupted run is resumed
+//! by running it again.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::OpsError;
+use super::provision::ssh_target;
+use super::steps::StepRun;
+use crate::ssh::{ConnectOptions, PassphraseSource, Session};
+use crate::state::{DataDir, EnvironmentState, HostSetup, Lifecycle};
+use crate::tasks::facts::Facts;
+use crate::tasks::host::{self, ComposeFlavor, Distro, FirewallOutcome, Goals};
+use crate::tasks::{Plan, Status, TaskError, TaskReport};
+
+#[derive(Debug, Clone)]
+pub struct ConfigureOptions {
+    /// Report what would change; change nothing.
+    pub dry_run: bool,
+    /// How long to wait for cloud-init and the apt locks.
+    pub ready_timeout: Duration,
+    /// How long to keep trying to reach the host over SSH.
+    pub ssh_timeout: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Configured {
+    pub name: String,
+    pub host: String,
+    pub dry_run: bool,
+    /// Whether anything changed (dry run: would change).
+    pub changed: bool,
+    pub os: String,
+    /// The Compose command later steps use (`None` in a dry run on a host without one).
+    pub compose_command: Option<String>,
+    pub compose_version: Option<String>,
+    pub tasks: Vec<TaskReport>,
+    pub warnings: Vec<String>,
+    /// SSH connections this run opened (one per command).
+    pub ssh_connections: u32,
+    pub elapsed_ms: u64,
+}
+
+/// Configures the environment's host.
+pub async fn configure(
+    data: &DataDir,
+    env: &str,
+    options: &ConfigureOptions,
+    lock_wait: Duration,
+) -> Result<Configured, OpsError> {
+    let started = Instant::now();
+    let _lock = data.lock(env, "configure", lock_wait)?;
+    let mut state = data.load(env)?;
+    let host_record = match (&state.host, state.lifecycle) {
+        (_, Lifecycle::Destroyed) => {
+            return Err(OpsError::Refused(format!(
+                "environment '{env}' is destroyed; provision it again first: \
+                 `torrust-tracker-deployer provision {env}`"
+            )));
+        }
+        (Some(h), _) if !h.ip.is_empty() && h.host_key.is_some() => h.clone(),
+        _ => {
+            return Err(OpsError::Refused(format!(
+                "environment '{env}' has no host yet (state '{}'); create one with \
+                 `torrust-tracker-deployer provision {env}` (or adopt one with `register`)",
+                state.lifecycle
+            )));
+        }
+    };
+    let creds = &state.config.ssh_credentials;
+    let goals = Goals {
+        user: creds.username.clone(),
+        ssh_port: host_record.ssh_port,
+        reboot_time: state
+            .config
+            .host
+            .clone()
+            .unwrap_or_default()
+            .automatic_reboot_time,
+    };
+    let target = ssh_target(data, &state, &host_record.ip, host_record.ssh_port);
+    let connect_options = ConnectOptions {
+        retry_deadline: options.ssh_timeout,
+        passphrase: PassphraseSource::default(),
+        ..ConnectOptions::default()
+    };
+
+    if options.dry_run {
+        let session = Session::connect(&target, &connect_options)
+            .await
+            .map_err(|e| {
+                OpsError::Failed(format!("configure --dry-run: cannot reach the host: {e}"))
+            })?;
+        let result = dry_run(&session, &goals).await;
+        session.close().await;
+        let (facts, distro, tasks) = result.map_err(|e| OpsError::Failed(e.to_string()))?;
+        let compose = ComposeFlavor::detect(&facts);
+        return Ok(Configured {
+            name: env.to_string(),
+            host: target.display(),
+            dry_run: true,
+            changed: tasks.iter().any(|t| t.status == Status::WouldChange),
+            os: distro.label().to_string(),
+            compose_command: compose.as_ref().map(|c| c.0.command().to_string()),
+            compose_version: compose.map(|c| c.1),
+            tasks,
+            warnings: Vec::new(),
+            ssh_connections: 1,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+
+    let mut run = StepRun::begin(data, &mut state, "configure")?;
+    let session = run
+        .step(&mut state, "connect", async |_s| {
+            Session::connect(&target, &connect_options).await
+        })
+        .await?;
+    let result = apply(&mut run, &mut state, &session, &goals, options).await;
+    session.close().await;
+    let (distro, compose, tasks, warnings, firewall) = result?;
+
+    state.host_setup = Some(HostSetup {
+        os: serde_json::to_value(distro)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        compose_command: compose.0.command().to_string(),
+        compose_version: compose.1.clone(),
+        firewall,
+        warnings: warnings.clone(),
+        configured_at: Utc::now(),
+    });
+    let lifecycle = (state.lifecycle < Lifecycle::Configured).then_some(Lifecycle::Configured);
+    run.finish(&mut state, lifecycle)?;
+    Ok(Configured {
+        name: env.to_string(),
+        host: target.display(),
+        dry_run: false,
+        changed: tasks.iter().any(|t| t.status == Status::Changed),
+        os: distro.label().to_string(),
+        compose_command: Some(compose.0.command().to_string()),
+        compose_version: Some(compose.1),
+        tasks,
+        warnings,
+        ssh_connections: 1,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Reads the facts and reports each task's plan. Changes nothing on the host.
+async fn dry_run(
+    session: &Session,
+    goals: &Goals,
+) -> Result<(Facts, Distro, Vec<TaskReport>), TaskError> {
+    let t = Instant::now();
+    let facts = host::read_facts(session, goals).await?;
+    let distro = Distro::detect(&facts)?;
+    let read = t.elapsed();
+    let mut tasks = vec![TaskReport::new(
+        "operating system",
+        Status::Unchanged,
+        distro.label(),
+        read,
+    )];
+    let mut add = |name: &str, apply: bool, text: &str| {
+        let status = if apply {
+            Status::WouldChange
+        } else {
+            Status::Unchanged
+        };
+        tasks.push(TaskReport::new(name, status, text, Duration::ZERO));
+    };
+    let p = host::plan_packages(&facts, distro);
+    add("packages", p.is_apply(), p.text());
+    let p = host::plan_docker_service(&facts);
+    add("docker service", p.is_apply(), p.text());
+    let p = host::plan_docker_group(&facts, goals);
+    add("docker group", p.is_apply(), p.text());
+    let p = host::plan_unattended(&facts, goals);
+    add("unattended upgrades", p.is_apply(), p.text());
+    let p = host::plan_firewall(&facts, goals);
+    add("firewall", p.is_apply(), p.text());
+    Ok((facts, distro, tasks))
+}
+
+type Applied = (
+    Distro,
+    (ComposeFlavor, String),
+    Vec<TaskReport>,
+    Vec<String>,
+    String,
+);
+
+/// Runs every task as a recorded step: wait, facts, packages, service, group, upgrades,
+/// firewall, verify.
+async fn apply(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    session: &Session,
+    goals: &Goals,
+    options: &ConfigureOptions,
+) -> Result<Applied, OpsError> {
+    let mut tasks = Vec::new();
+    let mut warnings = Vec::new();
+
+    let t = Instant::now();
+    let ready = run
+        .step(state, "wait for cloud-init and apt", async |_s| {
+            host::wait_ready(session, options.ready_timeout).await
+        })
+        .await?;
+    tasks.push(TaskReport::new(
+        "wait for cloud-init and apt",
+        Status::Unchanged,
+        ready,
+        t.elapsed(),
+    ));
+
+    let t = Instant::now();
+    let (mut facts, distro) = run
+        .step(state, "read facts", async |_s| {
+            let facts = host::read_facts(session, goals).await?;
+            let distro = Distro::detect(&facts)?;
+            Ok::<_, TaskError>((facts, distro))
+        })
+        .await?;
+    tasks.push(TaskReport::new(
+        "operating system",
+        Status::Unchanged,
+        distro.label(),
+        t.elapsed(),
+    ));
+
+    // Packages first: installing Docker changes the facts the other tasks decide from.
+    let t = Instant::now();
+    let plan = host::plan_packages(&facts, distro);
+    if let Plan::Apply(packages, text) = &plan {
+        facts = run
+            .step(state, "packages", async |_s| {
+                host::apply_packages(session, packages).await?;
+                host::read_facts(session, goals).await
+            })
+            .await?;
+        tasks.push(TaskReport::new(
+            "packages",
+            Status::Changed,
+            text,
+            t.elapsed(),
+        ));
+    } else {
+        tasks.push(TaskReport::new(
+            "packages",
+            Status::Unchanged,
+            plan.text(),
+            Duration::ZERO,
+        ));
+    }
+
+    let t = Instant::now();
+    let plan = host::plan_docker_service(&facts);
+    if plan.is_apply() {
+        run.step(state, "docker service", async |_s| {
+            host::apply_docker_service(session, &facts).await
+        })
+        .await?;
+    }
+    tasks.push(report("docker service", &plan, t));
+
+    let t = Instant::now();
+    let plan = host::plan_docker_group(&facts, goals);
+    if plan.is_apply() {
+        run.step(state, "docker group", async |_s| {
+            host::apply_docker_group(session, goals).await
+        })
+        .await?;
+    }
+    tasks.push(report("docker group", &plan, t));
+
+    let t = Instant::now();
+    let plan = host::plan_unattended(&facts, goals);
+    if let Plan::Apply(files, _) = &plan {
+        run.step(state, "unattended upgrades", async |_s| {
+            session.upload(files).await
+        })
+        .await?;
+    }
+    tasks.push(report("unattended upgrades", &plan, t));
+
+    let t = Instant::now();
+    let plan = host::plan_firewall(&facts, goals);
+    let mut firewall = "active".to_string();
+    let mut firewall_refused = false;
+    if plan.is_apply() {
+        let outcome = run
+            .step(state, "firewall", async |_s| {
+                host::apply_firewall(session, goals).await
+            })
+            .await?;
+        match outcome {
+            FirewallOutcome::Enabled => tasks.push(report("firewall", &plan, t)),
+            FirewallOutcome::Refused(why) => {
+                let warning = format!(
+                    "firewall not applied: the host's kernel refused ufw's rules ({}). \
+                     Inside an unprivileged container this is expected; on a VM or server, \
+                     check that the iptables/nftables modules are available",
+                    why.replace('\n', " ")
+                );
+                firewall = format!("not applied: {}", why.replace('\n', " "));
+                firewall_refused = true;
+                tasks.push(TaskReport::new(
+                    "firewall",
+                    Status::Warning,
+                    warning.clone(),
+                    t.elapsed(),
+                ));
+                warnings.push(warning);
+            }
+        }
+    } else {
+        tasks.push(report("firewall", &plan, t));
+    }
+
+    // Nothing applied: the facts read at the start are the facts now, and they met every goal
+    // (that is why nothing was planned), so verifying costs no round trip.
+    let applied = tasks.iter().any(|t| t.status != Status::Unchanged);
+    let t = Instant::now();
+    let compose = run
+        .step(state, "verify", async |_s| {
+            let after = if applied {
+                host::read_facts(session, goals).await?
+            } else {
+                facts.clone()
+            };
+            let failures = host::verify(&after, goals, distro, firewall_refused);
+            if let Some((task, found)) = failures.into_iter().next() {
+                return Err(TaskError::NotVerified {
+                    task: task.to_string(),
+                    found,
+                    fix: "run configure again with -v to see the commands and their output; \
+                          if it persists, the host differs from what configure expects"
+                        .to_string(),
+                });
+            }
+            Ok(ComposeFlavor::detect(&after).expect("verified above"))
+        })
+        .await?;
+    tasks.push(TaskReport::new(
+        "compose",
+        Status::Unchanged,
+        format!("`{}` {}", compose.0.command(), compose.1),
+        t.elapsed(),
+    ));
+    Ok((distro, compose, tasks, warnings, firewall))
+}
+
+fn report<A>(task: &str, plan: &Plan<A>, started: Instant) -> TaskReport {
+    let status = if plan.is_apply() {
+        Status::Changed
+    } else {
+        Status::Unchanged
+    };
+    TaskReport::new(task, status, plan.text(), started.elapsed())
+}

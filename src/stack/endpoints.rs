@@ -1,0 +1,111 @@
+//! The public addresses of a deployed stack, for output: announce URLs, API, Grafana.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use super::compose::bare;
+use super::{grafana, prometheus};
+use crate::config::EnvironmentConfig;
+
+/// Where users and operators reach the stack. Contains no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoints {
+    /// `udp://<domain or host>:<port>/announce`, one per UDP tracker.
+    pub udp_announce: Vec<String>,
+    /// `https://<domain>/announce` behind the TLS proxy, else
+    /// `http://<domain or host>:<port>/announce`, one per HTTP tracker.
+    pub http_announce: Vec<String>,
+    /// The tracker API's base URL (`.../api/v1/...` below it).
+    pub api: String,
+    /// The health check API, only when it is behind the TLS proxy (it is never published).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<String>,
+    /// Grafana, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grafana: Option<String>,
+    /// Prometheus, on the host's loopback only (reach it through an SSH tunnel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
+}
+
+/// `host:port`, with the domain when there is one, else the IP (bracketed for IPv6).
+fn authority(domain: Option<&String>, host: IpAddr, port: u16) -> String {
+    match domain {
+        Some(d) => format!("{}:{port}", bare(d)),
+        None => SocketAddr::new(host, port).to_string(),
+    }
+}
+
+fn port_of(bind_address: &str) -> u16 {
+    bind_address
+        .parse::<SocketAddr>()
+        .map(|a| a.port())
+        .unwrap_or_default()
+}
+
+/// The public addresses of the stack of `config` on the host at `host`.
+pub fn endpoints(config: &EnvironmentConfig, host: IpAddr) -> Endpoints {
+    let t = &config.tracker;
+    let udp_announce = t
+        .udp_trackers
+        .iter()
+        .map(|u| {
+            format!(
+                "udp://{}/announce",
+                authority(u.domain.as_ref(), host, port_of(&u.bind_address))
+            )
+        })
+        .collect();
+    let http_announce = t
+        .http_trackers
+        .iter()
+        .map(|h| match (&h.domain, h.use_tls_proxy) {
+            (Some(d), true) => format!("https://{}/announce", bare(d)),
+            _ => format!(
+                "http://{}/announce",
+                authority(h.domain.as_ref(), host, port_of(&h.bind_address))
+            ),
+        })
+        .collect();
+    let api = match (&t.http_api.domain, t.http_api.use_tls_proxy) {
+        (Some(d), true) => format!("https://{}/api", bare(d)),
+        _ => format!(
+            "http://{}/api",
+            authority(
+                t.http_api.domain.as_ref(),
+                host,
+                port_of(&t.http_api.bind_address)
+            )
+        ),
+    };
+    let health_check = match (&t.health_check_api.domain, t.health_check_api.use_tls_proxy) {
+        (Some(d), true) => Some(format!("https://{}/health_check", bare(d))),
+        _ => None,
+    };
+    let grafana = config
+        .grafana
+        .as_ref()
+        .map(|g| match (&g.domain, g.use_tls_proxy) {
+            (Some(d), true) => format!("https://{}/", bare(d)),
+            _ => format!("http://{}/", authority(None, host, grafana::HOST_PORT)),
+        });
+    let prometheus = config
+        .prometheus
+        .as_ref()
+        .map(|_| format!("http://127.0.0.1:{}/", prometheus::PORT));
+    Endpoints {
+        udp_announce,
+        http_announce,
+        api,
+        health_check,
+        grafana,
+        prometheus,
+    }
+}
+
+/// Every announce URL: UDP trackers first, then HTTP trackers.
+pub fn announce_urls(config: &EnvironmentConfig, host: IpAddr) -> Vec<String> {
+    let e = endpoints(config, host);
+    e.udp_announce.into_iter().chain(e.http_announce).collect()
+}

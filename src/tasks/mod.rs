@@ -1,0 +1,118 @@
+//! Typed, idempotent host tasks: the replacement for the incumbent's Ansible playbooks.
+//!
+//! Every task follows the same cycle, in batches so that round trips stay few:
+//!
+//! 1. **facts**: one script reads everything the tasks need ([`facts::Facts`]);
+//! 2. **decide**: each task compares the facts with what it wants ([`Plan`]), a pure function;
+//! 3. **apply**: only the tasks whose plan says so act (all packages in one `apt-get install`);
+//! 4. **verify**: the facts are read again and each task checks its goal now holds;
+//! 5. **report**: changed, unchanged, warning or failed, with the time each took.
+//!
+//! `--dry-run` stops after step 2 and reports what would change.
+
+pub mod facts;
+pub mod host;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::ssh::SshError;
+
+/// What a task found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Already as wanted; nothing was done.
+    Unchanged,
+    /// It acted, and the goal now holds.
+    Changed,
+    /// Dry run: it would act.
+    WouldChange,
+    /// It could not reach its goal for a reason outside our control, and says so (e.g. a
+    /// kernel that refuses the firewall). Recorded in the state; never silent.
+    Warning,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unchanged => "unchanged",
+            Status::Changed => "changed",
+            Status::WouldChange => "would change",
+            Status::Warning => "warning",
+        }
+    }
+}
+
+/// One line of a task report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub task: String,
+    pub status: Status,
+    pub detail: String,
+    /// Time the task took, in milliseconds (its share of the batched round trips).
+    pub elapsed_ms: u64,
+}
+
+impl TaskReport {
+    pub fn new(task: &str, status: Status, detail: impl Into<String>, elapsed: Duration) -> Self {
+        Self {
+            task: task.to_string(),
+            status,
+            detail: detail.into(),
+            elapsed_ms: elapsed.as_millis() as u64,
+        }
+    }
+}
+
+/// A task's decision from the facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan<A> {
+    /// The goal holds; the text says how (e.g. "docker.io 20.10 installed").
+    Nothing(String),
+    /// Act; the action carries what to do, the text says it for people.
+    Apply(A, String),
+}
+
+impl<A> Plan<A> {
+    pub fn is_apply(&self) -> bool {
+        matches!(self, Plan::Apply(..))
+    }
+
+    pub fn text(&self) -> &str {
+        match self {
+            Plan::Nothing(t) | Plan::Apply(_, t) => t,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("{task}: {message}\n  {fix}")]
+    Failed {
+        task: String,
+        message: String,
+        fix: String,
+    },
+    #[error("{task}: applied, but the check afterwards found: {found}\n  {fix}")]
+    NotVerified {
+        task: String,
+        found: String,
+        fix: String,
+    },
+    #[error("cannot read the host's facts: {0}")]
+    Facts(String),
+}
+
+impl TaskError {
+    pub fn failed(task: &str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        TaskError::Failed {
+            task: task.to_string(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
