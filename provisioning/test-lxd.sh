@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The LXD integration tests (provision, destroy, register, check, image import against the real
-# LXD of this machine). Installs and starts LXD and builds the test images first (idempotent).
+# Only the LXD and end-to-end tests (provision, configure, deploy against the real LXD of this
+# machine), with what they need prepared first. provisioning/test.sh runs them too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash provisioning/tracker/build-tracker.sh
 bash provisioning/ci/install-lxd-test-deps.sh
-cargo test --locked --test lxd_provision -- --ignored
+TORRUST_TEST_BUNDLE=$(bash provisioning/images/build-offline-bundle.sh | tail -n1)
+export TORRUST_TEST_BUNDLE
+cargo test --locked --test lxd_provision --test lxd_configure --test lxd_e2e -- --include-ignored

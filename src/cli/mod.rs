@@ -5,6 +5,7 @@ mod check;
 mod completions;
 mod configure;
 mod create;
+mod deploy;
 mod destroy;
 mod docs;
 mod exists;
@@ -15,8 +16,12 @@ mod output;
 mod provision;
 mod purge;
 mod register;
+mod release;
 mod render;
+mod run;
 mod show;
+mod status;
+mod test;
 mod validate;
 
 use std::path::PathBuf;
@@ -82,6 +87,12 @@ pub enum Command {
     Provision(provision::Args),
     /// Install Docker and Compose from the distribution's packages and harden the host.
     Configure(configure::Args),
+    /// Put the tracker stack's files and images on the host (nothing is started).
+    Release(release::Args),
+    /// Start the released stack and wait until every service is healthy.
+    Run(run::Args),
+    /// Create the environment if needed, then provision, configure, release and run it.
+    Deploy(deploy::Args),
     /// Adopt an existing host (checked over SSH, host key pinned) instead of provisioning one.
     Register(register::Args),
     /// Remove the instance and profile provision created, and forget the host key.
@@ -93,6 +104,12 @@ pub enum Command {
     Image(image::ImageCommand),
     /// Show an environment's state, settings (secrets redacted) and what to do next.
     Show(show::Args),
+    /// Show the stack as it runs on the host: each service's state, health, ports and image,
+    /// and which files differ from the model (read-only; `--check` exits 1 on any problem).
+    Status(status::Args),
+    /// Check from here that the deployed tracker works: UDP and HTTP announces and scrapes, the
+    /// API's health and statistics; exit 1 if any check fails.
+    Test(test::Args),
     /// Write the files `release` would upload (compose file, tracker.toml, .env, ...) under a
     /// local directory, offline.
     Render(render::Args),
@@ -117,8 +134,13 @@ impl Command {
             Command::Create(create::CreateCommand::Environment(_)) => Some(None),
             Command::Provision(a) => Some(Some(&a.env)),
             Command::Configure(a) => Some(Some(&a.env)),
+            Command::Release(a) => Some(Some(&a.env)),
+            Command::Run(a) => Some(Some(&a.env)),
+            Command::Deploy(a) => Some(Some(&a.env)),
             Command::Register(a) => Some(Some(&a.env)),
             Command::Destroy(a) => Some(Some(&a.env)),
+            Command::Status(a) => Some(Some(&a.env)),
+            Command::Test(a) => Some(Some(&a.env)),
             Command::Image(_) => Some(None),
             // purge removes the environment's own log, so it logs to the shared file.
             Command::Purge(_) => Some(None),
@@ -196,11 +218,16 @@ fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
         Command::Validate(a) => validate::run(a, out),
         Command::Provision(a) => provision::run(a, global, out),
         Command::Configure(a) => configure::run(a, global, out),
+        Command::Release(a) => release::run(a, global, out),
+        Command::Run(a) => run::run(a, global, out),
+        Command::Deploy(a) => deploy::run(a, global, out),
         Command::Register(a) => register::run(a, global, out),
         Command::Destroy(a) => destroy::run(a, global, out),
         Command::Check(a) => check::run(a, global, out),
         Command::Image(c) => image::run(c, out),
         Command::Show(a) => show::run(a, global, out),
+        Command::Status(a) => status::run(a, global, out),
+        Command::Test(a) => test::run(a, global, out),
         Command::Render(a) => render::run(a, global, out),
         Command::List => list::run(global, out),
         Command::Exists(a) => exists::run(a, global, out),

@@ -93,14 +93,29 @@ pub fn create_environment(
                 state.lifecycle = Lifecycle::Created;
                 data.save(&mut state)?;
                 "updated"
+            } else if same_infrastructure(&state.config, &config)
+                && state.generated_ssh_key == key_path
+            {
+                // Only what release/run (or configure, for `host`) apply changed: keep the host,
+                // and step the lifecycle back so that `show` and `deploy` redo what is needed.
+                let back_to = if state.config.host != config.host {
+                    Lifecycle::Provisioned
+                } else {
+                    Lifecycle::Configured
+                };
+                state.lifecycle = state.lifecycle.min(back_to);
+                state.config = config;
+                data.save(&mut state)?;
+                "updated"
             } else {
                 return Err(OpsError::ConfigChanged {
                     env: name.clone(),
                     lifecycle: state.lifecycle.to_string(),
                     fix: format!(
-                        "Its infrastructure exists, so it cannot be redefined by `create environment`. \
-                         Use another environment name, or run `torrust-tracker-deployer purge {name}` \
-                         after destroying it"
+                        "Its host exists, and the change touches `environment`, `ssh_credentials` \
+                         or `provider`, which only a new host can apply (the tracker stack and \
+                         `host` settings may change freely). Use another environment name, or run \
+                         `torrust-tracker-deployer destroy {name}` first"
                     ),
                 });
             }
@@ -130,6 +145,19 @@ fn keep_generated_secrets(stored: &EnvironmentConfig, new: &mut EnvironmentConfi
     {
         m.root_password = old.root_password.clone();
     }
+}
+
+/// Whether two configurations describe the same host: same environment identity, SSH access
+/// and provider. The rest (the tracker stack, `host` settings) can change on a live host.
+fn same_infrastructure(a: &EnvironmentConfig, b: &EnvironmentConfig) -> bool {
+    let v = |c: &EnvironmentConfig| {
+        (
+            serde_json::to_value(&c.environment).ok(),
+            serde_json::to_value(&c.ssh_credentials).ok(),
+            serde_json::to_value(&c.provider).ok(),
+        )
+    };
+    v(a) == v(b)
 }
 
 fn same_config(a: &EnvironmentConfig, b: &EnvironmentConfig) -> bool {
@@ -219,9 +247,14 @@ const BUILT_COMMANDS: &[&str] = &[
     "create environment",
     "provision",
     "configure",
+    "release",
+    "run",
+    "deploy",
     "register",
     "destroy",
     "purge",
+    "status",
+    "test",
 ];
 
 fn next_step(state: &EnvironmentState) -> NextStep {

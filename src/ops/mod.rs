@@ -3,13 +3,18 @@
 
 pub mod check;
 pub mod configure;
+pub mod deploy;
 pub mod environment;
 pub mod image;
 pub mod keys;
 pub mod lxd_host;
 pub mod provision;
+pub mod release;
 pub mod render;
+pub mod run;
+pub mod status;
 pub mod steps;
+pub mod test;
 
 use std::path::PathBuf;
 
@@ -41,6 +46,14 @@ pub enum OpsError {
     Failed(String),
     #[error("{0} check(s) failed; see the fixes above")]
     CheckFailed(usize),
+    /// `test`: some protocol checks of the deployed tracker failed (exit 1).
+    #[error("{failed} of {total} check(s) of environment '{env}' failed.\n  {next}")]
+    TestFailed {
+        env: String,
+        failed: usize,
+        total: usize,
+        next: String,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -84,6 +97,7 @@ impl OpsError {
             OpsError::Io { .. } => "io",
             OpsError::StepFailed { .. } => "step_failed",
             OpsError::CheckFailed(_) => "check_failed",
+            OpsError::TestFailed { .. } => "test_failed",
             OpsError::Failed(_) => "failed",
         }
     }

@@ -309,9 +309,29 @@ pub async fn provision(
                         if client.instance_state(&instance).await?.status == "Running" {
                             return Ok(true);
                         }
+                        // Seen with LXD 5.0.2: once an instance's FIRST start fails on a hook
+                        // timeout, every later start of it fails the same way, while a new
+                        // instance usually starts. A never-started instance holds nothing, so
+                        // make it again.
+                        let never_started =
+                            client.instance(&instance).await?.unwrap_or_default()["last_used_at"]
+                                .as_str()
+                                .is_some_and(|t| t.starts_with("1970"));
                         tracing::warn!(
-                            "starting '{instance}' failed (attempt {attempt} of 3), retrying: {e}"
+                            "starting '{instance}' failed (attempt {attempt} of 3), {}: {e}",
+                            if never_started {
+                                "creating it again and retrying"
+                            } else {
+                                "retrying"
+                            }
                         );
+                        client.wait_instance_operations(&instance).await?;
+                        if never_started {
+                            client.delete_instance(&instance).await?;
+                            client
+                                .create_instance(&lxd_host::instance_request(&provider, &instance))
+                                .await?;
+                        }
                         attempt += 1;
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }

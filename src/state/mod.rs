@@ -105,6 +105,9 @@ pub struct EnvironmentState {
     /// The host, once provisioned or registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostRecord>,
+    /// Services whose mounted files a release changed and that `run` has yet to restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_restarts: Vec<String>,
     /// What configure set up on the host (the Compose command later steps call, warnings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_setup: Option<HostSetup>,
@@ -160,6 +163,7 @@ impl EnvironmentState {
             generated_ssh_key,
             host: None,
             host_setup: None,
+            pending_restarts: Vec::new(),
             last_run: None,
         }
     }

@@ -1,0 +1,78 @@
+//! `deploy ENV [--env-file F]`: create the environment if needed, then provision, configure,
+//! release and run, resuming wherever it stands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{CliError, GlobalArgs, Output, block_on, env_name};
+use crate::ops::deploy::{self, DeployOptions};
+use crate::ops::provision::ProvisionOptions;
+use crate::ops::run::RunOptions;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment's name.
+    pub env: String,
+    /// The environment file: creates the environment, or applies a changed tracker stack or
+    /// `host` section to an existing one.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Seconds to wait for every service to be healthy.
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    pub run_timeout: u64,
+}
+
+pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
+    let env = env_name(&args.env)?;
+    let options = DeployOptions {
+        env_file: args.env_file.clone(),
+        provision: ProvisionOptions::default(),
+        ready_timeout: Duration::from_secs(600),
+        run: RunOptions {
+            timeout: Duration::from_secs(args.run_timeout),
+        },
+    };
+    let d = block_on(deploy::deploy(
+        &global.data(),
+        env,
+        &options,
+        global.lock_wait(),
+    ))?;
+    out.result(&d, || {
+        let mut t = if d.changed {
+            format!("Environment '{}' deployed.\n", d.name)
+        } else {
+            format!(
+                "Environment '{}' was already deployed; nothing changed.\n",
+                d.name
+            )
+        };
+        for p in &d.phases {
+            t.push_str(&format!(
+                "  {} {:<12} {:>6.1} s  {}\n",
+                if p.changed { "changed  " } else { "unchanged" },
+                p.phase,
+                p.elapsed_ms as f64 / 1000.0,
+                p.detail
+            ));
+        }
+        if !d.announce_urls.is_empty() {
+            t.push_str("\n  announce URLs:\n");
+            for u in &d.announce_urls {
+                t.push_str(&format!("    {u}\n"));
+            }
+        }
+        if !d.test.is_empty() {
+            t.push_str("\n  test (from this machine):\n");
+            for line in &d.test {
+                t.push_str(&format!("    {line}\n"));
+            }
+        }
+        t.push_str(&format!(
+            "  took:      {:.1} s\n",
+            d.elapsed_ms as f64 / 1000.0
+        ));
+        t
+    })?;
+    Ok(())
+}

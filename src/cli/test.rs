@@ -1,0 +1,72 @@
+//! `test ENV [--timeout SECONDS] [--ca-cert PEM | --insecure] [--use-dns]`: check from here that
+//! the deployed tracker answers. Exit 1 if any check fails.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{CliError, GlobalArgs, Output, block_on, env_name};
+use crate::ops::test::{self, TestOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment's name.
+    pub env: String,
+    /// Seconds each request may take: an HTTP request, or a UDP request with its
+    /// retransmissions.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+    /// Also trust the root certificate(s) of this PEM file, e.g. the root of Caddy's internal CA
+    /// that serves `.local` domains.
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
+    pub ca_cert: Option<PathBuf>,
+    /// INSECURE: accept any TLS certificate (the output says so).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Resolve the domains through DNS instead of answering them with the host's IP.
+    #[arg(long)]
+    pub use_dns: bool,
+}
+
+pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
+    let env = env_name(&args.env)?;
+    let options = TestOptions {
+        timeout: Duration::from_secs(args.timeout),
+        ca_cert: args.ca_cert.clone(),
+        insecure: args.insecure,
+        use_dns: args.use_dns,
+    };
+    let t = block_on(test::test(
+        &global.data(),
+        env,
+        &options,
+        global.lock_wait(),
+    ))?;
+    out.result(&t, || {
+        let mut text = format!("Testing environment '{}' at {}:\n", t.name, t.host);
+        for r in &t.report.results {
+            text.push_str(&format!("{r}\n"));
+        }
+        for note in &t.notes {
+            text.push_str(&format!("  note: {note}\n"));
+        }
+        let took = t.elapsed_ms as f64 / 1000.0;
+        if t.ok {
+            text.push_str(&format!(
+                "All {} checks passed in {took:.1} s: the tracker of '{}' works.\n",
+                t.passed, t.name
+            ));
+        } else {
+            text.push_str(&format!(
+                "{} of {} checks FAILED ({took:.1} s).\n",
+                t.failed,
+                t.report.results.len()
+            ));
+        }
+        text
+    })?;
+    match t.failure() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}

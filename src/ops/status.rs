@@ -1,0 +1,1390 @@
+//! `status ENV`: a live, read-only view of the deployed stack, compared with the model.
+//!
+//! One SSH connection, one round trip: a script run as root (through `sudo -n` unless the SSH
+//! user is root) prints, for every file [`stack::render`] would upload, its sha256, mode and
+//! owner (or that it is absent, a link, something else), then the containers of the Compose
+//! project as `docker ps -a --filter label=com.docker.compose.project=torrust --format
+//! '{{json .}}'` lists them. Only `docker` and the labels Compose puts on its containers are
+//! used, so Compose v1 (`docker-compose` 1.29) and v2 (`docker compose`) look the same. Without
+//! a working Docker the files are still compared.
+//!
+//! Everything after the round trip is pure: [`parse_probe`] reads the script's output,
+//! [`file_status`] and [`service_statuses`] compare it with the model, [`assemble`] adds the
+//! summary and the hints. Nothing changes on the host or in the state; no secret is read back
+//! (only hashes are compared, and those of secret files are never reported).
+//!
+//! For tests only, [`StatusOptions::files_root`] (the CLI reads it from [`ROOT_ENV`]) reads
+//! the host's files under another directory, and prefers a `docker` in its `usr/bin`: the
+//! tests run a real sshd on this machine, whose `/opt/torrust` and `/etc/cron.d` must not be
+//! touched.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::OpsError;
+use super::provision::ssh_target;
+use crate::ssh::{ConnectOptions, PassphraseSource, Session, shell_quote};
+use crate::stack::{self, ServiceInfo, StackFile, layout};
+use crate::state::{DataDir, Lifecycle};
+
+/// The environment variable that moves the host's files under a directory, for tests (see the
+/// module documentation). Read by the CLI of `status` only.
+pub const ROOT_ENV: &str = "TORRUST_DEPLOYER_STATUS_ROOT";
+
+/// How long the script waits for `docker ps` (a hung daemon must not hang `status`).
+const DOCKER_TIMEOUT_SECS: u32 = 30;
+
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    /// How long to keep trying to reach the host over SSH.
+    pub ssh_timeout: Duration,
+    /// Tests only: read the host's files under this directory (`DIR/opt/torrust/...`), and use
+    /// `DIR/usr/bin/docker` when there is one. `None`: the real paths.
+    pub files_root: Option<PathBuf>,
+}
+
+/// The view `status` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: String,
+    /// `user@ip:port`.
+    pub host: String,
+    pub lifecycle: Lifecycle,
+    /// Set only when the files were read under a test directory ([`ROOT_ENV`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_root: Option<PathBuf>,
+    pub docker: Docker,
+    /// The model's services in its order (one row per container), then containers of the
+    /// project that the model does not have.
+    pub services: Vec<ServiceStatus>,
+    /// Every file of the model, in its order.
+    pub files: Vec<FileStatus>,
+    pub summary: Summary,
+    /// Docker answers, every service runs (and is healthy where it has a health check), no
+    /// container is foreign to the model, and every file matches: what `--check` tests.
+    pub ok: bool,
+    /// What to run about what differs.
+    pub hints: Vec<String>,
+    pub ssh_connections: u32,
+    pub elapsed_ms: u64,
+}
+
+/// Whether Docker answered on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Docker {
+    Available,
+    /// No `docker` command.
+    NotInstalled,
+    /// `docker ps` failed: the daemon is stopped, or did not answer.
+    Unavailable {
+        detail: String,
+    },
+}
+
+impl Docker {
+    pub fn is_available(&self) -> bool {
+        *self == Docker::Available
+    }
+
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Docker::Available => "available".to_string(),
+            Docker::NotInstalled => "not installed (no `docker` command on the host)".to_string(),
+            Docker::Unavailable { detail } => format!("not available: {detail}"),
+        }
+    }
+}
+
+/// One container of the project, or a service of the model without one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceStatus {
+    /// The Compose service (`com.docker.compose.service` label).
+    pub service: String,
+    /// Whether the model (the environment's compose file) has this service.
+    pub expected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Docker's state (`running`, `exited`, `restarting`, `created`, `paused`, `dead`,
+    /// `removing`); `missing` when no container exists, `unknown` when Docker is not available.
+    pub state: String,
+    /// `healthy`, `unhealthy`, `starting`, `none` (no health check), or `unknown`.
+    pub health: String,
+    /// Published ports, e.g. `6969/udp`, `127.0.0.1:9090/tcp`, `3100->3000/tcp`.
+    pub ports: Vec<String>,
+    /// The image the container runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The image the model names (absent for a container the model does not have).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_image: Option<String>,
+    /// Running, and healthy or without health check; and in the model.
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl ServiceStatus {
+    /// The container runs another image than the model's.
+    pub fn image_differs(&self) -> bool {
+        matches!((&self.image, &self.expected_image), (Some(a), Some(b)) if a != b)
+    }
+}
+
+/// How a file on the host compares with the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Drift {
+    Same,
+    Differs,
+    Missing,
+}
+
+impl Drift {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drift::Same => "same",
+            Drift::Differs => "differs",
+            Drift::Missing => "missing",
+        }
+    }
+}
+
+/// What differs in a file that is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Difference {
+    Content,
+    Mode,
+    Owner,
+    /// A symbolic link, a directory or anything else but a regular file.
+    NotAFile,
+    /// Root could not read it.
+    Unreadable,
+}
+
+impl Difference {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Difference::Content => "content",
+            Difference::Mode => "mode",
+            Difference::Owner => "owner",
+            Difference::NotAFile => "not a regular file",
+            Difference::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// One file of the model, compared with the host's. Holds no content; a secret file's hashes
+/// are left out too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileStatus {
+    /// The path on the host.
+    pub path: PathBuf,
+    pub status: Drift,
+    pub differences: Vec<Difference>,
+    pub secret: bool,
+    /// Octal, e.g. `0644`.
+    pub expected_mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// `uid:gid`, when the model sets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// What is there instead of a file (`a symbolic link`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Services of the model.
+    pub services: usize,
+    /// Services of the model whose containers are all ok.
+    pub services_ok: usize,
+    /// Containers of the project whose service the model does not have.
+    pub unexpected_containers: usize,
+    pub files: usize,
+    pub files_same: usize,
+    /// Files that are there but differ.
+    pub files_differ: usize,
+    pub files_missing: usize,
+}
+
+impl Summary {
+    /// How many things `--check` counts as wrong.
+    pub fn problems(&self) -> usize {
+        (self.services - self.services_ok)
+            + self.unexpected_containers
+            + self.files_differ
+            + self.files_missing
+    }
+}
+
+/// What the host has at a file's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteFile {
+    Absent,
+    Link,
+    /// A directory, a device, ...
+    Other,
+    Unreadable,
+    File {
+        sha256: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+}
+
+/// One container of the project, from a `docker ps --format '{{json .}}'` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// `com.docker.compose.service`, if labelled.
+    pub service: Option<String>,
+    /// Made by `compose run` (`com.docker.compose.oneoff=True`): not part of the stack.
+    pub oneoff: bool,
+    pub state: String,
+    pub health: String,
+    pub ports: Vec<String>,
+}
+
+/// What the script found about Docker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerProbe {
+    NotInstalled,
+    /// `docker ps` exited non-zero (124: timed out); its output.
+    Failed {
+        code: i32,
+        output: String,
+    },
+    /// `docker ps` answered. `warnings`: lines that were not containers.
+    Listed {
+        containers: Vec<Container>,
+        warnings: Vec<String>,
+    },
+}
+
+impl DockerProbe {
+    pub fn docker(&self) -> Docker {
+        match self {
+            DockerProbe::NotInstalled => Docker::NotInstalled,
+            DockerProbe::Listed { .. } => Docker::Available,
+            DockerProbe::Failed { code: 124, .. } => Docker::Unavailable {
+                detail: format!("`docker ps` did not answer within {DOCKER_TIMEOUT_SECS} s"),
+            },
+            DockerProbe::Failed { code, output } => {
+                let last = output
+                    .lines()
+                    .map(str::trim)
+                    .rfind(|l| !l.is_empty())
+                    .unwrap_or("");
+                Docker::Unavailable {
+                    detail: if last.is_empty() {
+                        format!("`docker ps` failed (exit code {code})")
+                    } else {
+                        last.to_string()
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// The script's findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub files: Vec<RemoteFile>,
+    pub docker: DockerProbe,
+}
+
+/// Shows the environment's stack as it runs on its host, compared with the model.
+pub async fn status(
+    data: &DataDir,
+    env: &str,
+    options: &StatusOptions,
+) -> Result<Status, OpsError> {
+    let started = Instant::now();
+    // No lock: status reads the state (written atomically) and changes nothing, so it may run
+    // while another command works on the environment.
+    let state = data.load(env)?;
+    let host = match (&state.host, state.lifecycle) {
+        (_, Lifecycle::Destroyed) => {
+            return Err(OpsError::Refused(format!(
+                "environment '{env}' is destroyed, so it has no host to look at; create one with \
+                 `torrust-tracker-deployer provision {env}` (or `deploy {env}`)"
+            )));
+        }
+        (Some(h), _) if !h.ip.is_empty() && h.host_key.is_some() => h.clone(),
+        _ => {
+            return Err(OpsError::Refused(format!(
+                "environment '{env}' has no host yet (state '{}'); create one with \
+                 `torrust-tracker-deployer provision {env}` (or `deploy {env}`), or adopt one \
+                 with `register`",
+                state.lifecycle
+            )));
+        }
+    };
+    let rendered = stack::render(&state.config).map_err(|e| {
+        OpsError::Failed(format!(
+            "cannot build the stack from the environment's configuration: {e}"
+        ))
+    })?;
+    let root = options.files_root.as_deref();
+    let paths: Vec<String> = rendered
+        .files
+        .iter()
+        .map(|f| probe_path(root, &f.path))
+        .collect();
+    let docker_dir = root.map(|r| r.join("usr/bin").to_string_lossy().into_owned());
+    let script = probe_script(&paths, layout::COMPOSE_PROJECT_NAME, docker_dir.as_deref());
+
+    let target = ssh_target(data, &state, &host.ip, host.ssh_port);
+    let connect_options = ConnectOptions {
+        retry_deadline: options.ssh_timeout,
+        passphrase: PassphraseSource::default(),
+        ..ConnectOptions::default()
+    };
+    let session = Session::connect(&target, &connect_options)
+        .await
+        .map_err(|e| {
+            OpsError::Failed(format!(
+                "status: cannot reach the host of environment '{env}': {e}"
+            ))
+        })?;
+    let out = session.sudo(&script).await;
+    session.close().await;
+    let out = out.map_err(|e| OpsError::Failed(format!("status: {e}")))?;
+    let probe = parse_probe(&out.stdout_str(), paths.len()).map_err(|why| {
+        let stderr = out.stderr_str();
+        OpsError::Failed(format!(
+            "status: the status script did not complete on {} ({}): {why}{}. It runs as root \
+             (through `sudo -n` unless the SSH user is root); `torrust-tracker-deployer \
+             configure {env}` sets the host up for that",
+            target.display(),
+            out.status,
+            if stderr.trim().is_empty() {
+                String::new()
+            } else {
+                format!("; stderr: {}", stderr.trim())
+            }
+        ))
+    })?;
+    tracing::debug!("status of '{env}': {probe:?}");
+
+    let files = rendered
+        .files
+        .iter()
+        .zip(&probe.files)
+        .map(|(f, r)| file_status(f, r))
+        .collect();
+    let services = service_statuses(&rendered.services, &probe.docker);
+    let mut status = assemble(
+        env,
+        probe.docker.docker(),
+        services,
+        files,
+        started.elapsed(),
+    );
+    status.host = target.display();
+    status.lifecycle = state.lifecycle;
+    status.files_root = options.files_root.clone();
+    Ok(status)
+}
+
+/// Puts the view together: summary, `ok` and hints. `host` and `lifecycle` are left for the
+/// caller (`""`, `created`).
+pub fn assemble(
+    env: &str,
+    docker: Docker,
+    services: Vec<ServiceStatus>,
+    files: Vec<FileStatus>,
+    elapsed: Duration,
+) -> Status {
+    let expected: BTreeMap<&str, bool> =
+        services
+            .iter()
+            .filter(|s| s.expected)
+            .fold(BTreeMap::new(), |mut m, s| {
+                *m.entry(s.service.as_str()).or_insert(true) &= s.ok;
+                m
+            });
+    let summary = Summary {
+        services: expected.len(),
+        services_ok: expected.values().filter(|ok| **ok).count(),
+        unexpected_containers: services.iter().filter(|s| !s.expected).count(),
+        files: files.len(),
+        files_same: files.iter().filter(|f| f.status == Drift::Same).count(),
+        files_differ: files.iter().filter(|f| f.status == Drift::Differs).count(),
+        files_missing: files.iter().filter(|f| f.status == Drift::Missing).count(),
+    };
+    let ok = docker.is_available() && summary.problems() == 0;
+
+    let cmd = |c: &str| format!("`torrust-tracker-deployer {c} {env}`");
+    let mut hints = Vec::new();
+    match &docker {
+        Docker::Available => {}
+        Docker::NotInstalled => hints.push(format!(
+            "Docker is not installed on the host: {} installs it",
+            cmd("configure")
+        )),
+        Docker::Unavailable { .. } => hints.push(format!(
+            "Docker is not available on the host: {} installs and starts it",
+            cmd("configure")
+        )),
+    }
+    if summary.files_differ + summary.files_missing > 0 {
+        hints.push(format!(
+            "the host's files differ from the model: {} applies the files",
+            cmd("release")
+        ));
+    }
+    if docker.is_available() {
+        let mut down: Vec<&str> = services
+            .iter()
+            .filter(|s| s.expected && !s.ok)
+            .map(|s| s.service.as_str())
+            .collect();
+        down.dedup();
+        let unhealthy = services
+            .iter()
+            .any(|s| s.expected && s.health == "unhealthy");
+        if !down.is_empty() {
+            hints.push(format!(
+                "not running or not healthy: {}; {} starts the stack{}",
+                down.join(", "),
+                cmd("run"),
+                if unhealthy {
+                    " (for an unhealthy one, read `docker logs CONTAINER` on the host first)"
+                } else {
+                    ""
+                }
+            ));
+        } else if services.iter().any(ServiceStatus::image_differs) {
+            hints.push(format!(
+                "containers run other images than the model's: {} recreates them",
+                cmd("run")
+            ));
+        }
+        let foreign: Vec<&str> = services
+            .iter()
+            .filter(|s| !s.expected)
+            .map(|s| s.container.as_deref().unwrap_or(&s.service))
+            .collect();
+        if !foreign.is_empty() {
+            hints.push(format!(
+                "containers of the project that the model does not have ({}): left from an \
+                 earlier configuration? Remove them on the host with `docker rm -f NAME`",
+                foreign.join(", ")
+            ));
+        }
+    }
+    Status {
+        name: env.to_string(),
+        host: String::new(),
+        lifecycle: Lifecycle::Created,
+        files_root: None,
+        docker,
+        services,
+        files,
+        summary,
+        ok,
+        hints,
+        ssh_connections: 1,
+        elapsed_ms: elapsed.as_millis() as u64,
+    }
+}
+
+/// Where the script looks for the file at `host_path`: the path itself, or under the test root.
+fn probe_path(root: Option<&Path>, host_path: &Path) -> String {
+    match root {
+        None => host_path.to_string_lossy().into_owned(),
+        Some(root) => root
+            .join(host_path.strip_prefix("/").unwrap_or(host_path))
+            .to_string_lossy()
+            .into_owned(),
+    }
+}
+
+/// The one script `status` runs as root. Output, one finding per line:
+///
+/// ```text
+/// F <index> absent|link|other|unreadable
+/// F <index> file <sha256> <octal mode> <uid> <gid>
+/// D missing                  no docker command
+/// D exit <code>              docker ps exited so; then its output (stdout and stderr):
+/// C <line>
+/// E end                      the script ran to its end
+/// ```
+///
+/// `docker_dir` (tests only) goes first on `PATH`.
+pub fn probe_script(paths: &[String], project: &str, docker_dir: Option<&str>) -> String {
+    let mut s = String::new();
+    if let Some(dir) = docker_dir {
+        let _ = writeln!(s, "PATH={}:\"$PATH\"; export PATH", shell_quote(dir));
+    }
+    // One function per file: a missing or odd file never shifts the lines of the others.
+    s.push_str(
+        "f() {\n\
+         \x20 if [ -L \"$2\" ]; then echo \"F $1 link\"\n\
+         \x20 elif [ -f \"$2\" ]; then\n\
+         \x20   if h=$(sha256sum < \"$2\") && m=$(stat -c '%a %u %g' \"$2\"); then\n\
+         \x20     echo \"F $1 file ${h%% *} $m\"\n\
+         \x20   else echo \"F $1 unreadable\"; fi\n\
+         \x20 elif [ -e \"$2\" ]; then echo \"F $1 other\"\n\
+         \x20 else echo \"F $1 absent\"; fi\n\
+         }\n",
+    );
+    for (i, p) in paths.iter().enumerate() {
+        let _ = writeln!(s, "f {i} {}", shell_quote(p));
+    }
+    let filter = shell_quote(&format!("label=com.docker.compose.project={project}"));
+    let _ = write!(
+        s,
+        "if ! command -v docker >/dev/null 2>&1; then echo 'D missing'\n\
+         else\n\
+         \x20 if command -v timeout >/dev/null 2>&1; then t='timeout {DOCKER_TIMEOUT_SECS}'; else t=''; fi\n\
+         \x20 out=$($t docker ps -a --filter {filter} --format '{{{{json .}}}}' 2>&1); rc=$?\n\
+         \x20 echo \"D exit $rc\"\n\
+         \x20 printf '%s\\n' \"$out\" | while IFS= read -r l; do printf 'C %s\\n' \"$l\"; done\n\
+         fi\n\
+         echo 'E end'\n"
+    );
+    s
+}
+
+/// Reads the output of [`probe_script`] for `n` files.
+pub fn parse_probe(out: &str, n: usize) -> Result<Probe, String> {
+    let bad = |line: &str| format!("unexpected line {line:?}");
+    let mut files: Vec<Option<RemoteFile>> = vec![None; n];
+    let mut docker_code: Option<i32> = None;
+    let mut docker_missing = false;
+    let mut docker_lines = Vec::new();
+    let mut ended = false;
+    for line in out.lines() {
+        let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match tag {
+            "F" => {
+                let w: Vec<&str> = rest.split_whitespace().collect();
+                let i: usize = w
+                    .first()
+                    .and_then(|i| i.parse().ok())
+                    .filter(|i| *i < n)
+                    .ok_or_else(|| bad(line))?;
+                files[i] = Some(match w[1..] {
+                    ["absent"] => RemoteFile::Absent,
+                    ["link"] => RemoteFile::Link,
+                    ["other"] => RemoteFile::Other,
+                    ["unreadable"] => RemoteFile::Unreadable,
+                    ["file", sha, mode, uid, gid]
+                        if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                    {
+                        RemoteFile::File {
+                            sha256: sha.to_ascii_lowercase(),
+                            mode: u32::from_str_radix(mode, 8).map_err(|_| bad(line))?,
+                            uid: uid.parse().map_err(|_| bad(line))?,
+                            gid: gid.parse().map_err(|_| bad(line))?,
+                        }
+                    }
+                    _ => return Err(bad(line)),
+                });
+            }
+            "D" if rest == "missing" => docker_missing = true,
+            "D" => {
+                let code = rest
+                    .strip_prefix("exit ")
+                    .and_then(|c| c.trim().parse().ok())
+                    .ok_or_else(|| bad(line))?;
+                docker_code = Some(code);
+            }
+            "C" => docker_lines.push(rest),
+            "E" if rest == "end" => ended = true,
+            _ => return Err(bad(line)),
+        }
+    }
+    if !ended {
+        return Err("the output ends early".to_string());
+    }
+    let files = files
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| f.ok_or_else(|| format!("no finding for file #{i}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let docker = match (docker_missing, docker_code) {
+        (true, _) => DockerProbe::NotInstalled,
+        (false, Some(0)) => {
+            let mut containers = Vec::new();
+            let mut warnings = Vec::new();
+            for l in docker_lines {
+                let l = l.trim();
+                if l.is_empty() {
+                    continue;
+                }
+                match parse_container(l) {
+                    Ok(c) => containers.push(c),
+                    Err(e) if l.starts_with('{') => warnings.push(format!("{e}: {l}")),
+                    Err(_) => warnings.push(l.to_string()),
+                }
+            }
+            DockerProbe::Listed {
+                containers,
+                warnings,
+            }
+        }
+        (false, Some(code)) => DockerProbe::Failed {
+            code,
+            output: docker_lines.join("\n"),
+        },
+        (false, None) => return Err("nothing about Docker".to_string()),
+    };
+    Ok(Probe { files, docker })
+}
+
+/// The fields of a `docker ps --format '{{json .}}'` line that status uses. Docker 20.10 and
+/// later print at least these; newer ones add `HealthStatus`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PsLine {
+    #[serde(rename = "ID")]
+    id: String,
+    image: String,
+    names: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    ports: String,
+    #[serde(default)]
+    labels: String,
+    #[serde(default)]
+    health_status: Option<String>,
+}
+
+/// Parses one line of `docker ps --format '{{json .}}'`.
+pub fn parse_container(line: &str) -> Result<Container, String> {
+    let ps: PsLine =
+        serde_json::from_str(line).map_err(|e| format!("not a `docker ps` JSON line ({e})"))?;
+    let labels = parse_labels(&ps.labels);
+    let state = if ps.state.is_empty() {
+        state_from_status(&ps.status).to_string()
+    } else {
+        ps.state.to_ascii_lowercase()
+    };
+    let health = match ps.health_status.as_deref().map(str::trim) {
+        Some(h) if !h.is_empty() => h.to_ascii_lowercase(),
+        _ => health_from_status(&ps.status).to_string(),
+    };
+    Ok(Container {
+        id: ps.id,
+        name: ps.names.split(',').next().unwrap_or_default().to_string(),
+        image: ps.image,
+        service: labels.get("com.docker.compose.service").cloned(),
+        oneoff: labels
+            .get("com.docker.compose.oneoff")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        state,
+        health,
+        ports: parse_ports(&ps.ports),
+    })
+}
+
+/// Docker's `k=v,k=v` label list. A value may itself hold commas (several config files,
+/// `depends_on`): a piece without `=` continues the previous value.
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for piece in s.split(',') {
+        match (piece.split_once('='), &last) {
+            (Some((k, v)), _) => {
+                map.insert(k.to_string(), v.to_string());
+                last = Some(k.to_string());
+            }
+            (None, Some(k)) => {
+                if let Some(v) = map.get_mut(k) {
+                    v.push(',');
+                    v.push_str(piece);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    map
+}
+
+/// The state from the `Status` text, for a Docker whose JSON has no `State`.
+fn state_from_status(status: &str) -> &'static str {
+    let s = status.trim().to_ascii_lowercase();
+    if s.starts_with("up") {
+        if s.contains("(paused)") {
+            "paused"
+        } else {
+            "running"
+        }
+    } else if s.starts_with("exited") {
+        "exited"
+    } else if s.starts_with("restarting") {
+        "restarting"
+    } else if s.starts_with("created") {
+        "created"
+    } else if s.starts_with("removal") {
+        "removing"
+    } else if s.starts_with("dead") {
+        "dead"
+    } else {
+        "unknown"
+    }
+}
+
+/// The health Docker appends to `Status`: `Up 2 minutes (healthy)`.
+fn health_from_status(status: &str) -> &'static str {
+    if status.contains("(healthy)") {
+        "healthy"
+    } else if status.contains("(unhealthy)") {
+        "unhealthy"
+    } else if status.contains("(health: starting)") {
+        "starting"
+    } else {
+        "none"
+    }
+}
+
+/// The published ports of Docker's `Ports` text (`0.0.0.0:6969->6969/udp, :::6969->6969/udp,
+/// 1313/tcp`), one entry per binding: `6969/udp`; `127.0.0.1:9090/tcp` when bound to one
+/// address; `3100->3000/tcp` when the ports differ. Unpublished ports are left out, and the
+/// IPv4/IPv6 twins of one binding count once.
+fn parse_ports(s: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((host, container)) = entry.split_once("->") else {
+            continue;
+        };
+        let (cport, proto) = container.split_once('/').unwrap_or((container, "tcp"));
+        let text = match host.rsplit_once(':') {
+            Some((ip, hport)) => {
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                let ip = if matches!(ip, "" | "0.0.0.0" | "::") {
+                    String::new()
+                } else if ip.contains(':') {
+                    format!("[{ip}]:")
+                } else {
+                    format!("{ip}:")
+                };
+                if hport == cport {
+                    format!("{ip}{hport}/{proto}")
+                } else {
+                    format!("{ip}{hport}->{cport}/{proto}")
+                }
+            }
+            None => entry.to_string(),
+        };
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    out
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut s = String::with_capacity(64);
+    for b in Sha256::digest(data) {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Compares a file of the model with what the host has. A secret file's hashes are not
+/// reported (only that its content differs).
+pub fn file_status(f: &StackFile, remote: &RemoteFile) -> FileStatus {
+    let expected_sha = sha256_hex(&f.contents);
+    let want_mode = f.mode & 0o7777;
+    let mut s = FileStatus {
+        path: f.path.clone(),
+        status: Drift::Same,
+        differences: Vec::new(),
+        secret: f.secret,
+        expected_mode: format!("{want_mode:04o}"),
+        mode: None,
+        expected_owner: f.owner.map(|(u, g)| format!("{u}:{g}")),
+        owner: None,
+        expected_sha256: (!f.secret).then(|| expected_sha.clone()),
+        sha256: None,
+        detail: None,
+    };
+    match remote {
+        RemoteFile::Absent => s.status = Drift::Missing,
+        RemoteFile::Link | RemoteFile::Other => {
+            s.status = Drift::Differs;
+            s.differences.push(Difference::NotAFile);
+            s.detail = Some(
+                if *remote == RemoteFile::Link {
+                    "a symbolic link"
+                } else {
+                    "not a regular file (a directory?)"
+                }
+                .to_string(),
+            );
+        }
+        RemoteFile::Unreadable => {
+            s.status = Drift::Differs;
+            s.differences.push(Difference::Unreadable);
+        }
+        RemoteFile::File {
+            sha256,
+            mode,
+            uid,
+            gid,
+        } => {
+            s.mode = Some(format!("{:04o}", mode & 0o7777));
+            s.owner = Some(format!("{uid}:{gid}"));
+            if !f.secret {
+                s.sha256 = Some(sha256.clone());
+            }
+            if *sha256 != expected_sha {
+                s.differences.push(Difference::Content);
+            }
+            if mode & 0o7777 != want_mode {
+                s.differences.push(Difference::Mode);
+            }
+            if f.owner.is_some_and(|o| o != (*uid, *gid)) {
+                s.differences.push(Difference::Owner);
+            }
+            if !s.differences.is_empty() {
+                s.status = Drift::Differs;
+            }
+        }
+    }
+    s
+}
+
+/// The model's services against the project's containers: one row per container of a model
+/// service (a row saying `missing` when it has none), then the containers of services the model
+/// does not have. One-off containers (`compose run`) are not part of the stack and are left out.
+pub fn service_statuses(model: &[ServiceInfo], docker: &DockerProbe) -> Vec<ServiceStatus> {
+    let containers = match docker {
+        DockerProbe::Listed { containers, .. } => containers,
+        _ => {
+            return model
+                .iter()
+                .map(|m| ServiceStatus {
+                    service: m.name.as_str().to_string(),
+                    expected: true,
+                    container: None,
+                    state: "unknown".to_string(),
+                    health: "unknown".to_string(),
+                    ports: Vec::new(),
+                    image: None,
+                    expected_image: Some(m.image.clone()),
+                    ok: false,
+                    problem: Some("Docker is not available".to_string()),
+                })
+                .collect();
+        }
+    };
+    let stack: Vec<&Container> = containers.iter().filter(|c| !c.oneoff).collect();
+    let mut rows = Vec::new();
+    for m in model {
+        let name = m.name.as_str();
+        let mut found = stack
+            .iter()
+            .filter(|c| c.service.as_deref() == Some(name))
+            .peekable();
+        if found.peek().is_none() {
+            rows.push(ServiceStatus {
+                service: name.to_string(),
+                expected: true,
+                container: None,
+                state: "missing".to_string(),
+                health: "none".to_string(),
+                ports: Vec::new(),
+                image: None,
+                expected_image: Some(m.image.clone()),
+                ok: false,
+                problem: Some("no container: the stack is not started".to_string()),
+            });
+        }
+        for c in found {
+            rows.push(container_row(c, Some(&m.image)));
+        }
+    }
+    let mut foreign: Vec<&Container> = stack
+        .iter()
+        .copied()
+        .filter(|c| {
+            c.service
+                .as_deref()
+                .is_none_or(|s| !model.iter().any(|m| m.name.as_str() == s))
+        })
+        .collect();
+    foreign.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+    rows.extend(foreign.into_iter().map(|c| container_row(c, None)));
+    rows
+}
+
+fn container_row(c: &Container, expected_image: Option<&String>) -> ServiceStatus {
+    let running = c.state == "running";
+    let healthy = matches!(c.health.as_str(), "healthy" | "none");
+    let problem = if expected_image.is_none() {
+        Some("not in the model (the environment's compose file has no such service)".to_string())
+    } else if !running {
+        Some(format!("{}, not running", c.state))
+    } else if c.health == "starting" {
+        Some("running; its health check has not passed yet".to_string())
+    } else if !healthy {
+        Some(format!("running but {}", c.health))
+    } else {
+        None
+    };
+    ServiceStatus {
+        service: c.service.clone().unwrap_or_else(|| c.name.clone()),
+        expected: expected_image.is_some(),
+        container: Some(c.name.clone()),
+        state: c.state.clone(),
+        health: c.health.clone(),
+        ports: c.ports.clone(),
+        image: Some(c.image.clone()),
+        expected_image: expected_image.cloned(),
+        ok: problem.is_none(),
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::{FileRole, HealthProbe, PublishedPort, Service};
+
+    // Real `docker ps -a --format '{{json .}}'` lines, Docker 20.10 (keys Command, CreatedAt,
+    // ID, Image, Labels, LocalVolumes, Mounts, Names, Networks, Ports, RunningFor, Size, State,
+    // Status; Go's JSON escapes `>` as \u003e), from a stack started by docker-compose 1.29.
+    const PS_TRACKER_V1: &str = r#"{"Command":"\"/usr/local/bin/entr…\"","CreatedAt":"2024-03-12 10:41:07 +0000 UTC","ID":"4f2a9c1d7e3b","Image":"torrust/tracker:develop","Labels":"com.docker.compose.config-hash=0b9e8f1c2d3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012345678,com.docker.compose.container-number=1,com.docker.compose.oneoff=False,com.docker.compose.project=torrust,com.docker.compose.project.config_files=/opt/torrust/docker-compose.yml,com.docker.compose.project.working_dir=/opt/torrust,com.docker.compose.service=tracker,com.docker.compose.version=1.29.2","LocalVolumes":"0","Mounts":"/opt/torrust/s…,/opt/torrust/s…,/opt/torrust/s…","Names":"torrust_tracker_1","Networks":"torrust_backend_network","Ports":"0.0.0.0:1212-\u003e1212/tcp, :::1212-\u003e1212/tcp, 0.0.0.0:7070-\u003e7070/tcp, :::7070-\u003e7070/tcp, 1313/tcp, 0.0.0.0:6969-\u003e6969/udp, :::6969-\u003e6969/udp","RunningFor":"2 minutes ago","Size":"0B","State":"running","Status":"Up 2 minutes (healthy)"}"#;
+    const PS_PROMETHEUS_V1: &str = r#"{"Command":"\"/bin/prometheus --c…\"","CreatedAt":"2024-03-12 10:41:06 +0000 UTC","ID":"9b8c7d6e5f4a","Image":"prom/prometheus:v3.0.1","Labels":"com.docker.compose.config-hash=5c3e1a9f7b2d4e6a8c0e2f4a6b8d0f2a4c6e8a0b2d4f6a8c0e2b4d6f8a0c2e4f,com.docker.compose.container-number=1,com.docker.compose.oneoff=False,com.docker.compose.project=torrust,com.docker.compose.project.config_files=/opt/torrust/docker-compose.yml,com.docker.compose.project.working_dir=/opt/torrust,com.docker.compose.service=prometheus,com.docker.compose.version=1.29.2,maintainer=The Prometheus Authors <prometheus-developers@googlegroups.com>,org.opencontainers.image.source=https://github.com/prometheus/prometheus","LocalVolumes":"0","Mounts":"/opt/torrust/s…,/opt/torrust/s…","Names":"torrust_prometheus_1","Networks":"torrust_metrics_network","Ports":"127.0.0.1:9090-\u003e9090/tcp","RunningFor":"2 minutes ago","Size":"0B","State":"exited","Status":"Exited (2) 40 seconds ago"}"#;
+    // Compose v2 (`docker compose`), Docker 24: names with `-`, IPv6 as `[::]`, `depends_on`
+    // values holding commas.
+    const PS_MYSQL_V2: &str = r#"{"Command":"\"docker-entrypoint.s…\"","CreatedAt":"2024-05-02 08:12:44 +0000 UTC","ID":"c0ffee123456","Image":"mysql:8.4","Labels":"com.docker.compose.config-hash=aa11bb22cc33dd44ee55ff6677889900aabbccddeeff00112233445566778899,com.docker.compose.container-number=1,com.docker.compose.depends_on=,com.docker.compose.image=sha256:5f2b1c0d9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c,com.docker.compose.oneoff=False,com.docker.compose.project=torrust,com.docker.compose.project.config_files=/opt/torrust/docker-compose.yml,com.docker.compose.project.working_dir=/opt/torrust,com.docker.compose.service=mysql,com.docker.compose.version=2.24.6","LocalVolumes":"0","Mounts":"/opt/torrust/s…","Names":"torrust-mysql-1","Networks":"torrust_database_network","Ports":"3306/tcp, 33060/tcp","RunningFor":"15 seconds ago","Size":"0B","State":"running","Status":"Up 14 seconds (health: starting)"}"#;
+    const PS_GRAFANA_V2: &str = r#"{"Command":"\"/run.sh\"","CreatedAt":"2024-05-02 08:12:44 +0000 UTC","ID":"0a1b2c3d4e5f","Image":"grafana/grafana:11.4.0","Labels":"com.docker.compose.config-hash=0011,com.docker.compose.container-number=1,com.docker.compose.depends_on=prometheus:service_started:false,tracker:service_healthy:false,com.docker.compose.oneoff=False,com.docker.compose.project=torrust,com.docker.compose.service=grafana,com.docker.compose.version=2.24.6","LocalVolumes":"0","Mounts":"/opt/torrust/s…","Names":"torrust-grafana-1","Networks":"torrust_metrics_network","Ports":"0.0.0.0:3100-\u003e3000/tcp, [::]:3100-\u003e3000/tcp","RunningFor":"15 seconds ago","Size":"0B","State":"restarting","Status":"Restarting (1) 3 seconds ago"}"#;
+
+    #[test]
+    fn parses_a_compose_v1_container_of_docker_20_10() {
+        let c = parse_container(PS_TRACKER_V1).unwrap();
+        assert_eq!(c.id, "4f2a9c1d7e3b");
+        assert_eq!(c.name, "torrust_tracker_1");
+        assert_eq!(c.image, "torrust/tracker:develop");
+        assert_eq!(c.service.as_deref(), Some("tracker"));
+        assert!(!c.oneoff);
+        assert_eq!(c.state, "running");
+        assert_eq!(c.health, "healthy");
+        assert_eq!(c.ports, ["1212/tcp", "7070/tcp", "6969/udp"]);
+
+        let p = parse_container(PS_PROMETHEUS_V1).unwrap();
+        assert_eq!(p.state, "exited");
+        assert_eq!(p.health, "none");
+        assert_eq!(p.ports, ["127.0.0.1:9090/tcp"]);
+    }
+
+    #[test]
+    fn parses_compose_v2_containers() {
+        let m = parse_container(PS_MYSQL_V2).unwrap();
+        assert_eq!(m.service.as_deref(), Some("mysql"));
+        assert_eq!(m.name, "torrust-mysql-1");
+        assert_eq!(m.health, "starting");
+        assert!(m.ports.is_empty(), "{:?}", m.ports);
+        let g = parse_container(PS_GRAFANA_V2).unwrap();
+        assert_eq!(g.service.as_deref(), Some("grafana"), "depends_on commas");
+        assert_eq!(g.state, "restarting");
+        assert_eq!(g.ports, ["3100->3000/tcp"]);
+    }
+
+    #[test]
+    fn state_and_health_come_from_status_without_state() {
+        let line = r#"{"ID":"1","Image":"i","Names":"n","Status":"Up 5 minutes (unhealthy)","Labels":"com.docker.compose.service=tracker"}"#;
+        let c = parse_container(line).unwrap();
+        assert_eq!(
+            (c.state.as_str(), c.health.as_str()),
+            ("running", "unhealthy")
+        );
+        assert_eq!(state_from_status("Up 2 hours (Paused)"), "paused");
+        assert_eq!(state_from_status("Exited (0) 2 days ago"), "exited");
+        assert_eq!(state_from_status("Created"), "created");
+        assert_eq!(
+            state_from_status("Restarting (1) 2 seconds ago"),
+            "restarting"
+        );
+        // Newer Docker's HealthStatus wins over the Status text.
+        let line = r#"{"ID":"1","Image":"i","Names":"n","State":"running","Status":"Up 1 second","HealthStatus":"starting","Labels":""}"#;
+        assert_eq!(parse_container(line).unwrap().health, "starting");
+        assert!(parse_container("WARNING: something").is_err());
+        assert!(parse_container(r#"{"ID":"1"}"#).is_err());
+    }
+
+    #[test]
+    fn labels_keep_commas_inside_values() {
+        let l = parse_labels("a=1,b=/x.yml,/y.yml,c=d:e:f,g:h:i,com.docker.compose.oneoff=True");
+        assert_eq!(l["b"], "/x.yml,/y.yml");
+        assert_eq!(l["c"], "d:e:f,g:h:i");
+        assert_eq!(l["com.docker.compose.oneoff"], "True");
+        assert!(parse_labels("").is_empty());
+    }
+
+    #[test]
+    fn ports_are_deduplicated_and_compact() {
+        assert_eq!(
+            parse_ports(
+                "0.0.0.0:80->80/tcp, :::80->80/tcp, 0.0.0.0:443->443/udp, [::1]:8080->80/tcp, 9000/tcp"
+            ),
+            ["80/tcp", "443/udp", "[::1]:8080->80/tcp"]
+        );
+        assert!(parse_ports("").is_empty());
+    }
+
+    fn script_output(files: &[&str], docker: &str) -> String {
+        let mut s = String::new();
+        for (i, f) in files.iter().enumerate() {
+            s.push_str(&format!("F {i} {f}\n"));
+        }
+        s.push_str(docker);
+        s.push_str("E end\n");
+        s
+    }
+
+    #[test]
+    fn probe_output_is_parsed() {
+        let sha = "ab".repeat(32);
+        let out = script_output(
+            &[&format!("file {sha} 644 0 0"), "absent", "link"],
+            &format!("D exit 0\nC {PS_TRACKER_V1}\nC WARNING: No swap limit support\nC \n"),
+        );
+        let p = parse_probe(&out, 3).unwrap();
+        assert_eq!(
+            p.files,
+            [
+                RemoteFile::File {
+                    sha256: sha,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0
+                },
+                RemoteFile::Absent,
+                RemoteFile::Link
+            ]
+        );
+        let DockerProbe::Listed {
+            containers,
+            warnings,
+        } = p.docker
+        else {
+            panic!("{:?}", p.docker)
+        };
+        assert_eq!(containers.len(), 1);
+        assert_eq!(warnings, ["WARNING: No swap limit support"]);
+    }
+
+    #[test]
+    fn docker_failures_are_told_apart() {
+        let out = script_output(&[], "D missing\n");
+        assert_eq!(
+            parse_probe(&out, 0).unwrap().docker.docker(),
+            Docker::NotInstalled
+        );
+        let out = script_output(
+            &[],
+            "D exit 1\nC Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n",
+        );
+        assert_eq!(
+            parse_probe(&out, 0).unwrap().docker.docker(),
+            Docker::Unavailable {
+                detail: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?".into()
+            }
+        );
+        let out = script_output(&[], "D exit 124\nC \n");
+        assert!(matches!(
+            parse_probe(&out, 0).unwrap().docker.docker(),
+            Docker::Unavailable { detail } if detail.contains("did not answer")
+        ));
+    }
+
+    #[test]
+    fn incomplete_or_foreign_output_is_refused() {
+        // sudo refused: nothing of ours.
+        assert!(parse_probe("sudo: a password is required\n", 1).is_err());
+        // A file without a finding.
+        assert!(parse_probe(&script_output(&[], "D missing\n"), 1).is_err());
+        // Cut short.
+        assert!(parse_probe("F 0 absent\nD missing\n", 1).is_err());
+        // Index out of range, bad checksum.
+        assert!(parse_probe(&script_output(&["absent", "absent"], "D missing\n"), 1).is_err());
+        assert!(parse_probe(&script_output(&["file xyz 644 0 0"], "D missing\n"), 1).is_err());
+    }
+
+    /// The script as `sh` runs it, against real files (and without Docker on PATH).
+    #[test]
+    fn the_script_runs_under_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = dir.path().join("it's here.yml");
+        std::fs::write(&present, b"hello\n").unwrap();
+        std::os::unix::fs::symlink(&present, dir.path().join("link")).unwrap();
+        let paths: Vec<String> = [
+            present.clone(),
+            dir.path().join("absent"),
+            dir.path().join("link"),
+            dir.path().to_path_buf(),
+        ]
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+        // An empty directory first on PATH, and the rest without docker: only sh builtins and
+        // coreutils are needed for the files.
+        let script = probe_script(&paths, "torrust", Some(&dir.path().to_string_lossy()));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let p = parse_probe(&stdout, 4).unwrap_or_else(|e| panic!("{e}\n{stdout}"));
+        let RemoteFile::File { sha256, mode, .. } = &p.files[0] else {
+            panic!("{:?}", p.files)
+        };
+        assert_eq!(*sha256, sha256_hex(b"hello\n"));
+        use std::os::unix::fs::PermissionsExt;
+        let want = std::fs::metadata(&present).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(*mode, want);
+        assert_eq!(
+            p.files[1..],
+            [RemoteFile::Absent, RemoteFile::Link, RemoteFile::Other]
+        );
+    }
+
+    fn stack_file(path: &str, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> StackFile {
+        StackFile {
+            path: PathBuf::from(path),
+            contents: contents.to_vec(),
+            mode,
+            owner,
+            secret: false,
+            role: FileRole::Compose,
+        }
+    }
+
+    #[test]
+    fn drift_of_content_mode_and_owner() {
+        let f = stack_file("/opt/torrust/x", b"abc", 0o640, Some((1000, 1000)));
+        let same = RemoteFile::File {
+            sha256: sha256_hex(b"abc"),
+            mode: 0o640,
+            uid: 1000,
+            gid: 1000,
+        };
+        let s = file_status(&f, &same);
+        assert_eq!(s.status, Drift::Same);
+        assert!(s.differences.is_empty());
+        assert_eq!(s.expected_mode, "0640");
+        assert_eq!(s.owner.as_deref(), Some("1000:1000"));
+
+        let all = RemoteFile::File {
+            sha256: sha256_hex(b"abd"),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let s = file_status(&f, &all);
+        assert_eq!(s.status, Drift::Differs);
+        assert_eq!(
+            s.differences,
+            [Difference::Content, Difference::Mode, Difference::Owner]
+        );
+        assert_eq!(file_status(&f, &RemoteFile::Absent).status, Drift::Missing);
+        assert_eq!(
+            file_status(&f, &RemoteFile::Link).differences,
+            [Difference::NotAFile]
+        );
+
+        // No owner in the model: whoever owns it is fine.
+        let f = stack_file("/opt/torrust/y", b"abc", 0o644, None);
+        let s = file_status(
+            &f,
+            &RemoteFile::File {
+                sha256: sha256_hex(b"abc"),
+                mode: 0o100644,
+                uid: 1001,
+                gid: 1001,
+            },
+        );
+        assert_eq!(s.status, Drift::Same, "{s:?}");
+    }
+
+    #[test]
+    fn secret_files_report_no_hash() {
+        let mut f = stack_file("/opt/torrust/.env", b"TOKEN=s3cr3t\n", 0o600, None);
+        f.secret = true;
+        let s = file_status(
+            &f,
+            &RemoteFile::File {
+                sha256: sha256_hex(b"TOKEN=other\n"),
+                mode: 0o600,
+                uid: 0,
+                gid: 0,
+            },
+        );
+        assert_eq!(s.differences, [Difference::Content]);
+        assert_eq!((s.sha256, s.expected_sha256), (None, None));
+        let json = serde_json::to_string(&file_status(&f, &RemoteFile::Absent)).unwrap();
+        assert!(
+            !json.contains("s3cr3t") && !json.contains("sha256"),
+            "{json}"
+        );
+    }
+
+    fn model() -> Vec<ServiceInfo> {
+        let svc = |name, image: &str| ServiceInfo {
+            name,
+            image: image.to_string(),
+            ports: Vec::<PublishedPort>::new(),
+            health: HealthProbe::Running,
+        };
+        vec![
+            svc(Service::Tracker, "torrust/tracker:develop"),
+            svc(Service::Mysql, "mysql:8.4"),
+            svc(Service::Prometheus, "prom/prometheus:v3.0.1"),
+        ]
+    }
+
+    fn listed(lines: &[&str]) -> DockerProbe {
+        DockerProbe::Listed {
+            containers: lines.iter().map(|l| parse_container(l).unwrap()).collect(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn services_against_containers() {
+        let rows = service_statuses(
+            &model(),
+            &listed(&[PS_GRAFANA_V2, PS_PROMETHEUS_V1, PS_TRACKER_V1]),
+        );
+        let view: Vec<(&str, bool, &str, bool)> = rows
+            .iter()
+            .map(|r| (r.service.as_str(), r.expected, r.state.as_str(), r.ok))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("tracker", true, "running", true),
+                ("mysql", true, "missing", false),
+                ("prometheus", true, "exited", false),
+                ("grafana", false, "restarting", false),
+            ]
+        );
+        assert!(rows[1].problem.as_deref().unwrap().contains("no container"));
+        assert!(
+            rows[3]
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("not in the model")
+        );
+
+        let status = assemble("e", Docker::Available, rows, Vec::new(), Duration::ZERO);
+        assert_eq!(status.summary.services, 3);
+        assert_eq!(status.summary.services_ok, 1);
+        assert_eq!(status.summary.unexpected_containers, 1);
+        assert_eq!(status.summary.problems(), 3);
+        assert!(!status.ok);
+        let hints = status.hints.join("\n");
+        assert!(hints.contains("torrust-tracker-deployer run e"), "{hints}");
+        assert!(hints.contains("not healthy: mysql, prometheus;"), "{hints}");
+        assert!(
+            !hints.contains("docker logs"),
+            "nothing is unhealthy: {hints}"
+        );
+        assert!(hints.contains("torrust-grafana-1"), "{hints}");
+        assert!(!hints.contains("release"), "{hints}");
+    }
+
+    #[test]
+    fn unhealthy_starting_and_oneoff_containers() {
+        let mut starting = parse_container(PS_MYSQL_V2).unwrap();
+        let mut oneoff = parse_container(PS_TRACKER_V1).unwrap();
+        oneoff.oneoff = true;
+        oneoff.state = "exited".into();
+        let mut tracker = parse_container(PS_TRACKER_V1).unwrap();
+        tracker.health = "unhealthy".into();
+        starting.image = "mysql:8.0".into();
+        let rows = service_statuses(
+            &model()[..2],
+            &DockerProbe::Listed {
+                containers: vec![oneoff, tracker, starting],
+                warnings: Vec::new(),
+            },
+        );
+        assert_eq!(rows.len(), 2, "the one-off container is left out: {rows:?}");
+        assert!(!rows[0].ok && rows[0].problem.as_deref() == Some("running but unhealthy"));
+        assert!(!rows[1].ok && rows[1].problem.as_deref().unwrap().contains("health check"));
+        assert!(rows[1].image_differs());
+    }
+
+    #[test]
+    fn without_docker_services_are_unknown_and_files_still_count() {
+        let rows = service_statuses(&model(), &DockerProbe::NotInstalled);
+        assert!(rows.iter().all(|r| r.state == "unknown" && !r.ok));
+        let f = stack_file("/opt/torrust/x", b"abc", 0o644, None);
+        let files = vec![file_status(&f, &RemoteFile::Absent)];
+        let status = assemble("e", Docker::NotInstalled, rows, files, Duration::ZERO);
+        assert!(!status.ok);
+        assert_eq!(status.summary.files_missing, 1);
+        let hints = status.hints.join("\n");
+        assert!(
+            hints.contains("configure e") && hints.contains("release e"),
+            "{hints}"
+        );
+        assert!(!hints.contains("run e"), "{hints}");
+    }
+
+    #[test]
+    fn all_well_is_ok_without_hints() {
+        let rows = service_statuses(&model()[..1], &listed(&[PS_TRACKER_V1]));
+        let f = stack_file("/opt/torrust/x", b"abc", 0o644, None);
+        let same = RemoteFile::File {
+            sha256: sha256_hex(b"abc"),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let status = assemble(
+            "e",
+            Docker::Available,
+            rows,
+            vec![file_status(&f, &same)],
+            Duration::ZERO,
+        );
+        assert!(status.ok, "{status:?}");
+        assert!(status.hints.is_empty());
+        assert_eq!(status.summary.problems(), 0);
+    }
+
+    #[test]
+    fn probe_paths_move_under_the_test_root() {
+        let p = Path::new("/opt/torrust/.env");
+        assert_eq!(probe_path(None, p), "/opt/torrust/.env");
+        assert_eq!(
+            probe_path(Some(Path::new("/tmp/r")), p),
+            "/tmp/r/opt/torrust/.env"
+        );
+    }
+}

@@ -1,0 +1,588 @@
+//! `test`: checks from the operator's machine that the deployed tracker works, with the protocol
+//! probes of [`crate::probe`]: every UDP tracker (BEP 15 connect, announce, scrape), every HTTP
+//! tracker (announce and scrape, bencoded, compact peers), the API's health and statistics (with
+//! the admin token), the health check API where it is reachable, and the announces counted in
+//! the API's statistics.
+//!
+//! The addresses come from the stack model ([`crate::stack::endpoints`]) and the host's IP in the
+//! state. Domains are answered with that IP (no DNS change needed) unless `use_dns` is set.
+//!
+//! The environment's lock is held only while the state is read, and nothing is written: the
+//! state is the same after a test.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use serde::Serialize;
+
+use super::OpsError;
+use crate::config::EnvironmentConfig;
+use crate::probe::{self, HttpOptions, ProbeOptions, ProbeReport, TlsTrust, UdpRetry, UdpTarget};
+use crate::stack::{self, layout};
+use crate::state::{DataDir, EnvironmentState, Lifecycle};
+
+/// How `test` checks.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// The limit of one request: an HTTP request, or a UDP request with its retransmissions.
+    pub timeout: Duration,
+    /// A PEM file of extra trusted roots, e.g. Caddy's internal CA for `.local` domains.
+    pub ca_cert: Option<PathBuf>,
+    /// Accept any TLS certificate (explicit opt-in; said in the output).
+    pub insecure: bool,
+    /// Resolve domains through DNS instead of answering them with the host's IP.
+    pub use_dns: bool,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            ca_cert: None,
+            insecure: false,
+            use_dns: false,
+        }
+    }
+}
+
+/// What `test` found.
+#[derive(Debug, Serialize)]
+pub struct Tested {
+    pub name: String,
+    /// The host's IP address, from the state.
+    pub host: String,
+    pub lifecycle: Lifecycle,
+    /// Every check passed.
+    pub ok: bool,
+    pub passed: usize,
+    pub failed: usize,
+    /// Domains answered with the host's IP instead of DNS.
+    pub resolve: BTreeMap<String, IpAddr>,
+    /// Which TLS certificates were accepted: `system`, `system+ca-cert` or `insecure`.
+    pub tls_trust: &'static str,
+    /// What was not checked and why, and other things to know about the results.
+    pub notes: Vec<String>,
+    /// `results`: one entry per check, in order (see [`probe::CheckResult`]'s JSON).
+    #[serde(flatten)]
+    pub report: ProbeReport,
+    pub elapsed_ms: u64,
+}
+
+impl Tested {
+    /// The error to exit with when a check failed.
+    pub fn failure(&self) -> Option<OpsError> {
+        if self.ok {
+            return None;
+        }
+        let mut next = format!(
+            "Look at each failed check's detail, at `torrust-tracker-deployer status {name}`, \
+             and at the tracker's logs on the host (`docker compose logs tracker` in {dir})",
+            name = self.name,
+            dir = layout::STACK_DIR
+        );
+        if self.lifecycle < Lifecycle::Running {
+            next.push_str(&format!(
+                ". The environment is '{}': the tracker may not be running yet \
+                 (`torrust-tracker-deployer deploy {}` releases and starts it)",
+                self.lifecycle, self.name
+            ));
+        }
+        Some(OpsError::TestFailed {
+            env: self.name.clone(),
+            failed: self.failed,
+            total: self.report.results.len(),
+            next,
+        })
+    }
+}
+
+/// What to check, derived from the configuration and the host's IP.
+#[derive(Debug)]
+pub struct Plan {
+    pub endpoints: probe::Endpoints,
+    /// Every domain of the endpoints, answered with the host's IP.
+    pub resolve: BTreeMap<String, IpAddr>,
+    pub notes: Vec<String>,
+}
+
+/// Runs the whole test of `env`'s deployment. Returns the report whether or not the checks
+/// passed ([`Tested::failure`] says); fails only when there is nothing to test.
+pub async fn test(
+    data: &DataDir,
+    env: &str,
+    options: &TestOptions,
+    lock_wait: Duration,
+) -> Result<Tested, OpsError> {
+    let started = Instant::now();
+    // The lock only while reading: a consistent state, not one half-written by another command.
+    let state = {
+        let _lock = data.lock(env, "test", lock_wait)?;
+        data.load(env)?
+    };
+    let ip = host_ip(&state)?;
+    let tls = tls_trust(options)?;
+    let mut plan = plan(&state.config, ip)?;
+    let resolve = if options.use_dns {
+        if !plan.resolve.is_empty() {
+            plan.notes.push(format!(
+                "--use-dns: the domains ({}) were resolved through DNS",
+                names(&plan.resolve)
+            ));
+        }
+        BTreeMap::new()
+    } else {
+        if !plan.resolve.is_empty() {
+            plan.notes.push(format!(
+                "the domains ({}) were answered with the host's IP {ip}, not DNS; pass --use-dns \
+                 to test the DNS records too",
+                names(&plan.resolve)
+            ));
+        }
+        plan.resolve.clone()
+    };
+    plan.notes.extend(tls_notes(&state, &tls));
+    if state.lifecycle < Lifecycle::Running {
+        plan.notes.push(format!(
+            "the environment is '{}', not 'running': the checks pass only if the tracker was \
+             started (`torrust-tracker-deployer deploy {env}`)",
+            state.lifecycle
+        ));
+    }
+    let opts = ProbeOptions {
+        http: HttpOptions {
+            timeout: options.timeout,
+            tls: tls.clone(),
+            resolve: resolve.clone(),
+        },
+        udp: udp_retry(options.timeout),
+    };
+    tracing::info!(
+        "testing environment '{env}' at {ip}: {} UDP tracker(s), {} HTTP tracker(s), the API{}",
+        plan.endpoints.udp_trackers.len(),
+        plan.endpoints.http_trackers.len(),
+        if plan.endpoints.health_check.is_some() {
+            ", the health check API"
+        } else {
+            ""
+        }
+    );
+    tracing::debug!("endpoints: {:?}; options: {opts:?}", plan.endpoints);
+    let report = probe::run_tracker_test(&plan.endpoints, &opts).await;
+    for r in &report.results {
+        tracing::debug!("{r}");
+    }
+    let failed = report.failures().count();
+    Ok(Tested {
+        name: env.to_string(),
+        host: ip.to_string(),
+        lifecycle: state.lifecycle,
+        ok: report.ok(),
+        passed: report.results.len() - failed,
+        failed,
+        resolve,
+        tls_trust: match tls {
+            TlsTrust::System => "system",
+            TlsTrust::ExtraRootPem(_) => "system+ca-cert",
+            TlsTrust::InsecureSkipVerify => "insecure",
+        },
+        notes: plan.notes,
+        report,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn names(resolve: &BTreeMap<String, IpAddr>) -> String {
+    resolve.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// The host's IP, or why there is nothing to test.
+fn host_ip(state: &EnvironmentState) -> Result<IpAddr, OpsError> {
+    let env = &state.name;
+    if state.lifecycle == Lifecycle::Destroyed {
+        return Err(OpsError::Refused(format!(
+            "environment '{env}' is destroyed: there is no tracker to test. Create a host with \
+             `torrust-tracker-deployer provision {env}` and start the tracker with \
+             `torrust-tracker-deployer deploy {env}`"
+        )));
+    }
+    let Some(host) = state.host.as_ref().filter(|h| !h.ip.is_empty()) else {
+        return Err(OpsError::Refused(format!(
+            "environment '{env}' has no host yet (state '{}'): there is no tracker to test. \
+             Create one with `torrust-tracker-deployer provision {env}` (or adopt one with \
+             `register`), then start the tracker with `torrust-tracker-deployer deploy {env}`",
+            state.lifecycle
+        )));
+    };
+    host.ip.parse().map_err(|_| {
+        OpsError::Failed(format!(
+            "the state of environment '{env}' records the host address {:?}, which is not an IP \
+             address",
+            host.ip
+        ))
+    })
+}
+
+fn tls_trust(options: &TestOptions) -> Result<TlsTrust, OpsError> {
+    match (&options.ca_cert, options.insecure) {
+        (Some(_), true) => Err(OpsError::Refused(
+            "--ca-cert and --insecure exclude each other: --ca-cert verifies the certificates \
+             with an extra root, --insecure does not verify them at all"
+                .into(),
+        )),
+        (Some(path), false) => {
+            std::fs::File::open(path).map_err(|e| {
+                OpsError::Refused(format!(
+                    "cannot read the CA certificate given with --ca-cert, {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Ok(TlsTrust::ExtraRootPem(path.clone()))
+        }
+        (None, true) => Ok(TlsTrust::InsecureSkipVerify),
+        (None, false) => Ok(TlsTrust::System),
+    }
+}
+
+/// Each UDP request waits `timeout` in all: three sends, a third of it apart.
+fn udp_retry(timeout: Duration) -> UdpRetry {
+    UdpRetry {
+        timeout: (timeout / 3).max(Duration::from_millis(100)),
+        tries: 3,
+        backoff: false,
+    }
+}
+
+/// A domain without its trailing dot, lowercase.
+fn bare(domain: &str) -> String {
+    domain
+        .strip_suffix('.')
+        .unwrap_or(domain)
+        .to_ascii_lowercase()
+}
+
+/// Whether Caddy serves the domain with its internal CA (no public certificate for `.local`).
+fn is_local(domain: &str) -> bool {
+    let d = bare(domain);
+    d == "local" || d.ends_with(".local")
+}
+
+/// The TLS-proxied services whose certificate comes from Caddy's internal CA.
+fn local_tls_domains(config: &EnvironmentConfig) -> Vec<String> {
+    let t = &config.tracker;
+    let services = t
+        .http_trackers
+        .iter()
+        .map(|h| (h.use_tls_proxy, h.domain.as_deref()))
+        .chain([
+            (t.http_api.use_tls_proxy, t.http_api.domain.as_deref()),
+            (
+                t.health_check_api.use_tls_proxy,
+                t.health_check_api.domain.as_deref(),
+            ),
+        ]);
+    let mut out: Vec<String> = Vec::new();
+    for (tls, domain) in services {
+        if let Some(d) = domain.filter(|d| tls && is_local(d)).map(bare)
+            && !out.contains(&d)
+        {
+            out.push(d);
+        }
+    }
+    out
+}
+
+fn tls_notes(state: &EnvironmentState, tls: &TlsTrust) -> Vec<String> {
+    let mut notes = Vec::new();
+    let local = local_tls_domains(&state.config);
+    match tls {
+        TlsTrust::InsecureSkipVerify => notes.push(
+            "--insecure: TLS certificates were NOT verified; a passing HTTPS check proves the \
+             service answers, not that its certificate is valid"
+                .into(),
+        ),
+        TlsTrust::System if !local.is_empty() => {
+            let (user, ip, port) = match &state.host {
+                Some(h) => (
+                    state.config.ssh_credentials.username.as_str(),
+                    h.ip.as_str(),
+                    h.ssh_port,
+                ),
+                None => ("USER", "HOST", 22),
+            };
+            notes.push(format!(
+                "{} use(s) Caddy's internal CA, which this machine does not trust: copy its root \
+                 (`ssh -p {port} {user}@{ip} sudo cat {}/caddy/pki/authorities/local/root.crt > \
+                 caddy-root.crt`) and pass `--ca-cert caddy-root.crt`, or pass --insecure to skip \
+                 the verification",
+                local.join(", "),
+                layout::caddy_data().display()
+            ));
+        }
+        _ => {}
+    }
+    notes
+}
+
+/// Converts the stack's public addresses into the probes' endpoints.
+pub fn plan(config: &EnvironmentConfig, ip: IpAddr) -> Result<Plan, OpsError> {
+    let public = stack::endpoints(config, ip);
+    let bad = |what: &str, url: &str, detail: String| {
+        OpsError::Failed(format!(
+            "cannot test the {what} at {url}: {detail} (is the environment's configuration \
+             valid? `torrust-tracker-deployer show` prints it)"
+        ))
+    };
+    let udp_trackers = public
+        .udp_announce
+        .iter()
+        .map(|u| UdpTarget::parse(u).map_err(|e| bad("UDP tracker", u, e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let base = |what: &str, url: &str, suffix: &str| -> Result<Url, OpsError> {
+        let mut parsed = Url::parse(url).map_err(|e| bad(what, url, e.to_string()))?;
+        let path = parsed.path().to_string();
+        let prefix = path
+            .strip_suffix(suffix)
+            .ok_or_else(|| bad(what, url, format!("the path does not end with {suffix}")))?;
+        parsed.set_path(prefix);
+        Ok(parsed)
+    };
+    let http_trackers = public
+        .http_announce
+        .iter()
+        .map(|u| base("HTTP tracker", u, "announce"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let api = base("tracker API", &public.api, "api")?;
+    let health_check = public
+        .health_check
+        .as_deref()
+        .map(|u| base("health check API", u, "health_check"))
+        .transpose()?;
+
+    let mut resolve = BTreeMap::new();
+    for target in &udp_trackers {
+        if target.host.parse::<IpAddr>().is_err() {
+            resolve.insert(bare(&target.host), ip);
+        }
+    }
+    for url in http_trackers
+        .iter()
+        .chain([&api])
+        .chain(health_check.iter())
+    {
+        if let Some(d) = url.domain() {
+            resolve.insert(bare(d), ip);
+        }
+    }
+
+    let mut notes = Vec::new();
+    if health_check.is_none() {
+        notes.push(format!(
+            "health check API not checked from here: it listens on {} inside the tracker's \
+             container and is never published; the tracker's health is shown by the `API \
+             health` and `HTTP tracker health` checks (to check it from here, put it behind the \
+             TLS proxy: `tracker.health_check_api.use_tls_proxy` with a `domain`)",
+            config.tracker.health_check_api.bind_address
+        ));
+    }
+    if udp_trackers.is_empty() && http_trackers.is_empty() {
+        notes.push("the configuration has no UDP or HTTP tracker: no announce was made".into());
+    }
+    Ok(Plan {
+        endpoints: probe::Endpoints {
+            udp_trackers,
+            http_trackers,
+            api: Some((api, config.tracker.http_api.admin_token.clone())),
+            health_check,
+        },
+        resolve,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::config;
+
+    const TOKEN: &str = "Adm1n-T0ken-for-ops-test";
+
+    fn minimal() -> Value {
+        json!({
+            "environment": { "name": "ops-test" },
+            "ssh_credentials": {},
+            "provider": { "provider": "lxd", "profile_name": "torrust-profile-ops-test" },
+            "tracker": {
+                "core": { "database": { "driver": "sqlite3", "database_name": "tracker.db" }, "private": false },
+                "udp_trackers": [ { "bind_address": "0.0.0.0:6969" } ],
+                "http_trackers": [ { "bind_address": "0.0.0.0:7070" } ],
+                "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": TOKEN },
+                "health_check_api": { "bind_address": "127.0.0.1:1313" }
+            }
+        })
+    }
+
+    fn config(v: &Value) -> EnvironmentConfig {
+        match config::parse(&v.to_string(), Path::new("/")) {
+            Ok(loaded) => loaded.config,
+            Err(e) => panic!("test config is invalid: {e}: {:#?}", e.problems()),
+        }
+    }
+
+    const IP: &str = "203.0.113.7";
+
+    #[test]
+    fn plain_endpoints_use_the_host_ip_and_bind_ports() {
+        let p = plan(&config(&minimal()), IP.parse().unwrap()).unwrap();
+        let e = &p.endpoints;
+        assert_eq!(
+            e.udp_trackers,
+            [UdpTarget::parse("203.0.113.7:6969").unwrap()]
+        );
+        assert_eq!(e.http_trackers[0].as_str(), "http://203.0.113.7:7070/");
+        let (api, token) = e.api.as_ref().unwrap();
+        assert_eq!(api.as_str(), "http://203.0.113.7:1212/");
+        assert_eq!(token.expose(), TOKEN);
+        assert_eq!(e.health_check, None);
+        assert!(p.resolve.is_empty());
+        assert!(
+            p.notes[0].contains("health check API not checked")
+                && p.notes[0].contains("127.0.0.1:1313"),
+            "{:?}",
+            p.notes
+        );
+        // The probes' own URLs: /announce, /api/health_check below these bases.
+        let checks = probe::health_checks(e);
+        let targets: Vec<String> = checks.iter().map(probe::Check::target).collect();
+        assert_eq!(
+            targets,
+            [
+                "http://203.0.113.7:7070/health_check",
+                "http://203.0.113.7:1212/api/health_check"
+            ]
+        );
+        assert!(!format!("{p:?}").contains(TOKEN));
+    }
+
+    #[test]
+    fn tls_services_are_https_on_their_domain_resolved_to_the_host() {
+        let mut v = minimal();
+        v["tracker"]["udp_trackers"] =
+            json!([{ "bind_address": "0.0.0.0:6969", "domain": "udp.example.com" }]);
+        v["tracker"]["http_trackers"] = json!([
+            { "bind_address": "0.0.0.0:7070", "domain": "tracker.local", "use_tls_proxy": true },
+            { "bind_address": "0.0.0.0:7071" }
+        ]);
+        v["tracker"]["http_api"] = json!({
+            "bind_address": "0.0.0.0:1212", "admin_token": TOKEN,
+            "domain": "api.example.com.", "use_tls_proxy": true
+        });
+        v["tracker"]["health_check_api"] = json!({
+            "bind_address": "0.0.0.0:1313", "domain": "health.local", "use_tls_proxy": true
+        });
+        v["https"] = json!({ "admin_email": "admin@example.com" });
+        let c = config(&v);
+        let ip: IpAddr = IP.parse().unwrap();
+        let p = plan(&c, ip).unwrap();
+        let e = &p.endpoints;
+        assert_eq!(e.udp_trackers[0].to_string(), "udp://udp.example.com:6969");
+        assert_eq!(e.http_trackers[0].as_str(), "https://tracker.local/");
+        assert_eq!(e.http_trackers[1].as_str(), "http://203.0.113.7:7071/");
+        assert_eq!(
+            e.api.as_ref().unwrap().0.as_str(),
+            "https://api.example.com/"
+        );
+        assert_eq!(
+            e.health_check.as_ref().map(Url::as_str),
+            Some("https://health.local/")
+        );
+        let names: Vec<&str> = p.resolve.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "api.example.com",
+                "health.local",
+                "tracker.local",
+                "udp.example.com"
+            ]
+        );
+        assert!(p.resolve.values().all(|v| *v == ip));
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+
+        assert_eq!(local_tls_domains(&c), ["tracker.local", "health.local"]);
+        let mut state = EnvironmentState::new(c, None);
+        state.host = Some(crate::state::HostRecord {
+            ip: IP.into(),
+            ssh_port: 2222,
+            host_key: None,
+            instance: None,
+            profile: None,
+            registered: true,
+        });
+        let notes = tls_notes(&state, &TlsTrust::System);
+        assert!(
+            notes[0].contains("tracker.local, health.local"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[0].contains("--ca-cert") && notes[0].contains("--insecure"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[0].contains("ssh -p 2222 torrust@203.0.113.7"),
+            "{notes:?}"
+        );
+        assert!(tls_notes(&state, &TlsTrust::ExtraRootPem("ca.pem".into())).is_empty());
+        assert!(tls_notes(&state, &TlsTrust::InsecureSkipVerify)[0].contains("NOT verified"));
+    }
+
+    #[test]
+    fn no_host_and_destroyed_are_refused_naming_provision_and_deploy() {
+        let mut state = EnvironmentState::new(config(&minimal()), None);
+        let e = host_ip(&state).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let m = e.to_string();
+        assert!(
+            m.contains("provision ops-test") && m.contains("deploy ops-test"),
+            "{m}"
+        );
+        state.lifecycle = Lifecycle::Destroyed;
+        assert_eq!(host_ip(&state).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn tls_options_exclude_each_other_and_need_a_readable_file() {
+        let both = TestOptions {
+            ca_cert: Some("/nonexistent.pem".into()),
+            insecure: true,
+            ..TestOptions::default()
+        };
+        assert_eq!(tls_trust(&both).unwrap_err().exit_code(), 2);
+        let missing = TestOptions {
+            ca_cert: Some("/nonexistent/ca.pem".into()),
+            ..TestOptions::default()
+        };
+        let e = tls_trust(&missing).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        assert_eq!(
+            tls_trust(&TestOptions::default()).unwrap(),
+            TlsTrust::System
+        );
+    }
+
+    #[test]
+    fn udp_waits_add_up_to_the_timeout() {
+        let r = udp_retry(Duration::from_secs(6));
+        assert_eq!((r.timeout, r.tries), (Duration::from_secs(2), 3));
+        assert_eq!(
+            udp_retry(Duration::from_millis(1)).timeout,
+            Duration::from_millis(100)
+        );
+    }
+}

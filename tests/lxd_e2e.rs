@@ -1,0 +1,184 @@
+//! End to end on LXD with real everything: the real tracker 3.0.0 (built from crates.io) and
+//! stand-in images from the offline bundle, deployed into a real container with Docker.
+//!
+//! Needs LXD, the test images, the tracker build and the offline bundle:
+//! `provisioning/test.sh` prepares all of them and passes the bundle in
+//! `TORRUST_TEST_BUNDLE` (default: /var/cache/torrust-deployer/bundle/current).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::Sandbox;
+use common::lxd::*;
+use serde_json::{Value, json};
+
+fn bundle() -> PathBuf {
+    let dir = std::env::var_os("TORRUST_TEST_BUNDLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/torrust-deployer/bundle/current"));
+    assert!(
+        dir.is_dir(),
+        "no offline bundle at {}: run `bash provisioning/images/build-offline-bundle.sh`",
+        dir.display()
+    );
+    dir
+}
+
+fn stack_file(sb: &Sandbox, name: &str, database: Value, scrape_interval: u32) -> String {
+    let cfg = json!({
+        "environment": { "name": name },
+        "ssh_credentials": {},
+        "provider": { "provider": "lxd", "profile_name": format!("torrust-test-{name}"), "image": IMAGE },
+        "tracker": {
+            "core": { "database": database, "private": false },
+            "udp_trackers": [ { "bind_address": "0.0.0.0:6969" } ],
+            "http_trackers": [ { "bind_address": "0.0.0.0:7070" } ],
+            "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": "E2eAdminToken0123456789abc" },
+            "health_check_api": { "bind_address": "127.0.0.1:1313" }
+        },
+        "prometheus": { "scrape_interval_in_secs": scrape_interval },
+        "images": { "offline_bundle": bundle() }
+    });
+    sb.env_file(&format!("{name}-{scrape_interval}.json"), &cfg)
+}
+
+fn deploy(sb: &Sandbox, name: &str, file: &str) -> Value {
+    sb.run(&["-o", "json", "deploy", name, "--env-file", file])
+        .ok()
+        .json()
+}
+
+/// `test` from this machine: UDP and HTTP announces and scrapes, API health and stats, and the
+/// announces counted in the stats.
+fn tracker_test_passes(sb: &Sandbox, name: &str) {
+    let run = sb.run(&["-o", "json", "test", name]).ok();
+    let report = run.json();
+    let text = report.to_string();
+    assert!(!text.contains("E2eAdminToken"), "the token leaked: {text}");
+    let results = report["results"].as_array().expect("results");
+    assert!(results.iter().all(|r| r["ok"] == true), "{report:#}");
+    let counted = results
+        .iter()
+        .find(|r| r["detail"].as_str().unwrap_or("").contains("counted"))
+        .unwrap_or_else(|| panic!("no 'announces counted' check: {report:#}"));
+    assert_eq!(counted["ok"], true);
+}
+
+#[test]
+#[ignore = "needs LXD, the tracker build and the offline bundle: provisioning/test.sh runs it"]
+fn sqlite_stack_deploys_tests_updates_and_destroys() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = &unique("e2e-sqlite");
+    let file = stack_file(
+        &sb,
+        name,
+        json!({ "driver": "sqlite3", "database_name": "tracker.db" }),
+        15,
+    );
+    let _cleanup = Cleanup(&sb, name);
+
+    // 1. deploy from nothing: provision, configure, release (images from the bundle), run.
+    let first = deploy(&sb, name, &file);
+    assert_eq!(first["changed"], true, "{first:#}");
+    let phases: Vec<&str> = first["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["environment", "provision", "configure", "release", "run", "test"]
+    );
+    assert!(
+        first["announce_urls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u.as_str().unwrap().starts_with("udp://")),
+        "{first:#}"
+    );
+    assert_eq!(state(&sb, name)["lifecycle"], "running");
+
+    // 2. the tracker works, from here, over the real protocols.
+    tracker_test_passes(&sb, name);
+
+    // 3. a second deploy of the same file is a no-op.
+    let again = deploy(&sb, name, &file);
+    assert_eq!(again["changed"], false, "{again:#}");
+
+    // 4. one setting changes: release uploads only that file, run restarts only its service.
+    let changed = stack_file(
+        &sb,
+        name,
+        json!({ "driver": "sqlite3", "database_name": "tracker.db" }),
+        30,
+    );
+    sb.run(&["create", "environment", "--env-file", &changed])
+        .ok();
+    let release = sb.run(&["-o", "json", "release", name]).ok().json();
+    let files: Vec<&str> = release["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["change"] != "unchanged")
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        ["/opt/torrust/storage/prometheus/etc/prometheus.yml"],
+        "{release:#}"
+    );
+    assert_eq!(release["pending_restarts"], json!(["prometheus"]));
+    let run = sb.run(&["-o", "json", "run", name]).ok().json();
+    assert_eq!(run["recreated"], json!([]), "{run:#}");
+    assert_eq!(run["restarted"], json!(["prometheus"]), "{run:#}");
+    assert!(
+        run["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["healthy"] == true)
+    );
+    tracker_test_passes(&sb, name);
+
+    // 5. destroy leaves nothing behind.
+    let instance = state(&sb, name)["host"]["instance"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sb.run(&["destroy", name]).ok();
+    assert!(!instance_exists(&instance));
+}
+
+#[test]
+#[ignore = "needs LXD, the tracker build and the offline bundle: provisioning/test.sh runs it"]
+fn mysql_stack_deploys_and_passes_the_protocol_test() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = &unique("e2e-mysql");
+    let file = stack_file(
+        &sb,
+        name,
+        json!({
+            "driver": "mysql", "host": "mysql", "port": 3306, "database_name": "torrust_tracker",
+            "username": "torrust", "password": "E2eDbPassword_42"
+        }),
+        15,
+    );
+    let _cleanup = Cleanup(&sb, name);
+    let first = deploy(&sb, name, &file);
+    let services: Vec<&str> = first["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["phase"] == "run")
+        .map(|p| p["detail"].as_str().unwrap())
+        .collect();
+    assert!(services[0].contains("mysql ok"), "{first:#}");
+    tracker_test_passes(&sb, name);
+    let out = sb.run(&["show", name]).ok();
+    assert!(!out.stdout.contains("E2eDbPassword_42"), "{out:?}");
+}
