@@ -5,7 +5,7 @@
 # `.ci/run` calls it.
 #
 #   provisioning/test.sh            everything
-#   provisioning/test.sh --quick    only what needs neither LXD, the tracker nor the bundle
+#   provisioning/test.sh --quick    everything but the tests that need LXD
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -16,14 +16,14 @@ bash provisioning/ci/install-sshd-test-deps.sh
 TORRUST_TEST_DOCKER_COMPOSE=$(bash provisioning/ci/install-compose-check.sh | tail -n1)
 export TORRUST_TEST_DOCKER_COMPOSE
 
+say "the real tracker (cached by version; ~14 min when cold)"
+bash provisioning/tracker/build-tracker.sh
+
 if [[ ${1:-} == --quick ]]; then
   cargo test --locked --doc
   cargo test --locked --no-fail-fast --all-targets
   exit
 fi
-
-say "the real tracker (cached by version; ~14 min when cold)"
-bash provisioning/tracker/build-tracker.sh
 say "LXD host and test images"
 bash provisioning/ci/install-lxd-test-deps.sh
 say "offline image bundle (cached by inputs)"

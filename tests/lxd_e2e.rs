@@ -90,7 +90,14 @@ fn sqlite_stack_deploys_tests_updates_and_destroys() {
         .collect();
     assert_eq!(
         phases,
-        ["environment", "provision", "configure", "release", "run", "test"]
+        [
+            "environment",
+            "provision",
+            "configure",
+            "release",
+            "run",
+            "test"
+        ]
     );
     assert!(
         first["announce_urls"]
@@ -105,6 +112,10 @@ fn sqlite_stack_deploys_tests_updates_and_destroys() {
     // 2. the tracker works, from here, over the real protocols.
     tracker_test_passes(&sb, name);
 
+    // The live view agrees: every service runs, no file drifts.
+    let status = sb.run(&["-o", "json", "status", name, "--check"]).ok();
+    assert!(!status.stdout.contains("E2eAdminToken"), "{status:?}");
+
     // 3. a second deploy of the same file is a no-op.
     let again = deploy(&sb, name, &file);
     assert_eq!(again["changed"], false, "{again:#}");
@@ -118,6 +129,9 @@ fn sqlite_stack_deploys_tests_updates_and_destroys() {
     );
     sb.run(&["create", "environment", "--env-file", &changed])
         .ok();
+    // Before release, status sees the drift.
+    let drift = sb.run(&["status", name, "--check"]).code(1);
+    assert!(drift.stdout.contains("prometheus.yml"), "{drift:?}");
     let release = sb.run(&["-o", "json", "release", name]).ok().json();
     let files: Vec<&str> = release["files"]
         .as_array()

@@ -59,10 +59,13 @@ DO_CHECK=0
 FORCE=0
 KEEP_BUILDER=0
 
-log() { printf '[build-offline-bundle +%3ss] %s\n' "$(($(date +%s) - START_TS))" "$*" >&2; }
+# Progress and errors go to fd 8, a copy of the original stderr: a trap that fires while a
+# command's output is redirected to a log file must still reach the console.
+exec 8>&2
+log() { printf '[build-offline-bundle +%3ss] %s\n' "$(($(date +%s) - START_TS))" "$*" >&8; }
 die() {
-    printf '[build-offline-bundle +%3ss] ERROR: %s\n' "$(($(date +%s) - START_TS))" "$1" >&2
-    [ $# -ge 2 ] && printf '    fix: %s\n' "$2" >&2
+    printf '[build-offline-bundle +%3ss] ERROR: %s\n' "$(($(date +%s) - START_TS))" "$1" >&8
+    [ $# -ge 2 ] && printf '    fix: %s\n' "$2" >&8
     exit 1
 }
 usage() { sed -n '2,34p' "$SELF" | sed 's/^# \{0,1\}//'; }
@@ -298,7 +301,10 @@ if [ $VERIFY_ONLY -eq 1 ]; then
     log "check: all archives load and carry the IDs of manifest.json ($(since "$t0") s)"
     run_smoke_checks
     set_current
-    log "done: bundle $KEY verified; $BUNDLE_CACHE/current -> $KEY"
+    rm -rf "$WORK"
+    WORK=""
+    dispose_builder
+    log "done: bundle $KEY verified in $(since "$START_TS") s; $BUNDLE_CACHE/current -> $KEY"
     printf '%s\n' "$DEST"
     exit 0
 fi

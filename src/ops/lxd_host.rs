@@ -171,7 +171,7 @@ pub async fn wait_for_ipv4(
                 status: last_status,
             });
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
