@@ -14,49 +14,20 @@
 mod common;
 #[path = "support/sshd.rs"]
 mod sshd;
+#[path = "support/tracker.rs"]
+mod tracker;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Run, Sandbox, minimal};
 use serde_json::{Value, json};
 use sshd::{Sshd, keygen};
+use tracker::{free_tcp_port, free_udp_port, tracker_bin};
 
-const DEFAULT_BIN: &str = "/var/cache/torrust-deployer/tracker/3.0.0/bin/torrust-tracker";
 const ENV: &str = "trk";
-
-fn tracker_bin() -> PathBuf {
-    let path = std::env::var_os("TORRUST_TRACKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
-    assert!(
-        path.is_file(),
-        "the Torrust Tracker binary is missing at {}: run \
-         `bash provisioning/tracker/build-tracker.sh` (about 14 minutes), or set \
-         TORRUST_TRACKER_BIN to a torrust-tracker 3.0.0 binary",
-        path.display()
-    );
-    path
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A running tracker on loopback; killed (by its own handle) on drop or [`Tracker::stop`].
 struct Tracker {

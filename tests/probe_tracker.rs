@@ -7,8 +7,10 @@
 //! The binary comes from `TORRUST_TRACKER_BIN` or the cache path that
 //! `provisioning/tracker/build-tracker.sh` fills. Missing binary = failed test, never a skip.
 
+#[path = "support/tracker.rs"]
+mod tracker;
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,38 +22,7 @@ use torrust_tracker_deployer::probe::{
     TestPeer, TlsTrust, TrackerStats, UdpRetry, UdpTarget, UdpTrackerClient, api, http_tracker,
 };
 use torrust_tracker_deployer::secret::Secret;
-
-const DEFAULT_BIN: &str = "/var/cache/torrust-deployer/tracker/3.0.0/bin/torrust-tracker";
-
-fn tracker_bin() -> PathBuf {
-    let path = std::env::var_os("TORRUST_TRACKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
-    assert!(
-        path.is_file(),
-        "the Torrust Tracker binary is missing at {}: run \
-         `bash provisioning/tracker/build-tracker.sh` (about 14 minutes), or set \
-         TORRUST_TRACKER_BIN to a torrust-tracker 3.0.0 binary",
-        path.display()
-    );
-    path
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use tracker::{free_tcp_port, free_udp_port, tracker_bin};
 
 /// TLS material for an HTTPS tracker: a private CA and a leaf for `tracker.test`.
 struct Tls {

@@ -1,0 +1,39 @@
+//! The real Torrust Tracker binary for tests that run it on loopback, and free local ports.
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+
+pub const DEFAULT_BIN: &str = "/var/cache/torrust-deployer/tracker/3.0.0/bin/torrust-tracker";
+
+/// The tracker binary: `TORRUST_TRACKER_BIN`, or the cache `build-tracker.sh` fills. A missing
+/// binary fails the test with the command that builds it; it is never a skip.
+pub fn tracker_bin() -> PathBuf {
+    let path = std::env::var_os("TORRUST_TRACKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
+    assert!(
+        path.is_file(),
+        "the Torrust Tracker binary is missing at {}: run \
+         `bash provisioning/tracker/build-tracker.sh` (about 14 minutes), or set \
+         TORRUST_TRACKER_BIN to a torrust-tracker 3.0.0 binary",
+        path.display()
+    );
+    path
+}
+
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
