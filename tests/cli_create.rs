@@ -188,26 +188,49 @@ fn create_environment_generates_keys_and_is_idempotent() {
 }
 
 #[test]
-fn create_environment_refuses_a_changed_file_once_deployed() {
+fn once_deployed_only_the_stack_may_change() {
     let sb = Sandbox::new();
     let file = sb.env_file("e.json", &minimal("alpha"));
     sb.run(&["create", "environment", "--env-file", &file]).ok();
-    // Simulate a later lifecycle state, as `provision` will leave it.
+    // Simulate a later lifecycle state, as `run` leaves it.
     let state_path = sb.data().join("alpha/state.json");
-    let mut state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
-    state["lifecycle"] = json!("provisioned");
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap()
+    };
+    let mut state = read();
+    state["lifecycle"] = json!("running");
     std::fs::write(&state_path, state.to_string()).unwrap();
 
+    // A change of the host (here the SSH user) needs a new host: refused, with the fix.
     let mut cfg = minimal("alpha");
-    cfg["tracker"]["core"]["private"] = json!(true);
+    cfg["ssh_credentials"]["username"] = json!("someone");
     let file2 = sb.env_file("e2.json", &cfg);
     let run = sb
         .run(&["create", "environment", "--env-file", &file2])
         .code(2);
-    assert!(run.stderr.contains("provisioned"), "{run:?}");
-    // The same file as before is still fine.
-    sb.run(&["create", "environment", "--env-file", &file]).ok();
+    assert!(run.stderr.contains("running"), "{run:?}");
+    assert!(run.stderr.contains("destroy alpha"), "{run:?}");
+    assert_eq!(read()["lifecycle"], "running");
+
+    // A change of the tracker stack is accepted; the lifecycle steps back so that release and
+    // run apply it.
+    let mut cfg = minimal("alpha");
+    cfg["tracker"]["core"]["private"] = json!(true);
+    let file3 = sb.env_file("e3.json", &cfg);
+    let doc = sb
+        .run(&["-o", "json", "create", "environment", "--env-file", &file3])
+        .ok()
+        .json();
+    assert_eq!(doc["outcome"], "updated");
+    let state = read();
+    assert_eq!(state["lifecycle"], "configured");
+    assert_eq!(state["config"]["tracker"]["core"]["private"], true);
+    // The same file again changes nothing.
+    let again = sb
+        .run(&["-o", "json", "create", "environment", "--env-file", &file3])
+        .ok()
+        .json();
+    assert_eq!(again["outcome"], "unchanged");
 }
 
 #[test]

@@ -68,7 +68,7 @@ die() {
     [ $# -ge 2 ] && printf '    fix: %s\n' "$2" >&8
     exit 1
 }
-usage() { sed -n '2,34p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR == 1 {next} /^#/ {sub(/^# ?/, ""); print; next} {exit}' "$SELF"; }
 since() { echo $(($(date +%s) - $1)); }
 
 while [ $# -gt 0 ]; do
@@ -544,7 +544,7 @@ printf '%s\n' "${records[@]}" | jq -s \
     --arg tracker "$TRACKER_VERSION" --arg docker "$DOCKER_VERSION" \
     '{format: 1, key: $key, created: $created, debian_suite: $suite, debian_mirror: $mirror,
       tracker_version: $tracker, built_with_docker: $docker,
-      load: "gunzip -c FILE | docker load   (docker load also reads the .tar.gz directly)",
+      load: "docker load -i FILE (or: gunzip -c FILE | docker load)",
       images: .}' >"$PARTIAL/manifest.json"
 
 # ---------------------------------------------------------------------------------------------

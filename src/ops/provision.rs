@@ -333,7 +333,8 @@ pub async fn provision(
                                 .await?;
                         }
                         attempt += 1;
-                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        // The failures come in bursts (a busy host): give it a moment.
+                        tokio::time::sleep(Duration::from_secs(10)).await;
                     }
                     Err(e @ LxdError::Operation { .. }) => {
                         // Say why, from LXD's own log of the instance.
