@@ -76,6 +76,10 @@ pub enum ProvisionError {
     Host(String),
 }
 
+/// How many times provision tries to start an instance. LXD 5.0.2 was seen failing first starts
+/// in bursts on a busy host (its start hook timing out); later attempts usually succeed.
+const START_ATTEMPTS: u32 = 5;
+
 /// How long a rejected key is retried on an instance that was already running.
 const ADOPTED_AUTH_GRACE: Duration = Duration::from_secs(8);
 
@@ -305,7 +309,7 @@ pub async fn provision(
             loop {
                 match client.change_state(&instance, "start", false).await {
                     Ok(()) => return Ok(true),
-                    Err(e @ LxdError::Operation { .. }) if attempt < 3 => {
+                    Err(e @ LxdError::Operation { .. }) if attempt < START_ATTEMPTS => {
                         if client.instance_state(&instance).await?.status == "Running" {
                             return Ok(true);
                         }
@@ -318,7 +322,7 @@ pub async fn provision(
                                 .as_str()
                                 .is_some_and(|t| t.starts_with("1970"));
                         tracing::warn!(
-                            "starting '{instance}' failed (attempt {attempt} of 3), {}: {e}",
+                            "starting '{instance}' failed (attempt {attempt} of {START_ATTEMPTS}), {}: {e}",
                             if never_started {
                                 "creating it again and retrying"
                             } else {
