@@ -80,6 +80,24 @@ pub enum ProvisionError {
 /// in bursts on a busy host (its start hook timing out); later attempts usually succeed.
 const START_ATTEMPTS: u32 = 5;
 
+/// Runs `f` again while LXD answers that the instance is busy with another operation (the
+/// stop hooks of a failed start hold it for a minute or more), for up to three minutes.
+async fn until_not_busy(mut f: impl AsyncFnMut() -> Result<(), LxdError>) -> Result<(), LxdError> {
+    let start = std::time::Instant::now();
+    loop {
+        match f().await {
+            Err(e)
+                if e.to_string().contains("is busy running")
+                    && start.elapsed() < Duration::from_secs(180) =>
+            {
+                tracing::debug!("waiting for LXD to finish with the instance: {e}");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// How long a rejected key is retried on an instance that was already running.
 const ADOPTED_AUTH_GRACE: Duration = Duration::from_secs(8);
 
@@ -331,10 +349,17 @@ pub async fn provision(
                         );
                         client.wait_instance_operations(&instance).await?;
                         if never_started {
-                            client.delete_instance(&instance).await?;
-                            client
-                                .create_instance(&lxd_host::instance_request(&provider, &instance))
+                            // The failed start's stop hooks keep the instance "busy" for a while.
+                            until_not_busy(async || client.delete_instance(&instance).await.map(|_| ()))
                                 .await?;
+                            until_not_busy(async || {
+                                client
+                                    .create_instance(&lxd_host::instance_request(
+                                        &provider, &instance,
+                                    ))
+                                    .await
+                            })
+                            .await?;
                         }
                         attempt += 1;
                         // The failures come in bursts (a busy host): give it a moment.
@@ -660,7 +685,13 @@ pub async fn destroy(
                         client.change_state(&instance, "stop", true).await?;
                     }
                 }
-                client.delete_instance(&instance).await
+                let mut deleted = false;
+                until_not_busy(async || {
+                    deleted = client.delete_instance(&instance).await?;
+                    Ok(())
+                })
+                .await?;
+                Ok::<_, LxdError>(deleted)
             })
             .await?;
         reports.push(StepReport {
