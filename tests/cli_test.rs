@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::{Run, Sandbox, minimal};
 use serde_json::{Value, json};
 use sshd::{Sshd, keygen};
-use tracker::{free_tcp_port, free_udp_port, tracker_bin};
+use tracker::{base_config, free_tcp_port, free_udp_port, tracker_bin};
 
 const ENV: &str = "trk";
 
@@ -50,29 +50,10 @@ impl Tracker {
             free_tcp_port(),
             free_tcp_port(),
         );
-        let config = format!(
-            r#"[metadata]
-app = "torrust-tracker"
-purpose = "configuration"
-schema_version = "2.0.0"
-
-[logging]
-threshold = "info"
-
-[core]
-listed = false
-private = false
-
-[core.database]
-driver = "sqlite3"
-path = "{db}"
-
-[[udp_trackers]]
-bind_address = "127.0.0.1:{udp}"
-
-[[http_trackers]]
-bind_address = "127.0.0.1:{http}"
-
+        let db = dir.path().join("tracker.db");
+        let config = base_config(&db, udp, http)
+            + &format!(
+                r#"
 [http_api]
 bind_address = "127.0.0.1:{api}"
 
@@ -81,9 +62,8 @@ admin = "{token}"
 
 [health_check_api]
 bind_address = "127.0.0.1:{health}"
-"#,
-            db = dir.path().join("tracker.db").display(),
-        );
+"#
+            );
         let config_path = dir.path().join("tracker.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("tracker.log")).unwrap();

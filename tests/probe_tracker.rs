@@ -22,7 +22,7 @@ use torrust_tracker_deployer::probe::{
     TestPeer, TlsTrust, TrackerStats, UdpRetry, UdpTarget, UdpTrackerClient, api, http_tracker,
 };
 use torrust_tracker_deployer::secret::Secret;
-use tracker::{free_tcp_port, free_udp_port, tracker_bin};
+use tracker::{base_config, free_tcp_port, free_udp_port, tracker_bin};
 
 /// TLS material for an HTTPS tracker: a private CA and a leaf for `tracker.test`.
 struct Tls {
@@ -87,31 +87,7 @@ impl Tracker {
             free_tcp_port(),
         );
         let db = dir.path().join("tracker.db");
-        let mut config = format!(
-            r#"[metadata]
-app = "torrust-tracker"
-purpose = "configuration"
-schema_version = "2.0.0"
-
-[logging]
-threshold = "info"
-
-[core]
-listed = false
-private = false
-
-[core.database]
-driver = "sqlite3"
-path = "{db}"
-
-[[udp_trackers]]
-bind_address = "127.0.0.1:{udp}"
-
-[[http_trackers]]
-bind_address = "127.0.0.1:{http}"
-"#,
-            db = db.display(),
-        );
+        let mut config = base_config(&db, udp, http);
         if with_tls {
             let tls = make_tls(dir.path());
             config.push_str(&format!(

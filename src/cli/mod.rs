@@ -91,7 +91,7 @@ pub enum Command {
     Release(release::Args),
     /// Start the released stack and wait until every service is healthy.
     Run(run::Args),
-    /// Create the environment if needed, then provision, configure, release and run it.
+    /// Create the environment if needed, then provision, configure, release, run and test it.
     Deploy(deploy::Args),
     /// Adopt an existing host (checked over SSH, host key pinned) instead of provisioning one.
     Register(register::Args),

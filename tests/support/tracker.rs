@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const DEFAULT_BIN: &str = "/var/cache/torrust-deployer/tracker/3.0.0/bin/torrust-tracker";
 
@@ -36,4 +36,34 @@ pub fn free_udp_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The common part of a loopback tracker configuration (schema 2.0.0): SQLite at `db`, one UDP
+/// and one HTTP tracker on 127.0.0.1. Callers append the API, health check or TLS sections.
+pub fn base_config(db: &Path, udp: u16, http: u16) -> String {
+    format!(
+        r#"[metadata]
+app = "torrust-tracker"
+purpose = "configuration"
+schema_version = "2.0.0"
+
+[logging]
+threshold = "info"
+
+[core]
+listed = false
+private = false
+
+[core.database]
+driver = "sqlite3"
+path = "{db}"
+
+[[udp_trackers]]
+bind_address = "127.0.0.1:{udp}"
+
+[[http_trackers]]
+bind_address = "127.0.0.1:{http}"
+"#,
+        db = db.display(),
+    )
 }
