@@ -492,10 +492,11 @@ fn check_exit_codes_and_the_services_table_with_a_stand_in_docker() {
     assert!(t.contains("torrust_grafana_1"), "{t}");
     let run = h.status(&["--check"]).code(1);
     assert!(run.stderr.contains("2 check(s) failed"), "{run:?}");
-    // JSON with --check: exit 1, and stdout is exactly one document, the view.
+    // JSON with --check: exit 1, and stdout is exactly one document, the view with the error.
     let run = h.status(&["-o", "json", "--check"]).code(1);
     let doc = run.json();
     assert_eq!(doc["ok"], false);
+    assert_eq!(doc["error"]["kind"], "check_failed");
     assert_eq!(doc["summary"]["unexpected_containers"], 1);
     let prom = doc["services"]
         .as_array()

@@ -23,7 +23,7 @@ fn host_fingerprint(instance: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn configure_installs_docker_then_changes_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();

@@ -66,7 +66,7 @@ fn tracker_test_passes(sb: &Sandbox, name: &str) {
 }
 
 #[test]
-#[ignore = "needs LXD, the tracker build and the offline bundle: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD, the tracker build and the offline bundle: provisioning/test.sh prepares it and runs it"]
 fn sqlite_stack_deploys_tests_updates_and_destroys() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -168,7 +168,7 @@ fn sqlite_stack_deploys_tests_updates_and_destroys() {
 }
 
 #[test]
-#[ignore = "needs LXD, the tracker build and the offline bundle: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD, the tracker build and the offline bundle: provisioning/test.sh prepares it and runs it"]
 fn mysql_stack_deploys_and_passes_the_protocol_test() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();

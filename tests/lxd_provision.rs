@@ -14,7 +14,7 @@ use common::lxd::*;
 use serde_json::{Value, json};
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn provision_is_idempotent_and_destroy_leaves_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -64,7 +64,7 @@ fn provision_is_idempotent_and_destroy_leaves_nothing() {
 }
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn a_killed_provision_resumes() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -114,7 +114,7 @@ fn a_killed_provision_resumes() {
 }
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn a_changed_host_key_is_refused() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -155,7 +155,7 @@ fn a_changed_host_key_is_refused() {
 }
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn register_adopts_a_host_and_destroy_leaves_it_alone() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -191,7 +191,7 @@ fn register_adopts_a_host_and_destroy_leaves_it_alone() {
 }
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn bad_inputs_fail_with_the_fix() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -225,6 +225,10 @@ fn bad_inputs_fail_with_the_fix() {
     assert!(run.stderr.contains("socket_path"), "{run:?}");
     let run = sb.run(&["check", &nosocket]).code(1);
     assert!(run.stdout.contains("FAIL"), "{run:?}");
+    // JSON: one document, the report with the error added.
+    let doc = sb.run(&["-o", "json", "check", &nosocket]).code(1).json();
+    assert_eq!(doc["ok"], false, "{doc:#}");
+    assert_eq!(doc["error"]["kind"], "check_failed", "{doc:#}");
 
     // A socket path that is not LXD's socket (a plain file): cannot be opened as a socket.
     let fake = sb.path().join("not-a-socket");
@@ -240,7 +244,7 @@ fn bad_inputs_fail_with_the_fix() {
 }
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn an_image_without_cloud_init_still_provisions() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -270,7 +274,7 @@ fn an_image_without_cloud_init_still_provisions() {
 }
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn check_reports_a_ready_machine() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -297,7 +301,7 @@ fn check_reports_a_ready_machine() {
 }
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn a_custom_ssh_port_works_without_a_reboot() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -323,7 +327,7 @@ fn a_custom_ssh_port_works_without_a_reboot() {
 /// Builds a tiny split image (metadata directory + rootfs directory) and imports it: the
 /// command packs both with the tar crate and streams them to LXD.
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn image_import_uploads_a_split_image_and_aliases_it() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
@@ -380,7 +384,7 @@ fn image_import_uploads_a_split_image_and_aliases_it() {
 }
 
 #[test]
-#[ignore = "needs LXD: provisioning/test.sh --with-lxd runs it"]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
 fn an_adopted_instance_with_another_key_fails_fast_with_the_fix() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();

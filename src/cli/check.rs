@@ -12,25 +12,31 @@ pub struct Args {
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
     let env = args.env.as_deref().map(env_name).transpose()?;
     let c = block_on(check::check(&global.data(), env))?;
-    out.result(&c, || {
-        let mut t = String::new();
-        for k in &c.checks {
-            t.push_str(&format!(
-                "{} {:<16} {}\n",
-                if k.ok { "ok  " } else { "FAIL" },
-                k.check,
-                k.detail
-            ));
-            if let Some(fix) = &k.fix {
-                t.push_str(&format!("     {:<16} fix: {fix}\n", ""));
-            }
-        }
-        t
-    })?;
+    if c.ok {
+        out.result(&c, || text(&c))?;
+    } else {
+        out.failed_report(&c, || text(&c))?;
+    }
     if c.ok {
         Ok(())
     } else {
         let failed = c.checks.iter().filter(|k| !k.ok).count();
         Err(OpsError::CheckFailed(failed).into())
     }
+}
+
+fn text(c: &check::Checked) -> String {
+    let mut t = String::new();
+    for k in &c.checks {
+        t.push_str(&format!(
+            "{} {:<16} {}\n",
+            if k.ok { "ok  " } else { "FAIL" },
+            k.check,
+            k.detail
+        ));
+        if let Some(fix) = &k.fix {
+            t.push_str(&format!("     {:<16} fix: {fix}\n", ""));
+        }
+    }
+    t
 }

@@ -2,7 +2,11 @@
 //!
 //! JSON shape (stable): on success, stdout holds one JSON document, the command's result object.
 //! On failure, stdout holds `{"error": {"kind": "...", "message": "...", "problems": [...]}}`
-//! and the exit code is non-zero. Progress and logs always go to stderr.
+//! and the exit code is non-zero; a failure that comes with a report (a failed `test`, `check` or
+//! `status --check`) prints that report with the `error` key added, still one document.
+//! Progress and logs always go to stderr.
+
+use std::cell::RefCell;
 
 use std::io::{IsTerminal, Write};
 
@@ -19,13 +23,19 @@ pub enum Format {
 pub struct Output {
     format: Format,
     color: bool,
+    /// JSON mode: a report held back by [`Output::failed_report`] for [`Output::error`].
+    held: RefCell<Option<serde_json::Value>>,
 }
 
 impl Output {
     pub fn new(format: Format) -> Self {
         let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
             && std::io::stderr().is_terminal();
-        Self { format, color }
+        Self {
+            format,
+            color,
+            held: RefCell::new(None),
+        }
     }
 
     pub fn is_json(&self) -> bool {
@@ -55,6 +65,23 @@ impl Output {
         }
     }
 
+    /// Prints the report of a command that is about to fail with an error (a failed check):
+    /// text at once; in JSON mode the report is held and [`Output::error`] prints it with the
+    /// `error` key, so stdout still holds one document.
+    pub fn failed_report<T: Serialize>(
+        &self,
+        value: &T,
+        text: impl FnOnce() -> String,
+    ) -> std::io::Result<()> {
+        match self.format {
+            Format::Json => {
+                *self.held.borrow_mut() = Some(serde_json::to_value(value)?);
+                Ok(())
+            }
+            Format::Text => self.result(value, text),
+        }
+    }
+
     /// Reports a failure: on stderr for people, and as JSON on stdout in JSON mode.
     pub fn error(&self, kind: &str, message: &str, problems: &[Problem]) {
         let (red, bold, reset) = if self.color {
@@ -72,9 +99,15 @@ impl Output {
             let _ = writeln!(stderr, "      fix: {}", p.fix);
         }
         if self.is_json() {
-            let doc = serde_json::json!({
-                "error": { "kind": kind, "message": message, "problems": problems }
-            });
+            let error =
+                serde_json::json!({ "kind": kind, "message": message, "problems": problems });
+            let doc = match self.held.borrow_mut().take() {
+                Some(serde_json::Value::Object(mut report)) => {
+                    report.insert("error".into(), error);
+                    serde_json::Value::Object(report)
+                }
+                _ => serde_json::json!({ "error": error }),
+            };
             let _ = writeln!(
                 std::io::stdout().lock(),
                 "{}",

@@ -1,6 +1,5 @@
 //! `status ENV [--check]`: the stack as it runs on the host, compared with the model.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,15 +40,11 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         files_root,
     };
     let s = block_on(status::status(&global.data(), env, &options))?;
-    out.result(&s, || text(&s, global.verbose > 0))?;
     if args.check && !s.ok {
-        if out.is_json() {
-            // stdout holds exactly one JSON document: the view, whose `ok` says why.
-            std::io::stdout().flush()?;
-            std::process::exit(1);
-        }
+        out.failed_report(&s, || text(&s, global.verbose > 0))?;
         return Err(OpsError::CheckFailed(s.summary.problems().max(1)).into());
     }
+    out.result(&s, || text(&s, global.verbose > 0))?;
     Ok(())
 }
 

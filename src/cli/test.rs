@@ -42,31 +42,37 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         &options,
         global.lock_wait(),
     ))?;
-    out.result(&t, || {
-        let mut text = format!("Testing environment '{}' at {}:\n", t.name, t.host);
-        for r in &t.report.results {
-            text.push_str(&format!("{r}\n"));
-        }
-        for note in &t.notes {
-            text.push_str(&format!("  note: {note}\n"));
-        }
-        let took = t.elapsed_ms as f64 / 1000.0;
-        if t.ok {
-            text.push_str(&format!(
-                "All {} checks passed in {took:.1} s: the tracker of '{}' works.\n",
-                t.passed, t.name
-            ));
-        } else {
-            text.push_str(&format!(
-                "{} of {} checks FAILED ({took:.1} s).\n",
-                t.failed,
-                t.report.results.len()
-            ));
-        }
-        text
-    })?;
-    match t.failure() {
+    let failure = t.failure();
+    match failure {
+        Some(_) => out.failed_report(&t, || text(&t))?,
+        None => out.result(&t, || text(&t))?,
+    }
+    match failure {
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
+}
+
+fn text(t: &test::Tested) -> String {
+    let mut text = format!("Testing environment '{}' at {}:\n", t.name, t.host);
+    for r in &t.report.results {
+        text.push_str(&format!("{r}\n"));
+    }
+    for note in &t.notes {
+        text.push_str(&format!("  note: {note}\n"));
+    }
+    let took = t.elapsed_ms as f64 / 1000.0;
+    if t.ok {
+        text.push_str(&format!(
+            "All {} checks passed in {took:.1} s: the tracker of '{}' works.\n",
+            t.passed, t.name
+        ));
+    } else {
+        text.push_str(&format!(
+            "{} of {} checks FAILED ({took:.1} s).\n",
+            t.failed,
+            t.report.results.len()
+        ));
+    }
+    text
 }

@@ -1,5 +1,12 @@
 //! How requests reach LXD. Today: HTTP/1.1 over the local Unix socket. A remote LXD over HTTPS
 //! with a client certificate is another [`Transport`].
+//!
+//! Every request opens its own connection and writes the request at once; there is no pool of idle
+//! connections. LXD 5.0's Unix-socket listener reads the first bytes of each new connection inside
+//! its accept loop (to tell TLS from plain HTTP), so one connection that is open but silent stops
+//! LXD from accepting any other, including the `lxd callhook` of a starting container: the start
+//! then fails after 30 s. A pooling client opens such connections (a connect that loses the race
+//! to a connection coming back to the pool is kept, idle). ADR 0012 has the details.
 
 use std::path::{Path, PathBuf};
 
@@ -7,9 +14,7 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use hyperlocal::UnixConnector;
+use hyper_util::rt::TokioIo;
 
 /// A request body: empty, bytes, or a stream (for image uploads).
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -45,18 +50,16 @@ pub trait Transport: Send + Sync {
     ) -> impl Future<Output = Result<(StatusCode, Bytes), TransportError>> + Send;
 }
 
-/// LXD's local Unix socket.
+/// LXD's local Unix socket: one connection per request (see the module docs for why).
 #[derive(Clone)]
 pub struct UnixSocket {
     path: PathBuf,
-    client: Client<UnixConnector, Body>,
 }
 
 impl UnixSocket {
     pub fn new(path: &Path) -> Self {
         Self {
             path: path.to_path_buf(),
-            client: Client::builder(TokioExecutor::new()).build(UnixConnector),
         }
     }
 
@@ -77,23 +80,29 @@ impl Transport for UnixSocket {
         headers: Vec<(&'static str, String)>,
         body: Body,
     ) -> Result<(StatusCode, Bytes), TransportError> {
-        let uri: hyper::Uri = hyperlocal::Uri::new(&self.path, path_and_query).into();
-        let mut request = Request::builder().method(method).uri(uri);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(hyper::header::HOST, "lxd")
+            .header(hyper::header::CONNECTION, "close");
         for (name, value) in headers {
             request = request.header(name, value);
         }
         let request = request
             .body(body)
             .map_err(|e| TransportError(format!("bad request: {e}")))?;
-        let response = self.client.request(request).await.map_err(|e| {
-            let mut msg = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                msg.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            TransportError(msg)
-        })?;
+        let stream = tokio::net::UnixStream::connect(&self.path)
+            .await
+            .map_err(|e| TransportError(format!("connecting to {}: {e}", self.path.display())))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| TransportError(chain(&e)))?;
+        // The connection task ends, and the socket closes, once the response has been read.
+        tokio::spawn(connection);
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| TransportError(chain(&e)))?;
         let status = response.status();
         let body = response
             .into_body()
@@ -102,5 +111,131 @@ impl Transport for UnixSocket {
             .map_err(|e| TransportError(format!("reading the response: {e}")))?
             .to_bytes();
         Ok((status, body))
+    }
+}
+
+/// An error with its causes, `a: b: c`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut msg = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        msg.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixListener;
+
+    /// What the server saw: connections, requests answered, and connections that stayed silent
+    /// for a second after being accepted (each of which stalls LXD 5.0's accept loop).
+    #[derive(Default)]
+    struct Seen {
+        accepted: AtomicUsize,
+        served: AtomicUsize,
+        silent: AtomicUsize,
+    }
+
+    /// A server shaped like LXD 5.0's Unix listener: after accepting a connection, it waits for
+    /// that connection's first bytes before it accepts the next one.
+    fn lxd_like_server(listener: UnixListener, seen: Arc<Seen>) {
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                seen.accepted.fetch_add(1, Ordering::SeqCst);
+                let mut first = [0u8; 8];
+                match tokio::time::timeout(Duration::from_secs(1), conn.read(&mut first)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => {
+                        seen.silent.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                }
+                let seen = seen.clone();
+                // Keep-alive, like LXD's HTTP server: answer requests until the client closes.
+                tokio::spawn(async move {
+                    let mut pending = first[..].to_vec();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match conn.read(&mut buf).await {
+                                Ok(n) if n > 0 => pending.extend_from_slice(&buf[..n]),
+                                _ => return,
+                            }
+                        }
+                        let end = pending.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        while pending.len() < end + length {
+                            match conn.read(&mut buf).await {
+                                Ok(n) if n > 0 => pending.extend_from_slice(&buf[..n]),
+                                _ => return,
+                            }
+                        }
+                        pending.drain(..end + length);
+                        seen.served.fetch_add(1, Ordering::SeqCst);
+                        let body = br#"{"type":"sync","status_code":200,"metadata":{}}"#;
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        if conn.write_all(reply.as_bytes()).await.is_err()
+                            || conn.write_all(body).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_connection_carries_a_request_so_lxd_keeps_accepting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unix.socket");
+        let seen = Arc::new(Seen::default());
+        lxd_like_server(UnixListener::bind(&path).unwrap(), seen.clone());
+        let socket = UnixSocket::new(&path);
+
+        // Sequential requests, back to back, then bursts of concurrent ones: the patterns of an
+        // operation wait next to state polling.
+        for _ in 0..20 {
+            let (status, _) = socket
+                .send(Method::GET, "/1.0", vec![], empty())
+                .await
+                .unwrap();
+            assert_eq!(status, StatusCode::OK);
+        }
+        for _ in 0..5 {
+            let (a, b, c) = tokio::join!(
+                socket.send(Method::GET, "/1.0/instances", vec![], empty()),
+                socket.send(Method::GET, "/1.0/operations", vec![], empty()),
+                socket.send(Method::PUT, "/1.0/x", vec![], bytes("{}")),
+            );
+            a.unwrap();
+            b.unwrap();
+            c.unwrap();
+        }
+        // A connection left open and silent would be counted after the server's 1 s wait.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(seen.silent.load(Ordering::SeqCst), 0, "silent connections");
+        assert_eq!(seen.served.load(Ordering::SeqCst), 35);
+        // One connection per request: a pool keeps connections around, and the connect that
+        // loses a race with a returning connection is what leaves one silent.
+        assert_eq!(seen.accepted.load(Ordering::SeqCst), 35);
     }
 }
