@@ -399,7 +399,11 @@ fn a_wrong_admin_token_fails_the_api_stats_and_leaks_no_token() {
         .run(&["-o", "json", "test", ENV, "--timeout", "3"])
         .code(1);
     let docs = documents(&run);
-    assert_eq!(docs.len(), 1, "one document, the report with the error: {run:#?}");
+    assert_eq!(
+        docs.len(),
+        1,
+        "one document, the report with the error: {run:#?}"
+    );
     let doc = &docs[0];
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["failed"], 1);
