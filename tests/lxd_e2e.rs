@@ -26,7 +26,13 @@ fn bundle() -> PathBuf {
 }
 
 fn stack_file(sb: &Sandbox, name: &str, database: Value, scrape_interval: u32) -> String {
-    let cfg = json!({
+    let cfg = stack(name, database, scrape_interval);
+    sb.env_file(&format!("{name}-{scrape_interval}.json"), &cfg)
+}
+
+/// An environment file: UDP and HTTP trackers, the API and Prometheus, images from the bundle.
+fn stack(name: &str, database: Value, scrape_interval: u32) -> Value {
+    json!({
         "environment": { "name": name },
         "ssh_credentials": {},
         "provider": { "provider": "lxd", "profile_name": format!("torrust-test-{name}"), "image": IMAGE },
@@ -39,8 +45,7 @@ fn stack_file(sb: &Sandbox, name: &str, database: Value, scrape_interval: u32) -
         },
         "prometheus": { "scrape_interval_in_secs": scrape_interval },
         "images": { "offline_bundle": bundle() }
-    });
-    sb.env_file(&format!("{name}-{scrape_interval}.json"), &cfg)
+    })
 }
 
 fn deploy(sb: &Sandbox, name: &str, file: &str) -> Value {
@@ -195,4 +200,100 @@ fn mysql_stack_deploys_and_passes_the_protocol_test() {
     tracker_test_passes(&sb, name);
     let out = sb.run(&["show", name]).ok();
     assert!(!out.stdout.contains("E2eDbPassword_42"), "{out:?}");
+}
+
+#[test]
+#[ignore = "needs LXD, the tracker build and the offline bundle: provisioning/test.sh prepares it and runs it"]
+fn https_stack_with_grafana_passes_the_test_over_tls() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let name = &unique("e2e-tls");
+    // `.local` domains: Caddy's internal CA, so nothing here asks Let's Encrypt.
+    let mut cfg = stack(
+        name,
+        json!({ "driver": "sqlite3", "database_name": "tracker.db" }),
+        15,
+    );
+    cfg["tracker"]["http_trackers"] = json!([
+        { "bind_address": "0.0.0.0:7070", "domain": "http.tracker.local", "use_tls_proxy": true }
+    ]);
+    cfg["tracker"]["http_api"]["domain"] = json!("api.tracker.local");
+    cfg["tracker"]["http_api"]["use_tls_proxy"] = json!(true);
+    cfg["grafana"] = json!({
+        "admin_user": "admin", "admin_password": "E2eGrafanaPass0123",
+        "domain": "grafana.tracker.local", "use_tls_proxy": true
+    });
+    cfg["https"] = json!({ "admin_email": "admin@tracker.local" });
+    let file = sb.env_file(&format!("{name}.json"), &cfg);
+    let _cleanup = Cleanup(&sb, name);
+
+    // deploy ends with `test`: it passes only if the HTTPS checks verified Caddy's certificates.
+    let first = deploy(&sb, name, &file);
+    assert_eq!(first["changed"], true, "{first:#}");
+    let announce: Vec<&str> = first["announce_urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(
+        announce.contains(&"https://http.tracker.local/announce"),
+        "{first:#}"
+    );
+
+    let report = sb.run(&["-o", "json", "test", name]).ok().json();
+    assert_eq!(report["tls_trust"], "system+host-ca", "{report:#}");
+    let results = report["results"].as_array().unwrap();
+    assert!(results.iter().all(|r| r["ok"] == true), "{report:#}");
+    let over_tls = |check: &str| {
+        results
+            .iter()
+            .filter(|r| r["name"] == check)
+            .all(|r| r["target"].as_str().unwrap().starts_with("https://"))
+    };
+    assert!(
+        over_tls("HTTP tracker") && over_tls("API stats"),
+        "{report:#}"
+    );
+
+    // Every service runs (Caddy and Grafana included) and nothing drifts; the secrets stay hidden.
+    let status = sb.run(&["-o", "json", "status", name, "--check"]).ok();
+    assert!(!status.stdout.contains("E2eGrafanaPass0123"), "{status:?}");
+    let view = status.json();
+    let services: Vec<&str> = view["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    for expected in ["tracker", "prometheus", "grafana", "caddy"] {
+        assert!(services.contains(&expected), "{view:#}");
+    }
+
+    // Grafana answers through Caddy, with the certificate of the same CA.
+    let ip = state(&sb, name)["host"]["ip"].as_str().unwrap().to_string();
+    let ca = sb.data().join(name).join("caddy-root.crt");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&ca)
+        .args([
+            "--resolve",
+            &format!("grafana.tracker.local:443:{ip}"),
+            "https://grafana.tracker.local/api/health",
+        ])
+        .output()
+        .expect("curl runs");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && body.contains("\"database\""),
+        "Grafana's health through Caddy: {body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let instance = state(&sb, name)["host"]["instance"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sb.run(&["destroy", name]).ok();
+    assert!(!instance_exists(&instance));
 }

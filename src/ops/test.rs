@@ -123,8 +123,29 @@ pub async fn test(
         data.load(env)?
     };
     let ip = host_ip(&state)?;
-    let tls = tls_trust(options)?;
+    let mut tls = tls_trust(options)?;
     let mut plan = plan(&state.config, ip)?;
+    // `.local` domains are served with Caddy's internal CA: trust its root as the host has it,
+    // read over SSH (the host key is pinned), unless --ca-cert or --insecure says otherwise.
+    let local = local_tls_domains(&state.config);
+    let mut host_ca = false;
+    if matches!(tls, TlsTrust::System) && !local.is_empty() {
+        match fetch_host_ca(data, &state).await {
+            Ok(path) => {
+                plan.notes.push(format!(
+                    "{} use(s) Caddy's internal CA: its root was read from the host over SSH \
+                     and trusted for this test (saved in {})",
+                    local.join(", "),
+                    path.display()
+                ));
+                tls = TlsTrust::ExtraRootPem(path);
+                host_ca = true;
+            }
+            Err(why) => plan.notes.push(format!(
+                "could not read the root of Caddy's internal CA from the host: {why}"
+            )),
+        }
+    }
     let resolve = if options.use_dns {
         if !plan.resolve.is_empty() {
             plan.notes.push(format!(
@@ -185,6 +206,7 @@ pub async fn test(
         resolve,
         tls_trust: match tls {
             TlsTrust::System => "system",
+            TlsTrust::ExtraRootPem(_) if host_ca => "system+host-ca",
             TlsTrust::ExtraRootPem(_) => "system+ca-cert",
             TlsTrust::InsecureSkipVerify => "insecure",
         },
@@ -192,6 +214,49 @@ pub async fn test(
         report,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Where Caddy keeps the root certificate of its internal CA, on the host.
+fn caddy_root_on_host() -> PathBuf {
+    layout::caddy_data().join("caddy/pki/authorities/local/root.crt")
+}
+
+/// Reads the root of Caddy's internal CA from the host over SSH and saves it in the
+/// environment's directory. Caddy writes it when it starts, so a missing file is retried for a
+/// while.
+async fn fetch_host_ca(data: &DataDir, state: &EnvironmentState) -> Result<PathBuf, String> {
+    const WAIT: Duration = Duration::from_secs(20);
+    let host = state.host.as_ref().ok_or("the environment has no host")?;
+    let session = super::release::connect(data, state, host)
+        .await
+        .map_err(|e| e.to_string())?;
+    let remote = caddy_root_on_host();
+    let started = Instant::now();
+    let pem = loop {
+        match session.sudo(&format!("cat {}", remote.display())).await {
+            Ok(out) if out.success() && out.stdout.starts_with(b"-----BEGIN CERTIFICATE-----") => {
+                break Ok(out.stdout);
+            }
+            Ok(_) if started.elapsed() < WAIT => tokio::time::sleep(Duration::from_secs(1)).await,
+            Ok(out) => {
+                break Err(format!(
+                    "{} is missing or not a PEM certificate after {} s ({}); is Caddy running? \
+                     (`torrust-tracker-deployer status {}`)",
+                    remote.display(),
+                    WAIT.as_secs(),
+                    out.stderr_str().trim(),
+                    state.name
+                ));
+            }
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    session.close().await;
+    let pem = pem?;
+    let local = data.env_dir(&state.name).join("caddy-root.crt");
+    crate::state::fsutil::write_atomic(&local, &pem, 0o644)
+        .map_err(|e| format!("cannot save it to {}: {e}", local.display()))?;
+    Ok(local)
 }
 
 fn names(resolve: &BTreeMap<String, IpAddr>) -> String {
