@@ -54,6 +54,28 @@ fn deploy(sb: &Sandbox, name: &str, file: &str) -> Value {
         .json()
 }
 
+/// The strings of a JSON array, or (with a `field`) that field of each of its objects.
+fn texts<'a>(array: &'a Value, field: &str) -> Vec<&'a str> {
+    let items = array
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {array:#}"));
+    items
+        .iter()
+        .map(|v| if field.is_empty() { v } else { &v[field] })
+        .map(|v| v.as_str().unwrap_or_else(|| panic!("not a string: {v:#}")))
+        .collect()
+}
+
+/// `destroy`, then LXD has no instance of the environment left.
+fn destroy_leaves_nothing(sb: &Sandbox, name: &str) {
+    let instance = state(sb, name)["host"]["instance"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sb.run(&["destroy", name]).ok();
+    assert!(!instance_exists(&instance));
+}
+
 /// `test` from this machine: UDP and HTTP announces and scrapes, API health and stats, and the
 /// announces counted in the stats.
 fn tracker_test_passes(sb: &Sandbox, name: &str) {
@@ -87,12 +109,7 @@ fn sqlite_stack_deploys_tests_updates_and_destroys() {
     // 1. deploy from nothing: provision, configure, release (images from the bundle), run.
     let first = deploy(&sb, name, &file);
     assert_eq!(first["changed"], true, "{first:#}");
-    let phases: Vec<&str> = first["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["phase"].as_str().unwrap())
-        .collect();
+    let phases = texts(&first["phases"], "phase");
     assert_eq!(
         phases,
         [
@@ -164,12 +181,7 @@ fn sqlite_stack_deploys_tests_updates_and_destroys() {
     tracker_test_passes(&sb, name);
 
     // 5. destroy leaves nothing behind.
-    let instance = state(&sb, name)["host"]["instance"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    sb.run(&["destroy", name]).ok();
-    assert!(!instance_exists(&instance));
+    destroy_leaves_nothing(&sb, name);
 }
 
 #[test]
@@ -230,12 +242,7 @@ fn https_stack_with_grafana_passes_the_test_over_tls() {
     // deploy ends with `test`: it passes only if the HTTPS checks verified Caddy's certificates.
     let first = deploy(&sb, name, &file);
     assert_eq!(first["changed"], true, "{first:#}");
-    let announce: Vec<&str> = first["announce_urls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u.as_str().unwrap())
-        .collect();
+    let announce = texts(&first["announce_urls"], "");
     assert!(
         announce.contains(&"https://http.tracker.local/announce"),
         "{first:#}"
@@ -260,12 +267,7 @@ fn https_stack_with_grafana_passes_the_test_over_tls() {
     let status = sb.run(&["-o", "json", "status", name, "--check"]).ok();
     assert!(!status.stdout.contains("E2eGrafanaPass0123"), "{status:?}");
     let view = status.json();
-    let services: Vec<&str> = view["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["service"].as_str().unwrap())
-        .collect();
+    let services = texts(&view["services"], "service");
     for expected in ["tracker", "prometheus", "grafana", "caddy"] {
         assert!(services.contains(&expected), "{view:#}");
     }
@@ -290,10 +292,5 @@ fn https_stack_with_grafana_passes_the_test_over_tls() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let instance = state(&sb, name)["host"]["instance"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    sb.run(&["destroy", name]).ok();
-    assert!(!instance_exists(&instance));
+    destroy_leaves_nothing(&sb, name);
 }
