@@ -151,15 +151,30 @@ pub async fn wait_for_ipv4(
     instance: &str,
     network: &str,
     timeout: Duration,
-) -> Result<String, IpTimeout> {
+) -> Result<String, IpWaitError> {
+    // LXD may restart under us (a few seconds); longer than this, waiting is pointless.
+    const LXD_GONE_AFTER: Duration = Duration::from_secs(10);
     let start = Instant::now();
+    let mut unreachable_since: Option<Instant> = None;
     loop {
         let last_status = match client.instance_state(instance).await {
             Ok(state) => {
+                unreachable_since = None;
                 if let Some(ip) = state.ipv4("eth0") {
                     return Ok(ip);
                 }
                 state.status
+            }
+            Err(e @ LxdError::Unreachable { .. }) => {
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= LXD_GONE_AFTER {
+                    return Err(IpWaitError::LxdGone {
+                        instance: instance.to_string(),
+                        secs: since.elapsed().as_secs(),
+                        error: e,
+                    });
+                }
+                format!("unreadable ({e})")
             }
             Err(e) => format!("unreadable ({e})"),
         };
@@ -169,10 +184,28 @@ pub async fn wait_for_ipv4(
                 network: network.to_string(),
                 secs: timeout.as_secs(),
                 status: last_status,
-            });
+            }
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Why no IPv4 address came.
+#[derive(Debug, thiserror::Error)]
+pub enum IpWaitError {
+    #[error(transparent)]
+    Timeout(#[from] IpTimeout),
+    #[error(
+        "LXD stopped answering while waiting for the IPv4 address of instance '{instance}' \
+         (for {secs} s): {error}\n  Once LXD answers again, run `provision` again: it carries on \
+         from this step, and the instance keeps running meanwhile"
+    )]
+    LxdGone {
+        instance: String,
+        secs: u64,
+        error: LxdError,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

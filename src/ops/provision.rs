@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::OpsError;
-use super::lxd_host::{self, IpTimeout};
+use super::lxd_host::{self, IpWaitError};
 use super::steps::StepRun;
 use crate::config::{LxdProvider, Provider};
 use crate::lxd::LxdError;
@@ -60,7 +60,7 @@ pub enum ProvisionError {
     #[error(transparent)]
     Ssh(#[from] SshError),
     #[error(transparent)]
-    NoIp(#[from] IpTimeout),
+    NoIp(#[from] IpWaitError),
     #[error(
         "image '{image}' is not in LXD's image store{project}.\n  Import it (`provisioning/image/build-debian-image.sh` builds and imports a Debian 12 image; \
          `torrust-tracker-deployer image import` uploads a split image), or set `provider.image` to an alias listed by `GET /1.0/images/aliases`, or to a remote image such as `images:debian/12/cloud`"
