@@ -15,6 +15,11 @@ pub struct Args {
     /// Seconds to wait for SSH (and cloud-init) to be ready.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub ssh_timeout: u64,
+    /// Seconds any one LXD operation may take (creating the instance, which includes
+    /// downloading a remote image; starting it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub lxd_timeout: u64,
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
@@ -22,6 +27,7 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
     let options = ProvisionOptions {
         ip_timeout: Duration::from_secs(args.ip_timeout),
         ssh_timeout: Duration::from_secs(args.ssh_timeout),
+        lxd_timeout: Duration::from_secs(args.lxd_timeout),
     };
     let p = block_on(provision::provision(
         &global.data(),

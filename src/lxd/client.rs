@@ -38,7 +38,11 @@ pub enum LxdError {
     },
     #[error("LXD operation for {doing} failed: {message}")]
     Operation { doing: String, message: String },
-    #[error("LXD did not finish {doing} within {secs} s")]
+    #[error(
+        "LXD did not finish {doing} within {secs} s; the operation may still be running in LXD.\n  \
+         Run the command again: it carries on (for provision, `--lxd-timeout SECONDS` allows more \
+         time, e.g. for a large image download)"
+    )]
     Timeout { doing: String, secs: u64 },
     #[error("unexpected answer from LXD while {doing}: {message}")]
     Decode { doing: String, message: String },

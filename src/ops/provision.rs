@@ -21,6 +21,8 @@ use crate::state::{DataDir, EnvironmentState, HostRecord, Lifecycle};
 pub struct ProvisionOptions {
     pub ip_timeout: Duration,
     pub ssh_timeout: Duration,
+    /// How long any one LXD operation (create, image download, start) may take.
+    pub lxd_timeout: Duration,
 }
 
 impl Default for ProvisionOptions {
@@ -28,6 +30,7 @@ impl Default for ProvisionOptions {
         Self {
             ip_timeout: Duration::from_secs(120),
             ssh_timeout: Duration::from_secs(300),
+            lxd_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -76,8 +79,9 @@ pub enum ProvisionError {
     Host(String),
 }
 
-/// How many times provision tries to start an instance. LXD 5.0.2 was seen failing first starts
-/// in bursts on a busy host (its start hook timing out); later attempts usually succeed.
+/// How many times provision tries to start an instance. LXD 5.0.2 failed first starts in bursts
+/// (its start hook timing out) while a client held a silent connection to its socket (ADR 12);
+/// the retries stay for a daemon that is slow for other reasons.
 const START_ATTEMPTS: u32 = 5;
 
 /// Runs `f` again while LXD answers that the instance is busy with another operation (the
@@ -174,7 +178,8 @@ pub async fn provision(
 
     let (client, user_data_key) = run
         .step(&mut state, "connect to LXD", async |_s| {
-            let client = lxd_host::connect(&provider).await?;
+            let mut client = lxd_host::connect(&provider).await?;
+            client.operation_timeout = options.lxd_timeout;
             for (what, name, found, fix) in [
                 (
                     "storage pool",
