@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::{Run, Sandbox, minimal};
 use serde_json::{Value, json};
 use sshd::{Sshd, keygen};
-use tracker::{base_config, free_tcp_port, free_udp_port, tracker_bin};
+use tracker::{base_config, free_tcp_port, free_udp_port, read_log, tracker_bin, wait_listening};
 
 const ENV: &str = "trk";
 
@@ -85,36 +85,16 @@ bind_address = "127.0.0.1:{health}"
             health,
             token: token.to_string(),
         };
-        t.wait_listening(&[http, api, health]);
+        wait_listening(
+            t.child.as_mut().unwrap(),
+            t.dir.path(),
+            &[http, api, health],
+        );
         t
     }
 
-    fn wait_listening(&mut self, ports: &[u16]) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for &port in ports {
-            loop {
-                let child = self.child.as_mut().unwrap();
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!(
-                        "the tracker exited ({status}) during start:\n{}",
-                        self.log()
-                    );
-                }
-                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the tracker does not listen on 127.0.0.1:{port} after 30 s:\n{}",
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("tracker.log")).unwrap_or_default()
+        read_log(self.dir.path())
     }
 
     /// Kills the tracker and waits until its ports are closed.

@@ -9,11 +9,10 @@
 
 #[path = "support/tracker.rs"]
 mod tracker;
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Url;
 use tempfile::TempDir;
@@ -22,7 +21,7 @@ use torrust_tracker_deployer::probe::{
     TestPeer, TlsTrust, TrackerStats, UdpRetry, UdpTarget, UdpTrackerClient, api, http_tracker,
 };
 use torrust_tracker_deployer::secret::Secret;
-use tracker::{base_config, free_tcp_port, free_udp_port, tracker_bin};
+use tracker::{base_config, free_tcp_port, free_udp_port, read_log, tracker_bin, wait_listening};
 
 /// TLS material for an HTTPS tracker: a private CA and a leaf for `tracker.test`.
 struct Tls {
@@ -142,41 +141,12 @@ bind_address = "127.0.0.1:{health}"
         if with_tls {
             ports.push(https);
         }
-        tracker.wait_listening(&ports);
+        wait_listening(&mut tracker.child, tracker.dir.path(), &ports);
         tracker
     }
 
-    /// Waits until every TCP port accepts (the UDP socket is bound before the HTTP services in
-    /// practice; the UDP checks retransmit anyway).
-    fn wait_listening(&mut self, ports: &[u16]) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for &port in ports {
-            loop {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    panic!(
-                        "the tracker exited ({status}) during start:\n{}",
-                        self.log()
-                    );
-                }
-                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the tracker does not listen on 127.0.0.1:{port} after 30 s:\n{}",
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
     fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("tracker.log")) {
-            let _ = f.read_to_string(&mut text);
-        }
-        text
+        read_log(self.dir.path())
     }
 
     fn endpoints(&self) -> Endpoints {

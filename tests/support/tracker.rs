@@ -1,8 +1,10 @@
 //! The real Torrust Tracker binary for tests that run it on loopback, and free local ports.
 #![allow(dead_code)]
 
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 pub const DEFAULT_BIN: &str = "/var/cache/torrust-deployer/tracker/3.0.0/bin/torrust-tracker";
 
@@ -66,4 +68,35 @@ bind_address = "127.0.0.1:{http}"
 "#,
         db = db.display(),
     )
+}
+
+/// The tracker's output, which the tests send to `tracker.log` in `dir`.
+pub fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("tracker.log")).unwrap_or_default()
+}
+
+/// Waits until every TCP port accepts on 127.0.0.1 (the UDP socket is bound before the HTTP
+/// services in practice; the UDP checks retransmit anyway). Panics with the tracker's log if it
+/// exits or does not listen within 30 s.
+pub fn wait_listening(child: &mut Child, dir: &Path, ports: &[u16]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for &port in ports {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the tracker exited ({status}) during start:\n{}",
+                    read_log(dir)
+                );
+            }
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the tracker does not listen on 127.0.0.1:{port} after 30 s:\n{}",
+                read_log(dir)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
