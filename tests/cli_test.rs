@@ -19,13 +19,13 @@ mod tracker;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{Run, Sandbox, minimal};
 use serde_json::{Value, json};
 use sshd::{Sshd, keygen};
-use tracker::{base_config, free_tcp_port, free_udp_port, read_log, tracker_bin, wait_listening};
+use tracker::{base_config, free_tcp_port, free_udp_port, read_log, wait_listening};
 
 const ENV: &str = "trk";
 
@@ -42,7 +42,6 @@ struct Tracker {
 
 impl Tracker {
     fn start(token: &str) -> Self {
-        let bin = tracker_bin();
         let dir = tempfile::tempdir().unwrap();
         let (udp, http, api, health) = (
             free_udp_port(),
@@ -64,18 +63,7 @@ admin = "{token}"
 bind_address = "127.0.0.1:{health}"
 "#
             );
-        let config_path = dir.path().join("tracker.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("tracker.log")).unwrap();
-        let child = Command::new(&bin)
-            .current_dir(dir.path())
-            .env_remove("TORRUST_TRACKER_CONFIG_TOML")
-            .env("TORRUST_TRACKER_CONFIG_TOML_PATH", &config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let child = tracker::spawn(dir.path(), &config);
         let mut t = Tracker {
             child: Some(child),
             dir,

@@ -11,7 +11,7 @@
 mod tracker;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -21,7 +21,7 @@ use torrust_tracker_deployer::probe::{
     TestPeer, TlsTrust, TrackerStats, UdpRetry, UdpTarget, UdpTrackerClient, api, http_tracker,
 };
 use torrust_tracker_deployer::secret::Secret;
-use tracker::{base_config, free_tcp_port, free_udp_port, read_log, tracker_bin, wait_listening};
+use tracker::{base_config, free_tcp_port, free_udp_port, read_log, wait_listening};
 
 /// TLS material for an HTTPS tracker: a private CA and a leaf for `tracker.test`.
 struct Tls {
@@ -75,7 +75,6 @@ struct Tracker {
 
 impl Tracker {
     fn start(with_tls: bool) -> Self {
-        let bin = tracker_bin();
         let dir = tempfile::tempdir().unwrap();
         let token = Secret::generate(32);
         let (udp, http, https, api, health) = (
@@ -115,18 +114,7 @@ bind_address = "127.0.0.1:{health}"
 "#,
             token = token.expose()
         ));
-        let config_path = dir.path().join("tracker.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("tracker.log")).unwrap();
-        let child = Command::new(&bin)
-            .current_dir(dir.path())
-            .env_remove("TORRUST_TRACKER_CONFIG_TOML")
-            .env("TORRUST_TRACKER_CONFIG_TOML_PATH", &config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let child = tracker::spawn(dir.path(), &config);
         let mut tracker = Tracker {
             child,
             dir,

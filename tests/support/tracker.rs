@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DEFAULT_BIN: &str = "/var/cache/torrust-deployer/tracker/3.0.0/bin/torrust-tracker";
@@ -99,4 +99,22 @@ pub fn wait_listening(child: &mut Child, dir: &Path, ports: &[u16]) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Starts the tracker in `dir` with `config` (written to `tracker.toml`), its output going to
+/// `tracker.log`. Follow with [`wait_listening`].
+pub fn spawn(dir: &Path, config: &str) -> Child {
+    let bin = tracker_bin();
+    let config_path = dir.join("tracker.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let log = std::fs::File::create(dir.join("tracker.log")).unwrap();
+    Command::new(&bin)
+        .current_dir(dir)
+        .env_remove("TORRUST_TRACKER_CONFIG_TOML")
+        .env("TORRUST_TRACKER_CONFIG_TOML_PATH", &config_path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
 }
