@@ -143,6 +143,7 @@ bind_address = "127.0.0.1:{health}"
             http_trackers: vec![self.http.clone()],
             api: Some((self.api.clone(), self.token.clone())),
             health_check: Some(self.health.clone()),
+            grafana: None,
         }
     }
 }

@@ -347,7 +347,13 @@ fn local_tls_domains(config: &EnvironmentConfig) -> Vec<String> {
                 t.health_check_api.use_tls_proxy,
                 t.health_check_api.domain.as_deref(),
             ),
-        ]);
+        ])
+        .chain(
+            config
+                .grafana
+                .as_ref()
+                .map(|g| (g.use_tls_proxy, g.domain.as_deref())),
+        );
     let mut out: Vec<String> = Vec::new();
     for (tls, domain) in services {
         if let Some(d) = domain.filter(|d| tls && is_local(d)).map(bare)
@@ -425,6 +431,11 @@ pub fn plan(config: &EnvironmentConfig, ip: IpAddr) -> Result<Plan, OpsError> {
         .as_deref()
         .map(|u| base("health check API", u, "health_check"))
         .transpose()?;
+    let grafana = public
+        .grafana
+        .as_deref()
+        .map(|u| Url::parse(u).map_err(|e| bad("Grafana", u, e.to_string())))
+        .transpose()?;
 
     let mut resolve = BTreeMap::new();
     for target in &udp_trackers {
@@ -436,6 +447,7 @@ pub fn plan(config: &EnvironmentConfig, ip: IpAddr) -> Result<Plan, OpsError> {
         .iter()
         .chain([&api])
         .chain(health_check.iter())
+        .chain(grafana.iter())
     {
         if let Some(d) = url.domain() {
             resolve.insert(bare(d), ip);
@@ -461,6 +473,7 @@ pub fn plan(config: &EnvironmentConfig, ip: IpAddr) -> Result<Plan, OpsError> {
             http_trackers,
             api: Some((api, config.tracker.http_api.admin_token.clone())),
             health_check,
+            grafana,
         },
         resolve,
         notes,
@@ -551,6 +564,11 @@ mod tests {
         v["tracker"]["health_check_api"] = json!({
             "bind_address": "0.0.0.0:1313", "domain": "health.local", "use_tls_proxy": true
         });
+        v["prometheus"] = json!({ "scrape_interval_in_secs": 15 });
+        v["grafana"] = json!({
+            "admin_user": "admin", "admin_password": "Grafana-Pass-0123",
+            "domain": "grafana.local", "use_tls_proxy": true
+        });
         v["https"] = json!({ "admin_email": "admin@example.com" });
         let c = config(&v);
         let ip: IpAddr = IP.parse().unwrap();
@@ -567,11 +585,16 @@ mod tests {
             e.health_check.as_ref().map(Url::as_str),
             Some("https://health.local/")
         );
+        assert_eq!(
+            e.grafana.as_ref().map(Url::as_str),
+            Some("https://grafana.local/")
+        );
         let names: Vec<&str> = p.resolve.keys().map(String::as_str).collect();
         assert_eq!(
             names,
             [
                 "api.example.com",
+                "grafana.local",
                 "health.local",
                 "tracker.local",
                 "udp.example.com"
@@ -580,7 +603,10 @@ mod tests {
         assert!(p.resolve.values().all(|v| *v == ip));
         assert!(p.notes.is_empty(), "{:?}", p.notes);
 
-        assert_eq!(local_tls_domains(&c), ["tracker.local", "health.local"]);
+        assert_eq!(
+            local_tls_domains(&c),
+            ["tracker.local", "health.local", "grafana.local"]
+        );
         let mut state = EnvironmentState::new(c, None);
         state.host = Some(crate::state::HostRecord {
             ip: IP.into(),
@@ -592,7 +618,7 @@ mod tests {
         });
         let notes = tls_notes(&state, &TlsTrust::System);
         assert!(
-            notes[0].contains("tracker.local, health.local"),
+            notes[0].contains("tracker.local, health.local, grafana.local"),
             "{notes:?}"
         );
         assert!(

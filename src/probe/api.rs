@@ -154,6 +154,34 @@ pub async fn http_tracker_health(base: &Url, opts: &HttpOptions) -> Result<(), P
     .await
 }
 
+/// `GET {base}/api/health` of Grafana: HTTP 200 with `"database": "ok"`.
+pub async fn grafana_health(base: &Url, opts: &HttpOptions) -> Result<(), ProbeError> {
+    #[derive(Deserialize)]
+    struct GrafanaHealth {
+        database: String,
+    }
+    let what = "Grafana health";
+    let url = join(base, "api/health");
+    let shown = display_url(&url, &[]);
+    let answer = http::get(what, &url, &shown, opts, None).await?;
+    if answer.status != 200 {
+        return Err(ProbeError::HttpStatus {
+            what,
+            target: shown,
+            status: answer.status,
+            body: answer.snippet(200),
+        });
+    }
+    let health: GrafanaHealth = parse_json(what, &shown, &answer.body)?;
+    if health.database != "ok" {
+        return Err(ProbeError::Unhealthy {
+            target: shown,
+            detail: format!("database {:?}", health.database),
+        });
+    }
+    Ok(())
+}
+
 /// The URL of the stats endpoint with its token, and how it is shown (token redacted).
 pub fn stats_url(base: &Url, token: &Secret) -> (Url, String) {
     let mut url = join(base, "api/v1/stats");

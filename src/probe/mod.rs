@@ -22,6 +22,7 @@
 //!     http_trackers: vec!["https://tracker.example.com".parse().unwrap()],
 //!     api: Some(("https://api.example.com".parse().unwrap(), Secret::new("token"))),
 //!     health_check: None,
+//!     grafana: None,
 //! };
 //! let mut opts = ProbeOptions::default();
 //! // Before DNS exists: answer the domains with the server's IP.
@@ -173,6 +174,8 @@ pub enum Check {
     ApiStats { url: Url, token: Secret },
     /// `GET {url}/health_check` of the health check API.
     HealthCheck { url: Url },
+    /// `GET {url}/api/health` of Grafana (no login needed).
+    GrafanaHealth { url: Url },
 }
 
 impl Check {
@@ -185,6 +188,7 @@ impl Check {
             Self::ApiHealth { .. } => "API health",
             Self::ApiStats { .. } => "API stats",
             Self::HealthCheck { .. } => "health check API",
+            Self::GrafanaHealth { .. } => "Grafana health",
         }
     }
 
@@ -199,6 +203,7 @@ impl Check {
             Self::ApiHealth { url } => http::display_url(&http::join(url, "api/health_check"), &[]),
             Self::ApiStats { url, token } => api::stats_url(url, token).1,
             Self::HealthCheck { url } => http::display_url(&http::join(url, "health_check"), &[]),
+            Self::GrafanaHealth { url } => http::display_url(&http::join(url, "api/health"), &[]),
         }
     }
 }
@@ -447,6 +452,10 @@ async fn run_inner(check: &Check, opts: &ProbeOptions) -> Result<CheckOutput, Pr
             let report = api::health_check(url, &opts.http).await?;
             Ok(CheckOutput::Health { report })
         }
+        Check::GrafanaHealth { url } => {
+            api::grafana_health(url, &opts.http).await?;
+            Ok(CheckOutput::Healthy)
+        }
     }
 }
 
@@ -461,10 +470,12 @@ pub struct Endpoints {
     /// The health check API base URL, when it is reachable from here (by default it binds to
     /// 127.0.0.1 inside the tracker's container).
     pub health_check: Option<Url>,
+    /// Grafana's base URL, when the stack has Grafana.
+    pub grafana: Option<Url>,
 }
 
 /// The checks of the services being up: each HTTP tracker's health, the API's health, the health
-/// check API.
+/// check API, Grafana.
 pub fn health_checks(endpoints: &Endpoints) -> Vec<Check> {
     let mut checks: Vec<Check> = endpoints
         .http_trackers
@@ -476,6 +487,9 @@ pub fn health_checks(endpoints: &Endpoints) -> Vec<Check> {
     }
     if let Some(url) = &endpoints.health_check {
         checks.push(Check::HealthCheck { url: url.clone() });
+    }
+    if let Some(url) = &endpoints.grafana {
+        checks.push(Check::GrafanaHealth { url: url.clone() });
     }
     checks
 }
@@ -676,6 +690,48 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["ok"], false);
         assert_eq!(json["error_kind"], "refused");
+    }
+
+    /// A loopback HTTP server that answers every request with `status` and `body`.
+    async fn answering(status: u16, body: &'static str) -> Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            }
+        });
+        format!("http://127.0.0.1:{port}/").parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn grafana_health_needs_its_database_ok() {
+        let opts = ProbeOptions::default();
+        let url = answering(200, r#"{"commit":"x","database":"ok","version":"12.3.1"}"#).await;
+        let check = Check::GrafanaHealth { url };
+        assert!(
+            check.target().ends_with("/api/health"),
+            "{}",
+            check.target()
+        );
+        let r = run_check(&check, &opts).await;
+        assert!(r.is_ok(), "{r}");
+
+        let url = answering(200, r#"{"database":"failing"}"#).await;
+        let r = run_check(&Check::GrafanaHealth { url }, &opts).await;
+        assert_eq!(r.error().map(ProbeError::kind), Some("unhealthy"), "{r}");
+
+        let url = answering(503, "starting").await;
+        let r = run_check(&Check::GrafanaHealth { url }, &opts).await;
+        assert_eq!(r.error().map(ProbeError::kind), Some("http_status"), "{r}");
     }
 
     #[tokio::test]
