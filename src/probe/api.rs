@@ -114,13 +114,14 @@ fn parse_json<T: for<'de> Deserialize<'de>>(
     })
 }
 
-async fn get_simple_status(
+/// `GET url` that must answer HTTP 200 with JSON of type `T`; returns it and the URL as shown.
+async fn get_ok_json<T: for<'de> Deserialize<'de>>(
     what: &'static str,
-    url: Url,
+    url: &Url,
     opts: &HttpOptions,
-) -> Result<(), ProbeError> {
-    let shown = display_url(&url, &[]);
-    let answer = http::get(what, &url, &shown, opts, None).await?;
+) -> Result<(T, String), ProbeError> {
+    let shown = display_url(url, &[]);
+    let answer = http::get(what, url, &shown, opts, None).await?;
     if answer.status != 200 {
         return Err(ProbeError::HttpStatus {
             what,
@@ -129,7 +130,16 @@ async fn get_simple_status(
             body: answer.snippet(200),
         });
     }
-    let status: SimpleStatus = parse_json(what, &shown, &answer.body)?;
+    let value = parse_json(what, &shown, &answer.body)?;
+    Ok((value, shown))
+}
+
+async fn get_simple_status(
+    what: &'static str,
+    url: Url,
+    opts: &HttpOptions,
+) -> Result<(), ProbeError> {
+    let (status, shown): (SimpleStatus, _) = get_ok_json(what, &url, opts).await?;
     match status.status {
         HealthStatus::Ok => Ok(()),
         other => Err(ProbeError::Unhealthy {
@@ -160,19 +170,8 @@ pub async fn grafana_health(base: &Url, opts: &HttpOptions) -> Result<(), ProbeE
     struct GrafanaHealth {
         database: String,
     }
-    let what = "Grafana health";
     let url = join(base, "api/health");
-    let shown = display_url(&url, &[]);
-    let answer = http::get(what, &url, &shown, opts, None).await?;
-    if answer.status != 200 {
-        return Err(ProbeError::HttpStatus {
-            what,
-            target: shown,
-            status: answer.status,
-            body: answer.snippet(200),
-        });
-    }
-    let health: GrafanaHealth = parse_json(what, &shown, &answer.body)?;
+    let (health, shown): (GrafanaHealth, _) = get_ok_json("Grafana health", &url, opts).await?;
     if health.database != "ok" {
         return Err(ProbeError::Unhealthy {
             target: shown,
