@@ -14,12 +14,9 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
     let c = block_on(check::check(&global.data(), env))?;
     if c.ok {
         out.result(&c, || text(&c))?;
-    } else {
-        out.failed_report(&c, || text(&c))?;
-    }
-    if c.ok {
         Ok(())
     } else {
+        out.failed_report(&c, || text(&c))?;
         let failed = c.checks.iter().filter(|k| !k.ok).count();
         Err(OpsError::CheckFailed(failed).into())
     }

@@ -7,7 +7,6 @@
 //! Progress and logs always go to stderr.
 
 use std::cell::RefCell;
-
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;

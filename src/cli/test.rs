@@ -42,14 +42,15 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         &options,
         global.lock_wait(),
     ))?;
-    let failure = t.failure();
-    match failure {
-        Some(_) => out.failed_report(&t, || text(&t))?,
-        None => out.result(&t, || text(&t))?,
-    }
-    match failure {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
+    match t.failure() {
+        Some(e) => {
+            out.failed_report(&t, || text(&t))?;
+            Err(e.into())
+        }
+        None => {
+            out.result(&t, || text(&t))?;
+            Ok(())
+        }
     }
 }
 

@@ -385,11 +385,10 @@ fn tls_notes(state: &EnvironmentState, tls: &TlsTrust) -> Vec<String> {
             };
             notes.push(format!(
                 "{} use(s) Caddy's internal CA, which this machine does not trust: copy its root \
-                 (`ssh -p {port} {user}@{ip} sudo cat {}/caddy/pki/authorities/local/root.crt > \
-                 caddy-root.crt`) and pass `--ca-cert caddy-root.crt`, or pass --insecure to skip \
-                 the verification",
+                 (`ssh -p {port} {user}@{ip} sudo cat {} > caddy-root.crt`) and pass \
+                 `--ca-cert caddy-root.crt`, or pass --insecure to skip the verification",
                 local.join(", "),
-                layout::caddy_data().display()
+                caddy_root_on_host().display()
             ));
         }
         _ => {}
