@@ -9,6 +9,8 @@
 //! `docker-compose` or `docker compose` on the PATH. Without any, the test says so and passes:
 //! no Docker engine is needed, only the Compose client.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -41,18 +43,8 @@ const GRAFANA_PASSWORD: &str = "gr@f $HOME $ {X} pw";
 const TOKEN: &str = "123456789012";
 
 fn configs() -> Vec<Value> {
-    let minimal = json!({
-        "environment": { "name": "compose-test" },
-        "ssh_credentials": {},
-        "provider": { "provider": "lxd", "profile_name": "torrust-profile-compose-test" },
-        "tracker": {
-            "core": { "database": { "driver": "sqlite3", "database_name": "tracker.db" }, "private": false },
-            "udp_trackers": [ { "bind_address": "0.0.0.0:6969" } ],
-            "http_trackers": [ { "bind_address": "0.0.0.0:7070" } ],
-            "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": TOKEN },
-            "health_check_api": { "bind_address": "127.0.0.1:1313" }
-        }
-    });
+    let mut minimal = common::minimal("compose-test");
+    minimal["tracker"]["http_api"]["admin_token"] = json!(TOKEN);
     let mut full = minimal.clone();
     full["tracker"]["core"]["database"] = json!({
         "driver": "mysql", "host": "db", "port": 3307, "database_name": "torrust_tracker",

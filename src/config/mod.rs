@@ -701,3 +701,21 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Loaded, ConfigError> {
 pub fn schema() -> serde_json::Value {
     structure::schema()
 }
+
+/// A minimal valid environment file, for the unit tests: SQLite, one UDP and one HTTP tracker, the
+/// API with `admin_token`, the health check API on loopback, no TLS.
+#[cfg(test)]
+pub(crate) fn minimal_test_file(name: &str, admin_token: &str) -> serde_json::Value {
+    serde_json::json!({
+        "environment": { "name": name },
+        "ssh_credentials": {},
+        "provider": { "provider": "lxd", "profile_name": format!("torrust-profile-{name}") },
+        "tracker": {
+            "core": { "database": { "driver": "sqlite3", "database_name": "tracker.db" }, "private": false },
+            "udp_trackers": [ { "bind_address": "0.0.0.0:6969" } ],
+            "http_trackers": [ { "bind_address": "0.0.0.0:7070" } ],
+            "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": admin_token },
+            "health_check_api": { "bind_address": "127.0.0.1:1313" }
+        }
+    })
+}

@@ -491,18 +491,7 @@ mod tests {
     const TOKEN: &str = "Adm1n-T0ken-for-ops-test";
 
     fn minimal() -> Value {
-        json!({
-            "environment": { "name": "ops-test" },
-            "ssh_credentials": {},
-            "provider": { "provider": "lxd", "profile_name": "torrust-profile-ops-test" },
-            "tracker": {
-                "core": { "database": { "driver": "sqlite3", "database_name": "tracker.db" }, "private": false },
-                "udp_trackers": [ { "bind_address": "0.0.0.0:6969" } ],
-                "http_trackers": [ { "bind_address": "0.0.0.0:7070" } ],
-                "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": TOKEN },
-                "health_check_api": { "bind_address": "127.0.0.1:1313" }
-            }
-        })
+        config::minimal_test_file("ops-test", TOKEN)
     }
 
     fn config(v: &Value) -> EnvironmentConfig {

@@ -15,18 +15,7 @@ const GRAFANA_PASSWORD: &str = "gr@fana pass $HOME";
 
 /// A minimal valid file: SQLite, one UDP and one HTTP tracker, no TLS.
 fn minimal() -> Value {
-    json!({
-        "environment": { "name": "stack-test" },
-        "ssh_credentials": {},
-        "provider": { "provider": "lxd", "profile_name": "torrust-profile-stack-test" },
-        "tracker": {
-            "core": { "database": { "driver": "sqlite3", "database_name": "tracker.db" }, "private": false },
-            "udp_trackers": [ { "bind_address": "0.0.0.0:6969" } ],
-            "http_trackers": [ { "bind_address": "0.0.0.0:7070" } ],
-            "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": TOKEN },
-            "health_check_api": { "bind_address": "127.0.0.1:1313" }
-        }
-    })
+    crate::config::minimal_test_file("stack-test", TOKEN)
 }
 
 /// Everything on: MySQL, Prometheus, Grafana, TLS for an HTTP tracker, the API, the health
