@@ -189,6 +189,14 @@ fn documents(run: &Run) -> Vec<Value> {
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {run:#?}"))
 }
 
+/// The names of the report's checks, in order.
+fn check_names(doc: &Value) -> Vec<&str> {
+    results(doc)
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect()
+}
+
 fn results(doc: &Value) -> &Vec<Value> {
     doc["results"].as_array().expect("results")
 }
@@ -290,12 +298,8 @@ fn json_output_is_the_report() {
             .any(|n| n.as_str().unwrap().contains("health check API not checked")),
         "{doc:#}"
     );
-    let names: Vec<&str> = results(doc)
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        check_names(doc),
         [
             "HTTP tracker health",
             "API health",
@@ -406,12 +410,8 @@ fn a_stopped_tracker_fails_every_check_as_refused() {
     assert_eq!(docs.len(), 1, "{run:#?}");
     let doc = &docs[0];
     assert_eq!(doc["ok"], false);
-    let names: Vec<&str> = results(doc)
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        check_names(doc),
         [
             "HTTP tracker health",
             "API health",
