@@ -108,7 +108,7 @@ pub enum Command {
     /// and which files differ from the model (read-only; `--check` exits 1 on any problem).
     Status(status::Args),
     /// Check from here that the deployed tracker works: UDP and HTTP announces and scrapes, the
-    /// API's health and statistics; exit 1 if any check fails.
+    /// API's health and statistics, Grafana's health; exit 1 if any check fails.
     Test(test::Args),
     /// Write the files `release` would upload (compose file, tracker.toml, .env, ...) under a
     /// local directory, offline.

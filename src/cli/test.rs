@@ -16,8 +16,8 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,
-    /// Also trust the root certificate(s) of this PEM file, e.g. the root of Caddy's internal CA
-    /// that serves `.local` domains.
+    /// Also trust the root certificate(s) of this PEM file. (For `.local` domains, the root of
+    /// Caddy's internal CA is read from the host over SSH unless this or --insecure is given.)
     #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
     pub ca_cert: Option<PathBuf>,
     /// INSECURE: accept any TLS certificate (the output says so).
