@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::{Run, Sandbox, minimal};
 use serde_json::{Value, json};
 use sshd::{Sshd, keygen};
-use tracker::{base_config, free_tcp_port, free_udp_port, read_log, wait_listening};
+use tracker::{api_sections, base_config, free_tcp_port, free_udp_port, read_log, wait_listening};
 
 const ENV: &str = "trk";
 
@@ -50,19 +50,7 @@ impl Tracker {
             free_tcp_port(),
         );
         let db = dir.path().join("tracker.db");
-        let config = base_config(&db, udp, http)
-            + &format!(
-                r#"
-[http_api]
-bind_address = "127.0.0.1:{api}"
-
-[http_api.access_tokens]
-admin = "{token}"
-
-[health_check_api]
-bind_address = "127.0.0.1:{health}"
-"#
-            );
+        let config = base_config(&db, udp, http) + &api_sections(api, token, health);
         let child = tracker::spawn(dir.path(), &config);
         let mut t = Tracker {
             child: Some(child),

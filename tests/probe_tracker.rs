@@ -21,7 +21,7 @@ use torrust_tracker_deployer::probe::{
     TestPeer, TlsTrust, TrackerStats, UdpRetry, UdpTarget, UdpTrackerClient, api, http_tracker,
 };
 use torrust_tracker_deployer::secret::Secret;
-use tracker::{base_config, free_tcp_port, free_udp_port, read_log, wait_listening};
+use tracker::{api_sections, base_config, free_tcp_port, free_udp_port, read_log, wait_listening};
 
 /// TLS material for an HTTPS tracker: a private CA and a leaf for `tracker.test`.
 struct Tls {
@@ -101,19 +101,7 @@ ssl_key_path = "{}"
                 tls.key.display()
             ));
         }
-        config.push_str(&format!(
-            r#"
-[http_api]
-bind_address = "127.0.0.1:{api}"
-
-[http_api.access_tokens]
-admin = "{token}"
-
-[health_check_api]
-bind_address = "127.0.0.1:{health}"
-"#,
-            token = token.expose()
-        ));
+        config.push_str(&api_sections(api, token.expose(), health));
         let child = tracker::spawn(dir.path(), &config);
         let mut tracker = Tracker {
             child,

@@ -70,6 +70,23 @@ bind_address = "127.0.0.1:{http}"
     )
 }
 
+/// The API (with the admin `token`) and the health check API sections, both on 127.0.0.1, to
+/// append after [`base_config`] and any further trackers.
+pub fn api_sections(api: u16, token: &str, health: u16) -> String {
+    format!(
+        r#"
+[http_api]
+bind_address = "127.0.0.1:{api}"
+
+[http_api.access_tokens]
+admin = "{token}"
+
+[health_check_api]
+bind_address = "127.0.0.1:{health}"
+"#
+    )
+}
+
 /// The tracker's output, which the tests send to `tracker.log` in `dir`.
 pub fn read_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("tracker.log")).unwrap_or_default()
