@@ -7,4 +7,4 @@ bash provisioning/tracker/build-tracker.sh
 bash provisioning/ci/install-lxd-test-deps.sh
 TORRUST_TEST_BUNDLE=$(bash provisioning/images/build-offline-bundle.sh | tail -n1)
 export TORRUST_TEST_BUNDLE
-cargo test --locked --test lxd_provision --test lxd_configure --test lxd_e2e -- --include-ignored --test-threads 1
+cargo test --locked --test integration -- --ignored lxd_ --test-threads 1

@@ -8,7 +8,7 @@
 #                                       for a machine that cannot run LXD
 #
 # The LXD tests are `#[ignore]`d in a plain `cargo test` (they need the LXD host, the images and
-# the offline bundle this script prepares); this script runs them with --include-ignored.
+# the offline bundle this script prepares); this script runs them afterwards, one module at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case ${1:-} in
@@ -28,7 +28,6 @@ export TORRUST_TEST_DOCKER_COMPOSE
 say "the real tracker (cached by version; ~14 min when cold)"
 bash provisioning/tracker/build-tracker.sh
 
-ignored=()
 if [[ $with_lxd == 1 ]]; then
   say "LXD host and test images"
   bash provisioning/ci/install-lxd-test-deps.sh
@@ -36,10 +35,24 @@ if [[ $with_lxd == 1 ]]; then
   TORRUST_TEST_BUNDLE=$(bash provisioning/images/build-offline-bundle.sh | tail -n1)
   export TORRUST_TEST_BUNDLE
   say "bundle: $TORRUST_TEST_BUNDLE"
-  ignored=(--include-ignored)
 fi
 
-# Doc tests first (--all-targets does not run them), so that the last summary is the main run's.
+# Doc tests first (--all-targets does not run them). Then the unit tests and the one integration
+# test binary (tests/main.rs), all at once; the LXD modules are #[ignore]d there.
 cargo test --locked --doc
-say "cargo test (all targets${ignored:+, LXD and end-to-end included})"
-cargo test --locked --no-fail-fast --all-targets -- "${ignored[@]}"
+say "cargo test (all targets; the LXD tests after)"
+failed=0
+cargo test --locked --no-fail-fast --all-targets || failed=1
+if [[ $with_lxd == 1 ]]; then
+  # One LXD module at a time, as separate runs: their tests share one LXD daemon and two cores,
+  # and a deploy next to eleven provisions would measure the machine, not the code.
+  for module in lxd_configure lxd_e2e lxd_provision; do
+    say "cargo test: $module (LXD)"
+    cargo test --locked --no-fail-fast --test integration -- --ignored "$module::" || failed=1
+  done
+fi
+if [[ $failed != 0 ]]; then
+  say "FAILED: see the test summaries above"
+  exit 101
+fi
+say "all tests passed"

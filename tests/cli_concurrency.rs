@@ -1,6 +1,6 @@
 //! Concurrent commands on one environment cannot corrupt its state.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Stdio};
 

@@ -1,6 +1,6 @@
 //! `create template | schema | environment` and `validate`, through the real binary.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, minimal, mode};
 use serde_json::json;

@@ -1,6 +1,6 @@
 //! `render`, through the real binary: files and modes, `--force`, exit codes, JSON, secrets.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

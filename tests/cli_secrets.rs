@@ -1,6 +1,6 @@
 //! No secret from an environment file reaches stdout, stderr or the log files.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, minimal, mode};
 use serde_json::json;

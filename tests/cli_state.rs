@@ -1,6 +1,6 @@
 //! `show`, `list`, `exists`, `purge`, `docs`, `completions`, and the lock, through the real binary.
 
-mod common;
+use crate::common;
 
 use std::fs::OpenOptions;
 use std::io::Write;

@@ -10,10 +10,9 @@
 //! ROOT/usr/bin (status puts it first on PATH under the test root only), which checks the
 //! arguments it gets and prints recorded `docker ps --format '{{json .}}'` lines (Docker 20.10).
 
-#[path = "support/sshd.rs"]
-mod sshd;
+use crate::support::sshd;
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

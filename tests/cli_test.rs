@@ -11,11 +11,9 @@
 //! `TORRUST_TRACKER_BIN`) and OpenSSH (`sudo bash provisioning/ci/install-sshd-test-deps.sh`).
 //! Missing = failed test, never a skip.
 
-mod common;
-#[path = "support/sshd.rs"]
-mod sshd;
-#[path = "support/tracker.rs"]
-mod tracker;
+use crate::common;
+use crate::support::sshd;
+use crate::support::tracker;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};

@@ -4,7 +4,7 @@
 //! Needs LXD, the test images and the Debian mirror (apt inside the container); see
 //! tests/lxd_provision.rs.
 
-mod common;
+use crate::common;
 
 use common::Sandbox;
 use common::lxd::*;

@@ -5,7 +5,7 @@
 //! `provisioning/test.sh` prepares all of them and passes the bundle in
 //! `TORRUST_TEST_BUNDLE` (default: /var/cache/torrust-deployer/bundle/current).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@
 //! `#[ignore]`d in a bare `cargo test` only so that it works on a machine without LXD.
 //! The tests run one at a time: each creates its own instance and removes it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

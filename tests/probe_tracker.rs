@@ -7,8 +7,7 @@
 //! The binary comes from `TORRUST_TRACKER_BIN` or the cache path that
 //! `provisioning/tracker/build-tracker.sh` fills. Missing binary = failed test, never a skip.
 
-#[path = "support/tracker.rs"]
-mod tracker;
+use crate::support::tracker;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Child;

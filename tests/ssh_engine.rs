@@ -1,8 +1,7 @@
 //! The SSH layer against a real OpenSSH server that each test starts on a loopback port.
 //! Needs /usr/sbin/sshd and the test user: `sudo bash provisioning/ci/install-sshd-test-deps.sh`.
 
-#[path = "support/sshd.rs"]
-mod sshd;
+use crate::support::sshd;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -236,45 +235,48 @@ async fn exec_hands_lines_to_the_sink_as_they_arrive() {
     assert!(end.duration_since(start) >= Duration::from_secs(1));
 }
 
-/// Collects what a `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// The full name of a test of this module, as the test binary filters it (`ssh_engine::NAME`),
+/// for tests that run another test of this binary in a child process.
+fn test_name(name: &str) -> String {
+    let module = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |m| m.1);
+    format!("{module}::{name}")
 }
 
+/// Set in the child process of the test below: where it writes the captured log.
+const TRACING_CHILD_LOG: &str = "TORRUST_TEST_TRACING_CHILD_LOG";
+
+/// Runs in a child process of this test binary, with a GLOBAL subscriber, as the deployer does.
+///
+/// Why not `tracing::subscriber::with_default` here: `tracing` caches each callsite's interest
+/// process-wide, the first time the callsite is hit. While exactly one scoped subscriber exists,
+/// that interest is computed from the default of whichever thread hits the callsite first, so
+/// another test running an exec on another thread, with no subscriber, fixes the exec's
+/// `enabled!(DEBUG)` at "never" for the whole process: the lines were not cut, and this test
+/// failed now and then when run next to the others (it always passed alone). The deployer sets
+/// one global subscriber before any exec, where every thread agrees, so no line is lost there.
 #[test]
 fn exec_logs_each_output_line_to_tracing_at_debug_on_target_ssh() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // A current-thread runtime: everything runs on this thread, under this subscriber.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    if let Some(path) = std::env::var_os(TRACING_CHILD_LOG) {
+        exec_with_global_debug_subscriber(Path::new(&path));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("tracing.log");
+    let name = test_name("exec_logs_each_output_line_to_tracing_at_debug_on_target_ssh");
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &name, "--test-threads=1", "--include-ignored"])
+        .env(TRACING_CHILD_LOG, &log_path)
+        .output()
         .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        rt.block_on(async {
-            let (_sshd, _keys, s) = root_session().await;
-            let out = s
-                .exec("echo first-line; echo second-line >&2")
-                .await
-                .unwrap();
-            assert!(out.success());
-        })
-    });
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        child.status.success(),
+        "the child test failed:\n{}\n{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
     let line = |needle: &str| {
         log.lines()
             .find(|l| l.contains(needle) && l.contains("stream="))
@@ -290,6 +292,29 @@ fn exec_logs_each_output_line_to_tracing_at_debug_on_target_ssh() {
         second.contains("stderr") && second.contains("127.0.0.1"),
         "{second}"
     );
+}
+
+fn exec_with_global_debug_subscriber(log_path: &Path) {
+    let file = std::fs::File::create(log_path).unwrap();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(Mutex::new(file))
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (_sshd, _keys, s) = root_session().await;
+        let out = s
+            .exec("echo first-line; echo second-line >&2")
+            .await
+            .unwrap();
+        assert!(out.success());
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1008,7 +1033,7 @@ fn run_child(sshd: &Sshd, key: &Path, env: &[(&str, &str)]) -> String {
     );
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args([
-        "child_process_connects_with_default_options",
+        &test_name("child_process_connects_with_default_options"),
         "--exact",
         "--nocapture",
     ])
@@ -1079,8 +1104,9 @@ async fn passphrase_from_the_terminal_prompt_when_stdin_is_a_terminal() {
     // `script` runs the child on a pseudo-terminal and forwards our stdin to it.
     let exe = std::env::current_exe().unwrap();
     let inner = format!(
-        "{} child_process_connects_with_default_options --exact --nocapture",
-        exe.display()
+        "{} {} --exact --nocapture",
+        exe.display(),
+        test_name("child_process_connects_with_default_options")
     );
     let mut child = Command::new("script")
         .args(["-qec", &inner, "/dev/null"])

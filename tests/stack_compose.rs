@@ -9,7 +9,7 @@
 //! `docker-compose` or `docker compose` on the PATH. Without any, the test says so and passes:
 //! no Docker engine is needed, only the Compose client.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

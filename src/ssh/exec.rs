@@ -327,6 +327,9 @@ impl Session {
         let sink = sink.as_ref();
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
+        // Cut the output into lines only when someone reads them. `enabled!` is exact under the
+        // global subscriber the CLI installs at start; with scoped test subscribers (`with_default`)
+        // tracing's process-wide interest cache can answer for another thread (tests/ssh_engine.rs).
         let active = sink.is_some() || tracing::enabled!(target: "ssh", tracing::Level::DEBUG);
         let mut out_lines = Lines::new(OutputStream::Stdout, active);
         let mut err_lines = Lines::new(OutputStream::Stderr, active);

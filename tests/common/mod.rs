@@ -1,4 +1,8 @@
 //! Runs the real binary in a temporary directory and captures what it did.
+//!
+//! Two ways to assert: [`Sandbox::run`] returns a [`Run`] to look into, and [`Sandbox::cmd`]
+//! builds a [`Test`] that compares the whole of stdout and stderr with what is expected, after
+//! putting placeholders in for what changes from run to run (see [`Sandbox::normalize`]).
 #![allow(dead_code)]
 
 pub mod lxd;
@@ -81,6 +85,59 @@ impl Sandbox {
         }
     }
 
+    /// A test of one run of the binary that compares whole outputs: see [`Test`].
+    pub fn cmd<'a>(&'a self, args: &[&str]) -> Test<'a> {
+        Test {
+            sandbox: self,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+            stdin: None,
+            status: 0,
+            stdout: None,
+            stderr: None,
+        }
+    }
+
+    /// `text` with placeholders for what differs between runs: the sandbox's path is `[TMP]`,
+    /// a duration (`12 ms`, `1.5 s`, `[  3.2s]`, `"elapsed_ms": 41`) is `[ELAPSED]`, and a
+    /// timestamp (`2026-11-29T21:18:16.123Z`, `20261129T211816.123Z`, `2026-11-29 21:18:16 UTC`)
+    /// is `[TIME]`.
+    pub fn normalize(&self, text: &str) -> String {
+        use std::sync::LazyLock;
+        static PATTERNS: LazyLock<[(regex::Regex, &str); 5]> = LazyLock::new(|| {
+            [
+                (
+                    regex::Regex::new(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}( UTC)?").unwrap(),
+                    "[TIME]",
+                ),
+                (
+                    regex::Regex::new(
+                        r"\d{4}-?\d{2}-?\d{2}T\d{2}:?\d{2}:?\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+                    )
+                    .unwrap(),
+                    "[TIME]",
+                ),
+                (
+                    regex::Regex::new(r#""elapsed_ms": \d+"#).unwrap(),
+                    r#""elapsed_ms": [ELAPSED]"#,
+                ),
+                (
+                    regex::Regex::new(r"\[ *\d+(\.\d+)?s\]").unwrap(),
+                    "[ELAPSED]",
+                ),
+                (
+                    regex::Regex::new(r"\b\d+(\.\d+)? ?(ms|s)\b").unwrap(),
+                    "[ELAPSED]",
+                ),
+            ]
+        });
+        let mut out = text.replace(&self.path().to_string_lossy().into_owned(), "[TMP]");
+        for (pattern, placeholder) in PATTERNS.iter() {
+            out = pattern.replace_all(&out, *placeholder).into_owned();
+        }
+        out
+    }
+
     /// Writes `value` as an environment file named `name` and returns its path as a string.
     pub fn env_file(&self, name: &str, value: &Value) -> String {
         let path = self.path().join(name);
@@ -108,6 +165,102 @@ impl Sandbox {
             }
         }
         all
+    }
+}
+
+/// One run of the binary and what it must print, compared whole (after
+/// [`Sandbox::normalize`]): like `just`'s test builder.
+///
+/// ```ignore
+/// sb.cmd(&["exists", "alpha"]).stdout("false\n").run();
+/// ```
+pub struct Test<'a> {
+    sandbox: &'a Sandbox,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<Vec<u8>>,
+    status: i32,
+    stdout: Option<String>,
+    stderr: Option<String>,
+}
+
+impl Test<'_> {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// The expected exit code (0 unless said).
+    pub fn status(mut self, code: i32) -> Self {
+        self.status = code;
+        self
+    }
+
+    /// The whole of stdout, after normalising. Unchecked unless said.
+    pub fn stdout(mut self, text: &str) -> Self {
+        self.stdout = Some(text.into());
+        self
+    }
+
+    /// The whole of stderr, after normalising. Unchecked unless said.
+    pub fn stderr(mut self, text: &str) -> Self {
+        self.stderr = Some(text.into());
+        self
+    }
+
+    /// Runs the binary and checks the exit code and the outputs that were given.
+    #[track_caller]
+    pub fn run(self) -> Run {
+        use std::io::Write;
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut cmd = self.sandbox.command(&args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self.stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().expect("binary runs");
+        if let Some(bytes) = &self.stdin {
+            child.stdin.take().unwrap().write_all(bytes).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        let shown = || format!("`{}`", self.args.join(" "));
+        let mut problems = Vec::new();
+        if run.code != self.status {
+            problems.push(format!("exit code {} (expected {})", run.code, self.status));
+        }
+        for (name, expected, got) in [
+            ("stdout", &self.stdout, &run.stdout),
+            ("stderr", &self.stderr, &run.stderr),
+        ] {
+            if let Some(expected) = expected {
+                let got = self.sandbox.normalize(got);
+                if &got != expected {
+                    problems.push(format!(
+                        "{name} differs\n--- expected\n{expected}\n--- got (normalised)\n{got}\n---"
+                    ));
+                }
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "{}: {}\nraw run: {run:#?}",
+            shown(),
+            problems.join("\n")
+        );
+        run
     }
 }
 

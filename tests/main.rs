@@ -1,0 +1,27 @@
+//! The integration tests: one test binary, one module per feature (`tests/<feature>.rs`).
+//!
+//! `common` runs the real binary in a temporary directory; `support` starts real helpers
+//! (an OpenSSH server, the real tracker). The LXD tests (`lxd_*`) are `#[ignore]`d in a plain
+//! `cargo test`: `provisioning/test.sh` prepares LXD and runs them.
+
+mod common;
+mod support;
+
+mod cli_concurrency;
+mod cli_create;
+mod cli_outputs;
+mod cli_render;
+mod cli_secrets;
+mod cli_state;
+mod cli_status;
+mod cli_test;
+mod config_proptest;
+mod config_validation;
+mod lxd_configure;
+mod lxd_e2e;
+mod lxd_provision;
+mod probe_tracker;
+mod ssh_engine;
+mod stack_backup;
+mod stack_compose;
+mod stack_tracker_config;
