@@ -196,3 +196,59 @@ fn a_stale_lock_record_does_not_block() {
     let run = sb.run(&["purge", "alpha", "--force"]).ok();
     assert!(run.stderr.contains("stale"), "{run:?}");
 }
+
+/// A state file changed by hand is checked when loaded: its name must be its directory's, its
+/// settings must pass the environment file's rules, and what reaches a shell must be ours.
+#[test]
+fn a_state_changed_by_hand_is_refused_with_what_is_wrong() {
+    let sb = Sandbox::new();
+    created(&sb, "alpha");
+    let path = sb.data().join("alpha/state.json");
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    type Change = fn(&mut serde_json::Value);
+    let cases: [(&str, Change, &str); 4] = [
+        (
+            "another name",
+            |s| s["name"] = "beta".into(),
+            "`name` is 'beta', but the state is in the directory of environment 'alpha'",
+        ),
+        (
+            "a compose command with a shell tail",
+            |s| {
+                s["host_setup"] = serde_json::json!({
+                    "os": "debian-12", "compose_command": "docker-compose; touch /tmp/x",
+                    "compose_version": "1.29.2", "firewall": "active",
+                    "configured_at": "2026-11-29T21:00:00Z"
+                })
+            },
+            "`host_setup.compose_command` \"docker-compose; touch /tmp/x\" is neither of",
+        ),
+        (
+            "a bind address with a shell tail",
+            |s| {
+                s["config"]["tracker"]["udp_trackers"][0]["bind_address"] =
+                    "0.0.0.0:6969; id".into()
+            },
+            "config.tracker.udp_trackers[0].bind_address",
+        ),
+        (
+            "a host that is not an IP",
+            |s| s["host"] = serde_json::json!({ "ip": "10.0.0.1;id", "ssh_port": 22 }),
+            "`host.ip` \"10.0.0.1;id\" is not an IP address",
+        ),
+    ];
+    for (what, change, expected) in cases {
+        let mut state = original.clone();
+        change(&mut state);
+        std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+        let run = sb.run(&["show", "alpha"]).code(1);
+        assert!(
+            run.stderr.contains("is not valid") && run.stderr.contains(expected),
+            "{what}: {run:#?}"
+        );
+        assert!(run.stderr.contains("purge alpha"), "{what}: {run:#?}");
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    sb.run(&["show", "alpha"]).ok();
+}

@@ -696,6 +696,13 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Loaded, ConfigError> {
     }
 }
 
+/// Checks a configuration stored in a state file again, with every rule that does not read a
+/// file (key files and the offline bundle may have moved since): what reaches a shell, a
+/// compose file or a URL is as valid as the day it was created.
+pub fn validate_stored(config: &EnvironmentConfig) -> Vec<Problem> {
+    rules::validate_stored(config).problems
+}
+
 /// The JSON Schema (draft 2020-12) of the environment file, generated from the types. It accepts
 /// the incumbent's files, including the legacy top-level `caddy` section.
 pub fn schema() -> serde_json::Value {

@@ -48,6 +48,9 @@ fn resolve_path(path: &Path, base_dir: &Path) -> PathBuf {
 pub(super) struct Report {
     pub problems: Vec<Problem>,
     pub warnings: Vec<String>,
+    /// Skip the rules that read files (key files, the offline bundle): for a configuration
+    /// stored in the state, whose files may have moved since it was created.
+    pub skip_files: bool,
 }
 
 impl Report {
@@ -79,7 +82,21 @@ fn secret_v() -> Option<String> {
 
 /// Runs every rule.
 pub(super) fn validate(config: &EnvironmentConfig) -> Report {
-    let mut r = Report::default();
+    validate_with(config, Report::default())
+}
+
+/// Runs every rule that does not read a file: for the configuration stored in a state file.
+pub(super) fn validate_stored(config: &EnvironmentConfig) -> Report {
+    validate_with(
+        config,
+        Report {
+            skip_files: true,
+            ..Report::default()
+        },
+    )
+}
+
+fn validate_with(config: &EnvironmentConfig, mut r: Report) -> Report {
     environment(config, &mut r);
     ssh(config, &mut r);
     provider(config, &mut r);
@@ -464,6 +481,7 @@ fn ssh(config: &EnvironmentConfig, r: &mut Report) {
             "add `private_key_path`, or remove both key paths to let the deployer generate a \
              key pair",
         ),
+        (Some(_), Some(_)) if r.skip_files => {}
         (Some(private), Some(public)) => {
             let private_ok = check_key_file(r, "ssh_credentials.private_key_path", private);
             let public_ok = check_key_file(r, "ssh_credentials.public_key_path", public);
@@ -1288,6 +1306,7 @@ fn images(config: &EnvironmentConfig, r: &mut Report) {
         return;
     };
     if let Some(bundle) = &images.offline_bundle
+        && !r.skip_files
         && !bundle.is_dir()
     {
         r.add(

@@ -150,7 +150,60 @@ pub struct HostRecord {
     pub registered: bool,
 }
 
+/// The Compose commands configure records (`ComposeFlavor::command`); later steps run the
+/// recorded one in a shell, so nothing else is accepted from a state file.
+const COMPOSE_COMMANDS: [&str; 2] = ["docker compose", "docker-compose"];
+
 impl EnvironmentState {
+    /// What is wrong with a state loaded from the directory of environment `env`: its name must
+    /// be the directory's, its configuration must pass the environment file's rules again (all
+    /// but those that read files), and the values that later reach a shell on the host must be
+    /// ones the deployer writes.
+    pub fn problems(&self, env: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.name != env {
+            problems.push(format!(
+                "`name` is '{}', but the state is in the directory of environment '{env}'",
+                self.name
+            ));
+        }
+        if self.config.name() != self.name {
+            problems.push(format!(
+                "`config.environment.name` is '{}', but the state is environment '{}'",
+                self.config.name(),
+                self.name
+            ));
+        }
+        for p in crate::config::validate_stored(&self.config) {
+            problems.push(format!("config.{}: {}", p.path, p.message));
+        }
+        if let Some(host) = &self.host
+            && host.ip.parse::<std::net::IpAddr>().is_err()
+        {
+            problems.push(format!("`host.ip` {:?} is not an IP address", host.ip));
+        }
+        if let Some(setup) = &self.host_setup
+            && !COMPOSE_COMMANDS.contains(&setup.compose_command.as_str())
+        {
+            problems.push(format!(
+                "`host_setup.compose_command` {:?} is neither of {COMPOSE_COMMANDS:?}",
+                setup.compose_command
+            ));
+        }
+        for service in &self.pending_restarts {
+            let ok = !service.is_empty()
+                && service
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !ok {
+                problems.push(format!(
+                    "`pending_restarts` holds {service:?}, not a service name"
+                ));
+            }
+        }
+        problems
+    }
+
     pub fn new(config: EnvironmentConfig, generated_ssh_key: Option<PathBuf>) -> Self {
         let now = Utc::now();
         Self {
@@ -209,6 +262,17 @@ pub enum StateError {
         env: String,
         path: PathBuf,
         reason: String,
+    },
+    #[error(
+        "the state of environment '{env}' at {path} is not valid:\n{}\n  It was changed outside \
+         the deployer. Put the values back (the environment file holds the settings), or remove \
+         the environment's local data with `torrust-tracker-deployer purge {env}` and create it again",
+        problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    Invalid {
+        env: String,
+        path: PathBuf,
+        problems: Vec<String>,
     },
     #[error(
         "the state of environment '{env}' has schema version {found}, but this build reads version {SCHEMA_VERSION}.\n  Use the torrust-tracker-deployer release that created it"
@@ -328,7 +392,17 @@ impl DataDir {
                 found: version,
             });
         }
-        serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))
+        let state: EnvironmentState =
+            serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))?;
+        let problems = state.problems(env);
+        if !problems.is_empty() {
+            return Err(StateError::Invalid {
+                env: env.to_string(),
+                path,
+                problems,
+            });
+        }
+        Ok(state)
     }
 
     /// Writes the state atomically, mode 0600. Call only while holding the environment's lock.
