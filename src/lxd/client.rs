@@ -13,7 +13,7 @@ use super::api::{
     ExecOutcome, Image, ImageAlias, ImageUploaded, Instance, InstanceState, Network, Operation,
     OperationOutcome, Operations, Profile, ProfileSpec, Server, StateAction, StoragePool,
 };
-use super::transport::{self, Body, Transport};
+use super::transport::{self, Body, Transport, TransportError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LxdError {
@@ -187,7 +187,7 @@ impl<T: Transport> LxdClient<T> {
             .transport
             .send(method, &self.url(path), headers, body)
             .await
-            .map_err(|e| self.unreachable(doing, &e.0))?;
+            .map_err(|e| self.unreachable(doing, e))?;
         let envelope = parse_envelope(doing, status, &bytes)?;
         match envelope.kind {
             ResponseType::Sync => Ok(envelope.metadata),
@@ -212,18 +212,22 @@ impl<T: Transport> LxdClient<T> {
         }
     }
 
-    fn unreachable(&self, doing: &str, message: &str) -> LxdError {
-        let fix = if message.contains("Permission denied") {
-            "Run as root or as a member of the `lxd` group (`usermod -aG lxd $USER`, then log in again)"
-        } else if message.contains("Connection refused") || message.contains("No such file") {
-            "LXD is not running: start it (`provisioning/host/prepare-lxd-host.sh`, or `systemctl start lxd`)"
-        } else {
-            "Check that LXD is running and answers: `torrust-tracker-deployer check`"
+    /// LXD could not be asked: says why, and what fixes that.
+    fn unreachable(&self, doing: &str, error: TransportError) -> LxdError {
+        use std::io::ErrorKind;
+        let fix = match error.connect {
+            Some(ErrorKind::PermissionDenied) => {
+                "Run as root or as a member of the `lxd` group (`usermod -aG lxd $USER`, then log in again)"
+            }
+            Some(ErrorKind::ConnectionRefused | ErrorKind::NotFound) => {
+                "LXD is not running: start it (`provisioning/host/prepare-lxd-host.sh`, or `systemctl start lxd`)"
+            }
+            _ => "Check that LXD is running and answers: `torrust-tracker-deployer check`",
         };
         LxdError::Unreachable {
             endpoint: self.transport.endpoint(),
             doing: doing.to_string(),
-            message: message.to_string(),
+            message: error.message,
             fix: fix.to_string(),
         }
     }
@@ -247,7 +251,7 @@ impl<T: Transport> LxdClient<T> {
                 transport::empty(),
             )
             .await
-            .map_err(|e| self.unreachable(doing, &e.0))?;
+            .map_err(|e| self.unreachable(doing, e))?;
         let envelope = parse_envelope(doing, status, &bytes)?;
         let op: Operation =
             serde_json::from_value(envelope.metadata).map_err(|e| LxdError::Decode {
@@ -448,7 +452,7 @@ impl<T: Transport> LxdClient<T> {
                 transport::empty(),
             )
             .await
-            .map_err(|e| self.unreachable(&doing, &e.0))?;
+            .map_err(|e| self.unreachable(&doing, e))?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -598,7 +602,7 @@ impl<T: Transport> LxdClient<T> {
                     .transport
                     .send(Method::GET, &self.url(log), Vec::new(), transport::empty())
                     .await
-                    .map_err(|e| self.unreachable(&doing, &e.0))?;
+                    .map_err(|e| self.unreachable(&doing, e))?;
                 if status.is_success() {
                     *slot = String::from_utf8_lossy(&bytes).into_owned();
                 }

@@ -433,9 +433,10 @@ mod tests {
                         .unwrap()
                         .into(),
                 )),
-                None => Err(crate::lxd::transport::TransportError(
-                    "connecting to /script: Connection refused (os error 111)".into(),
-                )),
+                None => Err(crate::lxd::transport::TransportError {
+                    message: "connecting to /script: Connection refused (os error 111)".into(),
+                    connect: Some(std::io::ErrorKind::ConnectionRefused),
+                }),
             }
         }
     }
@@ -478,6 +479,8 @@ mod tests {
         );
         assert!(err.to_string().contains("LXD stopped answering"), "{err}");
         assert!(err.to_string().contains("run `provision` again"), "{err}");
+        // Told from the refused connection itself, not from its message.
+        assert!(err.to_string().contains("LXD is not running"), "{err}");
         // Unreachable from 0.2 s on: given up 10 s later.
         assert_eq!(started.elapsed(), Duration::from_millis(10_200));
     }
