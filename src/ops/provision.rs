@@ -21,6 +21,18 @@ use crate::retry::Schedule;
 use crate::ssh::{Session, SshError, Target};
 use crate::state::{DataDir, EnvironmentState, HostRecord, Lifecycle};
 
+/// The names of provision's steps, as recorded in the state and reported.
+mod step {
+    pub const CONNECT_LXD: &str = "connect to LXD";
+    pub const ENSURE_PROFILE: &str = "ensure profile";
+    pub const CREATE_INSTANCE: &str = "create instance";
+    pub const START_INSTANCE: &str = "start instance";
+    pub const WAIT_FOR_IPV4: &str = "wait for IPv4";
+    pub const PREPARE_SSH_ACCESS: &str = "prepare SSH access";
+    pub const WAIT_FOR_SSH: &str = "wait for SSH";
+    pub const RECORD_HOST: &str = "record host";
+}
+
 /// Deadlines of the waits in provision.
 #[derive(Debug, Clone)]
 pub struct ProvisionOptions {
@@ -126,7 +138,7 @@ pub async fn provision(
     // rejected key there will not fix itself, so don't wait it out.
     let adopted = !up.created && !up.started;
     let session = run
-        .step(&mut state, "wait for SSH", async |_s| {
+        .step(&mut state, step::WAIT_FOR_SSH, async |_s| {
             wait_for_ssh(&w, &target, adopted, up.prepared.is_none(), &ip).await
         })
         .await?;
@@ -134,9 +146,9 @@ pub async fn provision(
     session.close().await;
     let changed = previously_pinned.as_deref() != Some(host_key.as_str());
     let detail = format!("{} ready, host key {host_key}", target.display());
-    reports.push(report("wait for SSH", changed, detail));
+    reports.push(report(step::WAIT_FOR_SSH, changed, detail));
 
-    run.step(&mut state, "record host", async |s| {
+    run.step(&mut state, step::RECORD_HOST, async |s| {
         s.host = Some(HostRecord {
             ip: ip.clone(),
             host_key: Some(host_key.clone()),
@@ -184,21 +196,21 @@ async fn lxd_steps(
     reports: &mut Vec<StepReport>,
 ) -> Result<InstanceUp, OpsError> {
     let (client, user_data_key) = run
-        .step(state, "connect to LXD", async |_s| connect_lxd(w).await)
+        .step(state, step::CONNECT_LXD, async |_s| connect_lxd(w).await)
         .await?;
-    reports.push(report("connect to LXD", false, client.endpoint()));
+    reports.push(report(step::CONNECT_LXD, false, client.endpoint()));
 
     let changed = run
-        .step(state, "ensure profile", async |_s| {
+        .step(state, step::ENSURE_PROFILE, async |_s| {
             ensure_profile(&client, w, user_data_key).await
         })
         .await?;
     let detail = if changed { "written" } else { "up to date" };
     let detail = format!("{} {detail}", w.provider.profile_name);
-    reports.push(report("ensure profile", changed, detail));
+    reports.push(report(step::ENSURE_PROFILE, changed, detail));
 
     let created = run
-        .step(state, "create instance", async |s| {
+        .step(state, step::CREATE_INSTANCE, async |s| {
             create_instance(&client, w, s).await
         })
         .await?;
@@ -207,25 +219,25 @@ async fn lxd_steps(
     } else {
         format!("{} exists (adopted)", w.instance)
     };
-    reports.push(report("create instance", created, detail));
+    reports.push(report(step::CREATE_INSTANCE, created, detail));
 
     let started = run
-        .step(state, "start instance", async |_s| {
+        .step(state, step::START_INSTANCE, async |_s| {
             start_instance(&client, w).await
         })
         .await?;
     let detail = if started { "started" } else { "running" };
-    reports.push(report("start instance", started, detail.into()));
+    reports.push(report(step::START_INSTANCE, started, detail.into()));
 
     let ip = run
-        .step(state, "wait for IPv4", async |s| {
+        .step(state, step::WAIT_FOR_IPV4, async |s| {
             wait_for_ipv4(&client, w, s).await
         })
         .await?;
-    reports.push(report("wait for IPv4", false, ip.clone()));
+    reports.push(report(step::WAIT_FOR_IPV4, false, ip.clone()));
 
     let prepared = run
-        .step(state, "prepare SSH access", async |_s| {
+        .step(state, step::PREPARE_SSH_ACCESS, async |_s| {
             prepare_ssh_access(&client, w).await
         })
         .await?;
@@ -235,7 +247,7 @@ async fn lxd_steps(
         Some(false) => "no cloud-init: user and key already set up",
     };
     reports.push(report(
-        "prepare SSH access",
+        step::PREPARE_SSH_ACCESS,
         prepared == Some(true),
         detail.into(),
     ));
@@ -278,11 +290,6 @@ fn wanted<'a>(
         "cannot read the public key {}",
         public_key_path.display()
     )))?;
-    let interrupted_create = state.unfinished_run().is_some_and(|r| {
-        r.command == "provision"
-            && !r.completed_steps.iter().any(|s| s == "create instance")
-            && r.completed_steps.iter().any(|s| s == "ensure profile")
-    });
     Ok(Wanted {
         data,
         env,
@@ -291,7 +298,17 @@ fn wanted<'a>(
         instance: state.config.instance_name(),
         creds: state.config.ssh_credentials.clone(),
         public_key,
-        interrupted_create,
+        interrupted_create: interrupted_while_creating(state),
+    })
+}
+
+/// Whether the last provision stopped (was killed, or failed) after writing the profile and
+/// before the instance was created: LXD may then hold a half-created instance.
+fn interrupted_while_creating(state: &EnvironmentState) -> bool {
+    state.unfinished_run().is_some_and(|r| {
+        r.command == "provision"
+            && !r.completed_steps.iter().any(|s| s == step::CREATE_INSTANCE)
+            && r.completed_steps.iter().any(|s| s == step::ENSURE_PROFILE)
     })
 }
 
@@ -619,4 +636,51 @@ fn indent(text: &str, prefix: &str) -> String {
         .map(|l| format!("{prefix}{l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::state::{CommandRun, RunStatus};
+
+    fn state_after(command: &str, completed: &[&str], status: RunStatus) -> EnvironmentState {
+        let file = crate::config::minimal_test_file("demo", "Adm1n-T0ken-for-provision-test");
+        let loaded = crate::config::parse(&file.to_string(), Path::new("/")).unwrap();
+        let mut state = EnvironmentState::new(loaded.config, None);
+        state.last_run = Some(CommandRun {
+            command: command.into(),
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            completed_steps: completed.iter().map(|s| s.to_string()).collect(),
+            status,
+        });
+        state
+    }
+
+    #[test]
+    fn a_run_stopped_between_profile_and_instance_was_creating_it() {
+        let creating = RunStatus::Running {
+            step: Some(step::CREATE_INSTANCE.into()),
+        };
+        let profiled = [step::CONNECT_LXD, step::ENSURE_PROFILE];
+        let st = state_after("provision", &profiled, creating.clone());
+        assert!(interrupted_while_creating(&st));
+
+        // Created already, never got that far, another command, or finished: no.
+        let created = [
+            step::CONNECT_LXD,
+            step::ENSURE_PROFILE,
+            step::CREATE_INSTANCE,
+        ];
+        let st = state_after("provision", &created, creating.clone());
+        assert!(!interrupted_while_creating(&st));
+        let st = state_after("provision", &[step::CONNECT_LXD], creating.clone());
+        assert!(!interrupted_while_creating(&st));
+        let st = state_after("destroy", &profiled, creating);
+        assert!(!interrupted_while_creating(&st));
+        let st = state_after("provision", &profiled, RunStatus::Succeeded);
+        assert!(!interrupted_while_creating(&st));
+    }
 }
