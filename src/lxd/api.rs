@@ -320,6 +320,58 @@ pub struct ImageUploaded {
     pub fingerprint: String,
 }
 
+/// `POST /1.0/instances`: a new instance from an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewInstance {
+    pub name: String,
+    /// `container` or `virtual-machine`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub profiles: Vec<String>,
+    pub source: InstanceSource,
+}
+
+/// Where a new instance's image comes from (LXD's `source` of `type: image`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename = "image")]
+pub struct InstanceSource {
+    #[serde(flatten)]
+    pub image: ImageRef,
+}
+
+/// An image by alias or fingerprint in LXD's store, or by alias on a simplestreams server
+/// (downloaded by LXD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ImageRef {
+    Remote {
+        /// Always `pull`: LXD downloads the image.
+        mode: &'static str,
+        /// Always `simplestreams`.
+        protocol: &'static str,
+        server: String,
+        alias: String,
+    },
+    Fingerprint {
+        fingerprint: String,
+    },
+    Alias {
+        alias: String,
+    },
+}
+
+impl ImageRef {
+    /// `alias` on the simplestreams server at `server`.
+    pub fn remote(server: impl Into<String>, alias: impl Into<String>) -> Self {
+        Self::Remote {
+            mode: "pull",
+            protocol: "simplestreams",
+            server: server.into(),
+            alias: alias.into(),
+        }
+    }
+}
+
 /// The action of `PUT /1.0/instances/<name>/state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -550,6 +602,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(alias.target, image.fingerprint);
+    }
+
+    #[test]
+    fn a_new_instance_is_written_as_lxd_reads_it() {
+        let new = |image| NewInstance {
+            name: "vm1".into(),
+            kind: "container".into(),
+            profiles: vec!["prof".into()],
+            source: InstanceSource { image },
+        };
+        assert_eq!(
+            serde_json::to_value(new(ImageRef::remote(
+                "https://images.example",
+                "debian/12/cloud"
+            )))
+            .unwrap(),
+            json!({"name": "vm1", "type": "container", "profiles": ["prof"], "source": {
+                "type": "image", "mode": "pull", "protocol": "simplestreams",
+                "server": "https://images.example", "alias": "debian/12/cloud"}})
+        );
+        assert_eq!(
+            serde_json::to_value(new(ImageRef::Fingerprint {
+                fingerprint: "5e4b7ef03f46".into()
+            }))
+            .unwrap()["source"],
+            json!({"type": "image", "fingerprint": "5e4b7ef03f46"})
+        );
+        assert_eq!(
+            serde_json::to_value(new(ImageRef::Alias {
+                alias: "torrust/debian-12".into()
+            }))
+            .unwrap()["source"],
+            json!({"type": "image", "alias": "torrust/debian-12"})
+        );
     }
 
     #[test]

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::api::{
-    ExecOutcome, Image, ImageAlias, ImageUploaded, Instance, InstanceState, Network, Operation,
-    OperationOutcome, Operations, Profile, ProfileSpec, Server, StateAction, StoragePool,
+    ExecOutcome, Image, ImageAlias, ImageUploaded, Instance, InstanceState, Network, NewInstance,
+    Operation, OperationOutcome, Operations, Profile, ProfileSpec, Server, StateAction,
+    StoragePool,
 };
 use super::transport::{self, Body, Transport, TransportError};
 
@@ -500,10 +501,9 @@ impl<T: Transport> LxdClient<T> {
     }
 
     /// Creates an instance (waits for the image download and unpack).
-    pub async fn create_instance(&self, request: &Value) -> Result<(), LxdError> {
-        let name = request["name"].as_str().unwrap_or("?");
+    pub async fn create_instance(&self, request: &NewInstance) -> Result<(), LxdError> {
         self.send_json(
-            &format!("creating instance '{name}'"),
+            &format!("creating instance '{}'", request.name),
             Method::POST,
             "/1.0/instances",
             request,
@@ -722,6 +722,7 @@ fn decode<D: DeserializeOwned>(doing: &str, metadata: Value) -> Result<D, LxdErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lxd::api::{ImageRef, InstanceSource};
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
@@ -808,7 +809,16 @@ mod tests {
         ]);
         let client = LxdClient::new(t, None);
         let err = client
-            .create_instance(&json!({"name": "bad_name"}))
+            .create_instance(&NewInstance {
+                name: "bad_name".into(),
+                kind: "container".into(),
+                profiles: Vec::new(),
+                source: InstanceSource {
+                    image: ImageRef::Alias {
+                        alias: "debian".into(),
+                    },
+                },
+            })
             .await
             .unwrap_err();
         assert!(

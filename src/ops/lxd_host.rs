@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::{LxdInstanceType, LxdProvider};
-use crate::lxd::api::Auth;
+use crate::lxd::api::{Auth, ImageRef, InstanceSource, NewInstance};
 use crate::lxd::transport::Transport;
 use crate::lxd::{LxdClient, LxdError, Profile, ProfileSpec, UnixSocket, find_socket};
 use crate::retry::Schedule;
@@ -119,23 +118,20 @@ pub fn profile_matches(existing: &Profile, wanted: &ProfileSpec) -> bool {
 }
 
 /// The instance-creation request: the image source, from a remote or local.
-pub fn instance_request(provider: &LxdProvider, name: &str) -> Value {
-    let source = match image_source(&provider.image) {
-        ImageSource::Remote { server, alias } => json!({
-            "type": "image", "mode": "pull", "protocol": "simplestreams",
-            "server": server, "alias": alias
-        }),
-        ImageSource::Local(reference) if is_fingerprint(&reference) => {
-            json!({ "type": "image", "fingerprint": reference })
+pub fn instance_request(provider: &LxdProvider, name: &str) -> NewInstance {
+    let image = match image_source(&provider.image) {
+        ImageSource::Remote { server, alias } => ImageRef::remote(server, alias),
+        ImageSource::Local(fingerprint) if is_fingerprint(&fingerprint) => {
+            ImageRef::Fingerprint { fingerprint }
         }
-        ImageSource::Local(reference) => json!({ "type": "image", "alias": reference }),
+        ImageSource::Local(alias) => ImageRef::Alias { alias },
     };
-    json!({
-        "name": name,
-        "type": provider.instance_type.as_str(),
-        "profiles": [provider.profile_name],
-        "source": source,
-    })
+    NewInstance {
+        name: name.to_string(),
+        kind: provider.instance_type.as_str().to_string(),
+        profiles: vec![provider.profile_name.clone()],
+        source: InstanceSource { image },
+    }
 }
 
 pub enum ImageSource {
@@ -336,25 +332,32 @@ pub async fn prepare_without_cloud_init(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[test]
     fn remote_and_local_images() {
         let mut p = LxdProvider::new("prof");
         p.image = "images:debian/12/cloud".into();
         let r = instance_request(&p, "vm1");
-        assert_eq!(r["source"]["server"], "https://images.linuxcontainers.org");
-        assert_eq!(r["source"]["alias"], "debian/12/cloud");
-        assert_eq!(r["source"]["protocol"], "simplestreams");
-        assert_eq!(r["profiles"], json!(["prof"]));
+        assert_eq!(
+            r.source.image,
+            ImageRef::remote("https://images.linuxcontainers.org", "debian/12/cloud")
+        );
+        assert_eq!((r.name.as_str(), r.kind.as_str()), ("vm1", "container"));
+        assert_eq!(r.profiles, ["prof"]);
         p.image = "torrust/debian-12".into();
         assert_eq!(
-            instance_request(&p, "vm1")["source"]["alias"],
-            "torrust/debian-12"
+            instance_request(&p, "vm1").source.image,
+            ImageRef::Alias {
+                alias: "torrust/debian-12".into()
+            }
         );
         p.image = "5e4b7ef03f46".into();
         assert_eq!(
-            instance_request(&p, "vm1")["source"]["fingerprint"],
-            "5e4b7ef03f46"
+            instance_request(&p, "vm1").source.image,
+            ImageRef::Fingerprint {
+                fingerprint: "5e4b7ef03f46".into()
+            }
         );
     }
 
