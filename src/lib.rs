@@ -12,12 +12,14 @@
 //! - [`tasks`]: typed, idempotent host tasks (facts, plan, apply, verify) behind `configure`.
 //! - [`secret`]: the redacting wrapper for secrets.
 //! - [`probe`]: protocol checks of a running tracker (UDP, HTTP, API, health check).
+//! - [`retry`]: the one helper for waiting and trying again.
 
 pub mod cli;
 pub mod config;
 pub mod lxd;
 pub mod ops;
 pub mod probe;
+pub mod retry;
 pub mod secret;
 pub mod ssh;
 pub mod stack;

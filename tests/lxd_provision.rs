@@ -36,7 +36,7 @@ fn provision_is_idempotent_and_destroy_leaves_nothing() {
         .block_on(lxd().profile(&format!("torrust-test-{name}")))
         .unwrap()
         .unwrap();
-    assert_eq!(profile["config"]["security.nesting"], "true");
+    assert_eq!(profile.spec.config["security.nesting"], "true");
 
     // 2. provision again is a no-op.
     let second = provision(&sb, name).ok().json();
@@ -450,8 +450,8 @@ fn image_import_uploads_a_split_image_and_aliases_it() {
     let client = lxd();
     let rt = runtime();
     let image = rt.block_on(client.local_image(alias)).unwrap().unwrap();
-    assert_eq!(image["fingerprint"], fingerprint.as_str());
-    assert_eq!(image["properties"]["description"], "torrust test image");
+    assert_eq!(image.fingerprint, fingerprint);
+    assert_eq!(image.properties["description"], "torrust test image");
 
     // Again: the same content is not uploaded twice.
     let again = import(&["-o", "json"]).ok().json();

@@ -1,7 +1,7 @@
 //! `destroy ENV`: remove the instance and profile provision created; forget the host key.
 
 use super::{CliError, GlobalArgs, Output, block_on, env_name, render_steps};
-use crate::ops::provision;
+use crate::ops::destroy;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -11,7 +11,7 @@ pub struct Args {
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
     let env = env_name(&args.env)?;
-    let d = block_on(provision::destroy(&global.data(), env, global.lock_wait()))?;
+    let d = block_on(destroy::destroy(&global.data(), env, global.lock_wait()))?;
     out.result(&d, || {
         format!(
             "Environment '{}' destroyed.\n{}  next: torrust-tracker-deployer purge {} (removes the local data)\n",

@@ -254,7 +254,7 @@ fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 /// One line per step: changed or unchanged, and what it found.
-fn render_steps(steps: &[crate::ops::provision::StepReport]) -> String {
+fn render_steps(steps: &[crate::ops::StepReport]) -> String {
     let mut t = String::new();
     for s in steps {
         t.push_str(&format!(

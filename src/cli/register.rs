@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use super::{CliError, GlobalArgs, Output, block_on, env_name};
-use crate::ops::provision;
+use crate::ops::register;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,7 +19,7 @@ pub struct Args {
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
     let env = env_name(&args.env)?;
-    let r = block_on(provision::register(
+    let r = block_on(register::register(
         &global.data(),
         env,
         &args.instance_ip.to_string(),

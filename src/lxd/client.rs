@@ -9,7 +9,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::transport::{self, Body, Transport};
+use super::api::{
+    ExecOutcome, Image, ImageAlias, ImageUploaded, Instance, InstanceState, Network, NewInstance,
+    Operation, OperationOutcome, Operations, Profile, ProfileSpec, Server, StateAction,
+    StoragePool,
+};
+use super::transport::{self, Body, Transport, TransportError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LxdError {
@@ -38,6 +43,18 @@ pub enum LxdError {
     },
     #[error("LXD operation for {doing} failed: {message}")]
     Operation { doing: String, message: String },
+    /// The instance is locked by another of LXD's operations (a start, or the stop hooks of a
+    /// failed start, hold it for a minute or more).
+    #[error(
+        "LXD refused {doing}: {message}.\n  Another LXD operation (\"{action}\") holds the \
+         instance, e.g. the stop hooks of a failed start, which take a minute or more. Wait, then \
+         run the command again: it carries on"
+    )]
+    Busy {
+        doing: String,
+        action: String,
+        message: String,
+    },
     #[error(
         "LXD did not finish {doing} within {secs} s; the operation may still be running in LXD.\n  \
          Run the command again: it carries on (for provision, `--lxd-timeout SECONDS` allows more \
@@ -53,13 +70,61 @@ impl LxdError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, LxdError::Api { status: 404, .. })
     }
+
+    /// LXD refused because the instance is locked by another operation.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, LxdError::Busy { .. })
+    }
+
+    /// A refusal or a failed operation, as LXD reported it.
+    fn refused(doing: &str, status: u16, message: String, operation: bool) -> Self {
+        let doing = doing.to_string();
+        if let Some(action) = busy_action(&message) {
+            return LxdError::Busy {
+                doing,
+                action,
+                message,
+            };
+        }
+        if operation {
+            LxdError::Operation { doing, message }
+        } else {
+            LxdError::Api {
+                doing,
+                status,
+                message,
+            }
+        }
+    }
+}
+
+/// The action named by LXD's "instance busy" refusal.
+///
+/// LXD (5.0 to today) refuses work on an instance that another operation holds with
+/// `Instance is busy running a "stop" operation` (its `operationlock` package), and with the
+/// status code of any failure (400 for a failed operation, 400 or 500 for a refused request):
+/// nothing in its answer but these words tells it apart. This is the one place that reads
+/// them; everything else matches [`LxdError::Busy`].
+fn busy_action(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("is busy running a \"")?;
+    let (action, _) = rest.split_once('"')?;
+    Some(action.to_string())
+}
+
+/// The kind of an LXD answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ResponseType {
+    Sync,
+    Async,
+    Error,
 }
 
 /// The envelope every LXD response comes in.
 #[derive(Debug, Deserialize)]
 struct Envelope {
     #[serde(rename = "type")]
-    kind: String,
+    kind: ResponseType,
     #[serde(default)]
     metadata: Value,
     #[serde(default)]
@@ -70,49 +135,12 @@ struct Envelope {
     error_code: u16,
 }
 
-/// A background operation, as `/1.0/operations/<id>` reports it.
-#[derive(Debug, Deserialize)]
-struct Operation {
-    #[serde(default)]
-    status_code: u16,
-    #[serde(default)]
-    err: String,
-    #[serde(default)]
-    metadata: Option<Value>,
-}
-
 /// The outcome of a command run in an instance.
 #[derive(Debug)]
 pub struct ExecResult {
     pub exit_code: i64,
     pub stdout: String,
     pub stderr: String,
-}
-
-/// An instance's runtime state.
-#[derive(Debug, Clone, Deserialize)]
-pub struct InstanceState {
-    pub status: String,
-    #[serde(default)]
-    pub network: Option<serde_json::Map<String, Value>>,
-}
-
-impl InstanceState {
-    /// The first global IPv4 address of `nic` (read per interface: once Docker runs inside,
-    /// docker0 and br-* have addresses too).
-    pub fn ipv4(&self, nic: &str) -> Option<String> {
-        let addresses = self
-            .network
-            .as_ref()?
-            .get(nic)?
-            .get("addresses")?
-            .as_array()?;
-        addresses
-            .iter()
-            .find(|a| a["family"] == "inet" && a["scope"] == "global")
-            .and_then(|a| a["address"].as_str())
-            .map(str::to_string)
-    }
 }
 
 /// An LXD API client over some [`Transport`], optionally scoped to a project.
@@ -160,11 +188,11 @@ impl<T: Transport> LxdClient<T> {
             .transport
             .send(method, &self.url(path), headers, body)
             .await
-            .map_err(|e| self.unreachable(doing, &e.0))?;
+            .map_err(|e| self.unreachable(doing, e))?;
         let envelope = parse_envelope(doing, status, &bytes)?;
-        match envelope.kind.as_str() {
-            "sync" => Ok(envelope.metadata),
-            "async" => {
+        match envelope.kind {
+            ResponseType::Sync => Ok(envelope.metadata),
+            ResponseType::Async => {
                 let id = envelope
                     .operation
                     .rsplit('/')
@@ -178,25 +206,29 @@ impl<T: Transport> LxdClient<T> {
                 self.wait_operation(doing, &id, self.operation_timeout)
                     .await
             }
-            other => Err(LxdError::Decode {
+            ResponseType::Error => Err(LxdError::Decode {
                 doing: doing.to_string(),
-                message: format!("unknown response type '{other}'"),
+                message: "an error answer with a success status".into(),
             }),
         }
     }
 
-    fn unreachable(&self, doing: &str, message: &str) -> LxdError {
-        let fix = if message.contains("Permission denied") {
-            "Run as root or as a member of the `lxd` group (`usermod -aG lxd $USER`, then log in again)"
-        } else if message.contains("Connection refused") || message.contains("No such file") {
-            "LXD is not running: start it (`provisioning/host/prepare-lxd-host.sh`, or `systemctl start lxd`)"
-        } else {
-            "Check that LXD is running and answers: `torrust-tracker-deployer check`"
+    /// LXD could not be asked: says why, and what fixes that.
+    fn unreachable(&self, doing: &str, error: TransportError) -> LxdError {
+        use std::io::ErrorKind;
+        let fix = match error.connect {
+            Some(ErrorKind::PermissionDenied) => {
+                "Run as root or as a member of the `lxd` group (`usermod -aG lxd $USER`, then log in again)"
+            }
+            Some(ErrorKind::ConnectionRefused | ErrorKind::NotFound) => {
+                "LXD is not running: start it (`provisioning/host/prepare-lxd-host.sh`, or `systemctl start lxd`)"
+            }
+            _ => "Check that LXD is running and answers: `torrust-tracker-deployer check`",
         };
         LxdError::Unreachable {
             endpoint: self.transport.endpoint(),
             doing: doing.to_string(),
-            message: message.to_string(),
+            message: error.message,
             fix: fix.to_string(),
         }
     }
@@ -220,27 +252,29 @@ impl<T: Transport> LxdClient<T> {
                 transport::empty(),
             )
             .await
-            .map_err(|e| self.unreachable(doing, &e.0))?;
+            .map_err(|e| self.unreachable(doing, e))?;
         let envelope = parse_envelope(doing, status, &bytes)?;
         let op: Operation =
             serde_json::from_value(envelope.metadata).map_err(|e| LxdError::Decode {
                 doing: doing.to_string(),
                 message: e.to_string(),
             })?;
-        match op.status_code {
-            200 => Ok(op.metadata.unwrap_or(Value::Null)),
-            100..=199 => Err(LxdError::Timeout {
+        match op.outcome() {
+            OperationOutcome::Succeeded => Ok(op.metadata.unwrap_or(Value::Null)),
+            OperationOutcome::Unfinished => Err(LxdError::Timeout {
                 doing: doing.to_string(),
                 secs,
             }),
-            _ => Err(LxdError::Operation {
-                doing: doing.to_string(),
-                message: if op.err.is_empty() {
+            OperationOutcome::Failed => Err(LxdError::refused(
+                doing,
+                op.status_code,
+                if op.err.is_empty() {
                     format!("status code {}", op.status_code)
                 } else {
                     op.err
                 },
-            }),
+                true,
+            )),
         }
     }
 
@@ -248,10 +282,7 @@ impl<T: Transport> LxdClient<T> {
         let value = self
             .call(doing, Method::GET, path, Vec::new(), transport::empty())
             .await?;
-        serde_json::from_value(value).map_err(|e| LxdError::Decode {
-            doing: doing.to_string(),
-            message: e.to_string(),
-        })
+        decode(doing, value)
     }
 
     /// `GET`, with a 404 as `None`.
@@ -284,7 +315,7 @@ impl<T: Transport> LxdClient<T> {
         doing: &str,
         method: Method,
         path: &str,
-        body: &Value,
+        body: &impl serde::Serialize,
     ) -> Result<Value, LxdError> {
         let bytes = serde_json::to_vec(body).expect("json serializes");
         self.call(
@@ -298,11 +329,11 @@ impl<T: Transport> LxdClient<T> {
     }
 
     /// `GET /1.0`: the server's description, and whether it trusts us.
-    pub async fn server(&self) -> Result<Value, LxdError> {
+    pub async fn server(&self) -> Result<Server, LxdError> {
         self.get("reading the server information", "/1.0").await
     }
 
-    pub async fn profile(&self, name: &str) -> Result<Option<Value>, LxdError> {
+    pub async fn profile(&self, name: &str) -> Result<Option<Profile>, LxdError> {
         self.get_opt(
             &format!("reading profile '{name}'"),
             &format!("/1.0/profiles/{name}"),
@@ -315,7 +346,7 @@ impl<T: Transport> LxdClient<T> {
         &self,
         name: &str,
         exists: bool,
-        profile: &Value,
+        profile: &ProfileSpec,
     ) -> Result<(), LxdError> {
         if exists {
             self.send_json(
@@ -326,8 +357,16 @@ impl<T: Transport> LxdClient<T> {
             )
             .await?;
         } else {
-            let mut body = profile.clone();
-            body["name"] = json!(name);
+            #[derive(serde::Serialize)]
+            struct NewProfile<'a> {
+                name: &'a str,
+                #[serde(flatten)]
+                spec: &'a ProfileSpec,
+            }
+            let body = NewProfile {
+                name,
+                spec: profile,
+            };
             self.send_json(
                 &format!("creating profile '{name}'"),
                 Method::POST,
@@ -348,7 +387,7 @@ impl<T: Transport> LxdClient<T> {
         .await
     }
 
-    pub async fn network(&self, name: &str) -> Result<Option<Value>, LxdError> {
+    pub async fn network(&self, name: &str) -> Result<Option<Network>, LxdError> {
         self.get_opt(
             &format!("reading network '{name}'"),
             &format!("/1.0/networks/{name}"),
@@ -356,7 +395,7 @@ impl<T: Transport> LxdClient<T> {
         .await
     }
 
-    pub async fn storage_pool(&self, name: &str) -> Result<Option<Value>, LxdError> {
+    pub async fn storage_pool(&self, name: &str) -> Result<Option<StoragePool>, LxdError> {
         self.get_opt(
             &format!("reading storage pool '{name}'"),
             &format!("/1.0/storage-pools/{name}"),
@@ -365,17 +404,18 @@ impl<T: Transport> LxdClient<T> {
     }
 
     /// A local image by alias or fingerprint (prefix).
-    pub async fn local_image(&self, alias_or_fingerprint: &str) -> Result<Option<Value>, LxdError> {
+    pub async fn local_image(&self, alias_or_fingerprint: &str) -> Result<Option<Image>, LxdError> {
         let doing = format!("looking up image '{alias_or_fingerprint}'");
         if let Some(alias) = self
-            .get_opt::<Value>(
+            .get_opt::<ImageAlias>(
                 &doing,
                 &format!("/1.0/images/aliases/{alias_or_fingerprint}"),
             )
             .await?
-            && let Some(target) = alias["target"].as_str()
         {
-            return self.get_opt(&doing, &format!("/1.0/images/{target}")).await;
+            return self
+                .get_opt(&doing, &format!("/1.0/images/{}", alias.target))
+                .await;
         }
         if alias_or_fingerprint.len() >= 12
             && alias_or_fingerprint.chars().all(|c| c.is_ascii_hexdigit())
@@ -387,7 +427,7 @@ impl<T: Transport> LxdClient<T> {
         Ok(None)
     }
 
-    pub async fn instance(&self, name: &str) -> Result<Option<Value>, LxdError> {
+    pub async fn instance(&self, name: &str) -> Result<Option<Instance>, LxdError> {
         self.get_opt(
             &format!("reading instance '{name}'"),
             &format!("/1.0/instances/{name}"),
@@ -413,7 +453,7 @@ impl<T: Transport> LxdClient<T> {
                 transport::empty(),
             )
             .await
-            .map_err(|e| self.unreachable(&doing, &e.0))?;
+            .map_err(|e| self.unreachable(&doing, e))?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -430,31 +470,20 @@ impl<T: Transport> LxdClient<T> {
     /// stop that an interrupted command left behind). Returns how many there were.
     pub async fn wait_instance_operations(&self, name: &str) -> Result<usize, LxdError> {
         let doing = format!("listing the operations of instance '{name}'");
-        let ops: Value = self.get(&doing, "/1.0/operations?recursion=1").await?;
-        let suffix = format!("/instances/{name}");
-        let legacy = format!("/containers/{name}");
-        let mut ids = Vec::new();
-        for op in ops["running"].as_array().into_iter().flatten() {
-            let touches = ["instances", "containers"].iter().any(|kind| {
-                op["resources"][kind]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|r| {
-                        r.as_str().is_some_and(|r| {
-                            r.split('?')
-                                .next()
-                                .is_some_and(|p| p.ends_with(&suffix) || p.ends_with(&legacy))
-                        })
-                    })
-            });
-            if touches && let Some(id) = op["id"].as_str() {
-                ids.push((
-                    id.to_string(),
-                    op["description"].as_str().unwrap_or("?").to_string(),
-                ));
-            }
-        }
+        let ops: Operations = self.get(&doing, "/1.0/operations?recursion=1").await?;
+        let ids: Vec<(String, String)> = ops
+            .running
+            .into_iter()
+            .filter(|op| !op.id.is_empty() && op.touches_instance(name))
+            .map(|op| {
+                let description = if op.description.is_empty() {
+                    "?".to_string()
+                } else {
+                    op.description
+                };
+                (op.id, description)
+            })
+            .collect();
         for (id, description) in &ids {
             tracing::info!("waiting for LXD to finish '{description}' on instance '{name}'");
             let doing = format!("waiting for '{description}' on instance '{name}'");
@@ -463,7 +492,7 @@ impl<T: Transport> LxdClient<T> {
                 .await
             {
                 // Gone already, or failed: the caller reads the instance's state next.
-                Ok(_) | Err(LxdError::Operation { .. }) => {}
+                Ok(_) | Err(LxdError::Operation { .. } | LxdError::Busy { .. }) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
@@ -472,10 +501,9 @@ impl<T: Transport> LxdClient<T> {
     }
 
     /// Creates an instance (waits for the image download and unpack).
-    pub async fn create_instance(&self, request: &Value) -> Result<(), LxdError> {
-        let name = request["name"].as_str().unwrap_or("?");
+    pub async fn create_instance(&self, request: &NewInstance) -> Result<(), LxdError> {
         self.send_json(
-            &format!("creating instance '{name}'"),
+            &format!("creating instance '{}'", request.name),
             Method::POST,
             "/1.0/instances",
             request,
@@ -496,19 +524,11 @@ impl<T: Transport> LxdClient<T> {
     pub async fn change_state(
         &self,
         name: &str,
-        action: &str,
+        action: StateAction,
         force: bool,
     ) -> Result<(), LxdError> {
         self.send_json(
-            &format!(
-                "{} instance '{name}'",
-                match action {
-                    "start" => "starting",
-                    "stop" => "stopping",
-                    "restart" => "restarting",
-                    other => other,
-                }
-            ),
+            &format!("{} instance '{name}'", action.doing()),
             Method::PUT,
             &format!("/1.0/instances/{name}/state"),
             &json!({ "action": action, "timeout": 30, "force": force }),
@@ -570,19 +590,19 @@ impl<T: Transport> LxdClient<T> {
                 }),
             )
             .await?;
-        let exit_code = metadata["return"].as_i64().unwrap_or(-1);
+        let outcome: ExecOutcome = decode(&doing, metadata)?;
         let mut out = ExecResult {
-            exit_code,
+            exit_code: outcome.exit_code,
             stdout: String::new(),
             stderr: String::new(),
         };
         for (key, slot) in [("1", &mut out.stdout), ("2", &mut out.stderr)] {
-            if let Some(log) = metadata["output"][key].as_str() {
+            if let Some(log) = outcome.output.get(key) {
                 let (status, bytes) = self
                     .transport
                     .send(Method::GET, &self.url(log), Vec::new(), transport::empty())
                     .await
-                    .map_err(|e| self.unreachable(&doing, &e.0))?;
+                    .map_err(|e| self.unreachable(&doing, e))?;
                 if status.is_success() {
                     *slot = String::from_utf8_lossy(&bytes).into_owned();
                 }
@@ -623,13 +643,8 @@ impl<T: Transport> LxdClient<T> {
                 body,
             )
             .await?;
-        metadata["fingerprint"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| LxdError::Decode {
-                doing: "importing the image".into(),
-                message: "no fingerprint in the finished operation".into(),
-            })
+        let uploaded: ImageUploaded = decode("importing the image", metadata)?;
+        Ok(uploaded.fingerprint)
     }
 
     /// Deletes an image (and so its aliases); a missing one is fine.
@@ -645,7 +660,7 @@ impl<T: Transport> LxdClient<T> {
     pub async fn set_alias(&self, alias: &str, fingerprint: &str) -> Result<(), LxdError> {
         let doing = format!("setting image alias '{alias}'");
         let exists = self
-            .get_opt::<Value>(&doing, &format!("/1.0/images/aliases/{alias}"))
+            .get_opt::<ImageAlias>(&doing, &format!("/1.0/images/aliases/{alias}"))
             .await?
             .is_some();
         if exists {
@@ -677,27 +692,37 @@ fn parse_envelope(doing: &str, status: StatusCode, bytes: &[u8]) -> Result<Envel
             String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         ),
     })?;
-    if envelope.kind == "error" || !status.is_success() {
-        return Err(LxdError::Api {
-            doing: doing.to_string(),
-            status: if envelope.error_code != 0 {
+    if envelope.kind == ResponseType::Error || !status.is_success() {
+        return Err(LxdError::refused(
+            doing,
+            if envelope.error_code != 0 {
                 envelope.error_code
             } else {
                 status.as_u16()
             },
-            message: if envelope.error.is_empty() {
+            if envelope.error.is_empty() {
                 status.to_string()
             } else {
                 envelope.error
             },
-        });
+            false,
+        ));
     }
     Ok(envelope)
+}
+
+/// Reads an answer's metadata as the type it should have.
+fn decode<D: DeserializeOwned>(doing: &str, metadata: Value) -> Result<D, LxdError> {
+    serde_json::from_value(metadata).map_err(|e| LxdError::Decode {
+        doing: doing.to_string(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lxd::api::{ImageRef, InstanceSource};
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
@@ -784,7 +809,16 @@ mod tests {
         ]);
         let client = LxdClient::new(t, None);
         let err = client
-            .create_instance(&json!({"name": "bad_name"}))
+            .create_instance(&NewInstance {
+                name: "bad_name".into(),
+                kind: "container".into(),
+                profiles: Vec::new(),
+                source: InstanceSource {
+                    image: ImageRef::Alias {
+                        alias: "debian".into(),
+                    },
+                },
+            })
             .await
             .unwrap_err();
         assert!(
@@ -798,20 +832,78 @@ mod tests {
         assert!(client.instance("nope").await.unwrap().is_none());
     }
 
-    #[test]
-    fn ipv4_reads_the_named_nic_only() {
-        let state: InstanceState = serde_json::from_value(json!({
-            "status": "Running",
-            "network": {
-                "docker0": {"addresses": [{"family":"inet","address":"172.17.0.1","scope":"global"}]},
-                "eth0": {"addresses": [
-                    {"family":"inet6","address":"fe80::1","scope":"link"},
-                    {"family":"inet","address":"10.1.2.3","scope":"global"}
-                ]}
+    #[tokio::test]
+    async fn a_busy_instance_is_its_own_error_from_an_operation_or_a_refusal() {
+        let t = Scripted::new(vec![
+            (202, json!({"type":"async","operation":"/1.0/operations/d"})),
+            (
+                200,
+                json!({"type":"sync","metadata":{"id":"d","status":"Failure","status_code":400,
+                       "err":"Instance is busy running a \"stop\" operation"}}),
+            ),
+            (
+                400,
+                json!({"type":"error","error":"Instance is busy running a \"start\" operation","error_code":400}),
+            ),
+            (202, json!({"type":"async","operation":"/1.0/operations/e"})),
+            (
+                200,
+                json!({"type":"sync","metadata":{"id":"e","status_code":400,"err":"Instance is running"}}),
+            ),
+        ]);
+        let client = LxdClient::new(t, None);
+        match client.delete_instance("web").await.unwrap_err() {
+            LxdError::Busy { action, doing, .. } => {
+                assert_eq!(action, "stop");
+                assert_eq!(doing, "deleting instance 'web'");
             }
-        }))
-        .unwrap();
-        assert_eq!(state.ipv4("eth0").as_deref(), Some("10.1.2.3"));
-        assert_eq!(state.ipv4("eth1"), None);
+            other => panic!("not busy: {other:?}"),
+        }
+        let refused = client
+            .change_state("web", StateAction::Stop, false)
+            .await
+            .unwrap_err();
+        assert!(refused.is_busy(), "{refused:?}");
+        assert!(
+            refused.to_string().contains("\"start\" operation"),
+            "{refused}"
+        );
+        let other = client.delete_instance("web").await.unwrap_err();
+        assert!(
+            matches!(&other, LxdError::Operation { message, .. } if message == "Instance is running"),
+            "{other:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn typed_answers_come_back_typed() {
+        let t = Scripted::new(vec![
+            (
+                200,
+                json!({"type":"sync","status_code":200,"metadata":{
+                    "name":"web","status":"Running","status_code":103,"profiles":["p"],
+                    "last_used_at":"2026-11-26T10:00:05Z","location":"none","config":{},"devices":{}}}),
+            ),
+            (
+                200,
+                json!({"type":"sync","status_code":200,"metadata":{"running":[
+                    {"id":"op1","description":"Starting instance","status_code":103,
+                     "resources":{"instances":["/1.0/instances/web"]}}]}}),
+            ),
+            (
+                200,
+                json!({"type":"sync","metadata":{"id":"op1","status_code":200,"metadata":null}}),
+            ),
+        ]);
+        let client = LxdClient::new(t, None);
+        let instance = client.instance("web").await.unwrap().unwrap();
+        assert_eq!(instance.status, crate::lxd::InstanceStatus::Running);
+        assert!(!instance.never_started());
+        assert_eq!(client.wait_instance_operations("web").await.unwrap(), 1);
+        let seen = client.transport.seen.lock().unwrap().clone();
+        assert!(
+            seen[2].starts_with("GET /1.0/operations/op1/wait"),
+            "{seen:?}"
+        );
     }
 }

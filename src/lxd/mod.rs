@@ -3,12 +3,15 @@
 //!
 //! - [`transport`]: how bytes reach LXD (the local socket today; HTTPS later).
 //! - [`client`]: envelopes (sync, async, error), operations, and the calls the deployer needs.
+//! - [`api`]: LXD's answers as typed values (instance, state, profile, image, operation, ...).
 //! - [`socket`]: finding the socket.
 
+pub mod api;
 pub mod client;
 pub mod socket;
 pub mod transport;
 
-pub use client::{ExecResult, InstanceState, LxdClient, LxdError};
+pub use api::{Instance, InstanceState, InstanceStatus, Profile, ProfileSpec, Server, StateAction};
+pub use client::{ExecResult, LxdClient, LxdError};
 pub use socket::find_socket;
 pub use transport::{Transport, UnixSocket};

@@ -33,8 +33,23 @@ pub fn bytes(data: impl Into<Bytes>) -> Body {
 
 /// What a transport failed at, before LXD could answer.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
+#[error("{message}")]
+pub struct TransportError {
+    pub message: String,
+    /// Why no connection could be opened, when that is what failed (e.g. `PermissionDenied`,
+    /// `ConnectionRefused`, `NotFound`).
+    pub connect: Option<std::io::ErrorKind>,
+}
+
+impl TransportError {
+    /// A failure after the connection was open (or before opening one).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            connect: None,
+        }
+    }
+}
 
 /// One HTTP exchange with the LXD API.
 pub trait Transport: Send + Sync {
@@ -90,25 +105,28 @@ impl Transport for UnixSocket {
         }
         let request = request
             .body(body)
-            .map_err(|e| TransportError(format!("bad request: {e}")))?;
+            .map_err(|e| TransportError::new(format!("bad request: {e}")))?;
         let stream = tokio::net::UnixStream::connect(&self.path)
             .await
-            .map_err(|e| TransportError(format!("connecting to {}: {e}", self.path.display())))?;
+            .map_err(|e| TransportError {
+                message: format!("connecting to {}: {e}", self.path.display()),
+                connect: Some(e.kind()),
+            })?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| TransportError(chain(&e)))?;
+            .map_err(|e| TransportError::new(chain(&e)))?;
         // The connection task ends, and the socket closes, once the response has been read.
         tokio::spawn(connection);
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| TransportError(chain(&e)))?;
+            .map_err(|e| TransportError::new(chain(&e)))?;
         let status = response.status();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| TransportError(format!("reading the response: {e}")))?
+            .map_err(|e| TransportError::new(format!("reading the response: {e}")))?
             .to_bytes();
         Ok((status, body))
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::OpsError;
 use super::lxd_host::{self, ImageSource};
 use crate::config::{LxdProvider, Provider};
+use crate::lxd::api::Auth;
 use crate::lxd::{LxdClient, UnixSocket, find_socket};
 use crate::state::DataDir;
 
@@ -108,19 +109,21 @@ async fn check_lxd(provider: &LxdProvider, checks: &mut Vec<Check>) {
     };
     let client = LxdClient::new(UnixSocket::new(&socket), provider.project.clone());
     match client.server().await {
-        Ok(server) if server["auth"] == "trusted" => checks.push(Check::pass(
+        Ok(server) if server.auth == Auth::Trusted => checks.push(Check::pass(
             "LXD API",
             format!(
                 "LXD {} answers and trusts us",
-                server["environment"]["server_version"]
-                    .as_str()
-                    .unwrap_or("?")
+                if server.environment.server_version.is_empty() {
+                    "?"
+                } else {
+                    &server.environment.server_version
+                }
             ),
         )),
         Ok(server) => {
             checks.push(Check::fail(
                 "LXD API",
-                format!("answers, but auth is {}", server["auth"]),
+                format!("answers, but auth is \"{}\"", server.auth),
                 "run as root or as a member of the `lxd` group",
             ));
             return;
@@ -140,7 +143,11 @@ async fn check_lxd(provider: &LxdProvider, checks: &mut Vec<Check>) {
             format!(
                 "{} ({})",
                 provider.storage_pool,
-                pool["driver"].as_str().unwrap_or("?")
+                if pool.driver.is_empty() {
+                    "?"
+                } else {
+                    &pool.driver
+                }
             ),
         )),
         Ok(None) => checks.push(Check::fail(
@@ -165,7 +172,7 @@ async fn check_lxd(provider: &LxdProvider, checks: &mut Vec<Check>) {
                 "image",
                 format!(
                     "{reference} is local ({})",
-                    &img["fingerprint"].as_str().unwrap_or("?")[..12.min(img["fingerprint"].as_str().unwrap_or("?").len())]
+                    &img.fingerprint[..12.min(img.fingerprint.len())]
                 ),
             )),
             Ok(None) => checks.push(Check::fail(

@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::OpsError;
-use super::provision::ssh_target;
+use super::host::{provisioned_host, ssh_target};
 use super::steps::StepRun;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session};
 use crate::state::{DataDir, EnvironmentState, HostSetup, Lifecycle};
@@ -58,22 +58,7 @@ pub async fn configure(
     let started = Instant::now();
     let _lock = data.lock(env, "configure", lock_wait)?;
     let mut state = data.load(env)?;
-    let host_record = match (&state.host, state.lifecycle) {
-        (_, Lifecycle::Destroyed) => {
-            return Err(OpsError::Refused(format!(
-                "environment '{env}' is destroyed; provision it again first: \
-                 `torrust-tracker-deployer provision {env}`"
-            )));
-        }
-        (Some(h), _) if !h.ip.is_empty() && h.host_key.is_some() => h.clone(),
-        _ => {
-            return Err(OpsError::Refused(format!(
-                "environment '{env}' has no host yet (state '{}'); create one with \
-                 `torrust-tracker-deployer provision {env}` (or adopt one with `register`)",
-                state.lifecycle
-            )));
-        }
-    };
+    let host_record = provisioned_host(&state)?;
     let creds = &state.config.ssh_credentials;
     let goals = Goals {
         user: creds.username.clone(),

@@ -1,26 +1,34 @@
 //! What provision and destroy need from LXD, built on [`crate::lxd`]: the environment's
 //! profile, its instance, its address, and preparing an image that has no cloud-init.
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use crate::config::{LxdInstanceType, LxdProvider};
-use crate::lxd::{LxdClient, LxdError, UnixSocket, find_socket};
+use crate::lxd::api::{Auth, ImageRef, InstanceSource, NewInstance};
+use crate::lxd::transport::Transport;
+use crate::lxd::{LxdClient, LxdError, Profile, ProfileSpec, UnixSocket, find_socket};
+use crate::retry::Schedule;
+
+/// While LXD says an instance is busy with another operation (the stop hooks of a failed start
+/// hold it for a minute or more), a delete or create is tried again every 5 s for 3 minutes.
+pub const WHILE_BUSY: Schedule = Schedule::within(Duration::from_secs(180), Duration::from_secs(5));
 
 /// Connects to the LXD the provider names and checks that it answers and trusts us.
 pub async fn connect(provider: &LxdProvider) -> Result<LxdClient<UnixSocket>, LxdError> {
     let socket = find_socket(provider.socket_path.as_deref())?;
     let client = LxdClient::new(UnixSocket::new(&socket), provider.project.clone());
     let server = client.server().await?;
-    if server["auth"] != "trusted" {
+    if server.auth != Auth::Trusted {
         return Err(LxdError::Api {
             doing: "checking that LXD trusts this client".into(),
             status: 403,
             message: format!(
                 "LXD at {} answers but does not trust us (auth: {})",
                 client.endpoint(),
-                server["auth"]
+                server.auth
             ),
         });
     }
@@ -61,57 +69,69 @@ const RESTART_SSH: &str = "systemctl daemon-reload; if systemctl is-enabled ssh.
 
 /// The profile the environment's instance uses: cloud-init user-data, nesting for Docker,
 /// limits, the root disk on the pool and the NIC on the network.
-pub fn profile(provider: &LxdProvider, env: &str, user_data_key: &str, user_data: &str) -> Value {
-    let mut config = serde_json::Map::new();
-    config.insert(user_data_key.into(), json!(user_data));
+pub fn profile(
+    provider: &LxdProvider,
+    env: &str,
+    user_data_key: &str,
+    user_data: &str,
+) -> ProfileSpec {
+    let mut config = BTreeMap::new();
+    config.insert(user_data_key.to_string(), user_data.to_string());
     if provider.instance_type == LxdInstanceType::Container {
-        config.insert("security.nesting".into(), json!("true"));
+        config.insert("security.nesting".into(), "true".into());
     }
     if let Some(cpu) = provider.cpu {
-        config.insert("limits.cpu".into(), json!(cpu.to_string()));
+        config.insert("limits.cpu".into(), cpu.to_string());
     }
     if let Some(memory) = &provider.memory {
-        config.insert("limits.memory".into(), json!(memory));
+        config.insert("limits.memory".into(), memory.clone());
     }
-    let mut root = json!({ "type": "disk", "path": "/", "pool": provider.storage_pool });
+    let device = |options: &[(&str, &str)]| -> BTreeMap<String, String> {
+        options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let mut root = device(&[
+        ("type", "disk"),
+        ("path", "/"),
+        ("pool", &provider.storage_pool),
+    ]);
     if let Some(size) = &provider.disk {
-        root["size"] = json!(size);
+        root.insert("size".into(), size.clone());
     }
-    json!({
-        "description": format!("torrust-tracker-deployer: environment {env}"),
-        "config": config,
-        "devices": {
-            "root": root,
-            "eth0": { "type": "nic", "name": "eth0", "network": provider.network }
-        }
-    })
+    let eth0 = device(&[
+        ("type", "nic"),
+        ("name", "eth0"),
+        ("network", &provider.network),
+    ]);
+    ProfileSpec {
+        description: format!("torrust-tracker-deployer: environment {env}"),
+        config,
+        devices: BTreeMap::from([("root".to_string(), root), ("eth0".to_string(), eth0)]),
+    }
 }
 
 /// Whether an existing profile already has what `wanted` asks for.
-pub fn profile_matches(existing: &Value, wanted: &Value) -> bool {
-    existing["config"] == wanted["config"]
-        && existing["devices"] == wanted["devices"]
-        && existing["description"] == wanted["description"]
+pub fn profile_matches(existing: &Profile, wanted: &ProfileSpec) -> bool {
+    existing.spec == *wanted
 }
 
 /// The instance-creation request: the image source, from a remote or local.
-pub fn instance_request(provider: &LxdProvider, name: &str) -> Value {
-    let source = match image_source(&provider.image) {
-        ImageSource::Remote { server, alias } => json!({
-            "type": "image", "mode": "pull", "protocol": "simplestreams",
-            "server": server, "alias": alias
-        }),
-        ImageSource::Local(reference) if is_fingerprint(&reference) => {
-            json!({ "type": "image", "fingerprint": reference })
+pub fn instance_request(provider: &LxdProvider, name: &str) -> NewInstance {
+    let image = match image_source(&provider.image) {
+        ImageSource::Remote { server, alias } => ImageRef::remote(server, alias),
+        ImageSource::Local(fingerprint) if is_fingerprint(&fingerprint) => {
+            ImageRef::Fingerprint { fingerprint }
         }
-        ImageSource::Local(reference) => json!({ "type": "image", "alias": reference }),
+        ImageSource::Local(alias) => ImageRef::Alias { alias },
     };
-    json!({
-        "name": name,
-        "type": provider.instance_type.as_str(),
-        "profiles": [provider.profile_name],
-        "source": source,
-    })
+    NewInstance {
+        name: name.to_string(),
+        kind: provider.instance_type.as_str().to_string(),
+        profiles: vec![provider.profile_name.clone()],
+        source: InstanceSource { image },
+    }
 }
 
 pub enum ImageSource {
@@ -145,25 +165,24 @@ fn is_fingerprint(s: &str) -> bool {
     s.len() >= 12 && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// Waits for a global IPv4 address on eth0, polling the instance state.
-pub async fn wait_for_ipv4(
-    client: &LxdClient<UnixSocket>,
+/// Waits for a global IPv4 address on eth0, polling the instance state every 200 ms until
+/// `timeout`. LXD may restart under us (a few seconds); when it does not answer for 10 s, waiting
+/// is pointless and the wait ends with [`IpWaitError::LxdGone`].
+pub async fn wait_for_ipv4<T: Transport>(
+    client: &LxdClient<T>,
     instance: &str,
     network: &str,
     timeout: Duration,
 ) -> Result<String, IpWaitError> {
-    // LXD may restart under us (a few seconds); longer than this, waiting is pointless.
     const LXD_GONE_AFTER: Duration = Duration::from_secs(10);
-    let start = Instant::now();
     let mut unreachable_since: Option<Instant> = None;
-    loop {
-        let last_status = match client.instance_state(instance).await {
+    let mut last_status = String::new();
+    let found = Schedule::within(timeout, Duration::from_millis(200))
+        .poll(async || match client.instance_state(instance).await {
             Ok(state) => {
                 unreachable_since = None;
-                if let Some(ip) = state.ipv4("eth0") {
-                    return Ok(ip);
-                }
-                state.status
+                last_status = state.status.to_string();
+                Ok(state.ipv4("eth0"))
             }
             Err(e @ LxdError::Unreachable { .. }) => {
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
@@ -174,21 +193,24 @@ pub async fn wait_for_ipv4(
                         error: e,
                     });
                 }
-                format!("unreadable ({e})")
+                last_status = format!("unreadable ({e})");
+                Ok(None)
             }
-            Err(e) => format!("unreadable ({e})"),
-        };
-        if start.elapsed() >= timeout {
-            return Err(IpTimeout {
-                instance: instance.to_string(),
-                network: network.to_string(),
-                secs: timeout.as_secs(),
-                status: last_status,
+            Err(e) => {
+                last_status = format!("unreadable ({e})");
+                Ok(None)
             }
-            .into());
+        })
+        .await?;
+    found.ok_or_else(|| {
+        IpTimeout {
+            instance: instance.to_string(),
+            network: network.to_string(),
+            secs: timeout.as_secs(),
+            status: last_status,
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        .into()
+    })
 }
 
 /// Why no IPv4 address came.
@@ -310,25 +332,32 @@ pub async fn prepare_without_cloud_init(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[test]
     fn remote_and_local_images() {
         let mut p = LxdProvider::new("prof");
         p.image = "images:debian/12/cloud".into();
         let r = instance_request(&p, "vm1");
-        assert_eq!(r["source"]["server"], "https://images.linuxcontainers.org");
-        assert_eq!(r["source"]["alias"], "debian/12/cloud");
-        assert_eq!(r["source"]["protocol"], "simplestreams");
-        assert_eq!(r["profiles"], json!(["prof"]));
+        assert_eq!(
+            r.source.image,
+            ImageRef::remote("https://images.linuxcontainers.org", "debian/12/cloud")
+        );
+        assert_eq!((r.name.as_str(), r.kind.as_str()), ("vm1", "container"));
+        assert_eq!(r.profiles, ["prof"]);
         p.image = "torrust/debian-12".into();
         assert_eq!(
-            instance_request(&p, "vm1")["source"]["alias"],
-            "torrust/debian-12"
+            instance_request(&p, "vm1").source.image,
+            ImageRef::Alias {
+                alias: "torrust/debian-12".into()
+            }
         );
         p.image = "5e4b7ef03f46".into();
         assert_eq!(
-            instance_request(&p, "vm1")["source"]["fingerprint"],
-            "5e4b7ef03f46"
+            instance_request(&p, "vm1").source.image,
+            ImageRef::Fingerprint {
+                fingerprint: "5e4b7ef03f46".into()
+            }
         );
     }
 
@@ -348,10 +377,128 @@ mod tests {
         p.cpu = Some(2);
         p.memory = Some("2GiB".into());
         let v = profile(&p, "demo", "cloud-init.user-data", "#cloud-config\n");
-        assert_eq!(v["config"]["security.nesting"], "true");
-        assert_eq!(v["config"]["limits.cpu"], "2");
-        assert_eq!(v["devices"]["root"]["pool"], "default");
-        assert_eq!(v["devices"]["eth0"]["network"], "lxdbr0");
-        assert!(profile_matches(&v, &v.clone()));
+        assert_eq!(v.config["security.nesting"], "true");
+        assert_eq!(v.config["limits.cpu"], "2");
+        assert_eq!(v.config["limits.memory"], "2GiB");
+        assert_eq!(v.devices["root"]["pool"], "default");
+        assert_eq!(v.devices["eth0"]["network"], "lxdbr0");
+        assert_eq!(v.description, "torrust-tracker-deployer: environment demo");
+
+        // As LXD answers it back.
+        let mut existing: Profile = serde_json::from_value(json!({
+            "name": "prof",
+            "description": "torrust-tracker-deployer: environment demo",
+            "config": v.config,
+            "devices": v.devices,
+            "used_by": null
+        }))
+        .unwrap();
+        assert!(profile_matches(&existing, &v));
+        existing.spec.config.insert("limits.cpu".into(), "4".into());
+        assert!(!profile_matches(&existing, &v));
+    }
+
+    /// LXD answering `GET /1.0/instances/<name>/state` from a script; `None` is LXD not
+    /// answering at all. The last answer repeats.
+    struct StateScript(std::sync::Mutex<std::collections::VecDeque<Option<Value>>>);
+
+    impl StateScript {
+        fn client(answers: Vec<Option<Value>>) -> LxdClient<StateScript> {
+            LxdClient::new(StateScript(std::sync::Mutex::new(answers.into())), None)
+        }
+    }
+
+    impl Transport for StateScript {
+        fn endpoint(&self) -> String {
+            "unix:/script".into()
+        }
+
+        async fn send(
+            &self,
+            _method: hyper::Method,
+            _path: &str,
+            _headers: Vec<(&'static str, String)>,
+            _body: crate::lxd::transport::Body,
+        ) -> Result<(hyper::StatusCode, bytes::Bytes), crate::lxd::transport::TransportError>
+        {
+            let answer = {
+                let mut answers = self.0.lock().unwrap();
+                if answers.len() > 1 {
+                    answers.pop_front().unwrap()
+                } else {
+                    answers[0].clone()
+                }
+            };
+            match answer {
+                Some(state) => Ok((
+                    hyper::StatusCode::OK,
+                    serde_json::to_vec(&json!({"type": "sync", "metadata": state}))
+                        .unwrap()
+                        .into(),
+                )),
+                None => Err(crate::lxd::transport::TransportError {
+                    message: "connecting to /script: Connection refused (os error 111)".into(),
+                    connect: Some(std::io::ErrorKind::ConnectionRefused),
+                }),
+            }
+        }
+    }
+
+    fn running(eth0: Option<&str>) -> Option<Value> {
+        let addresses = eth0
+            .map(
+                |ip| json!([{"family": "inet", "address": ip, "netmask": "24", "scope": "global"}]),
+            )
+            .unwrap_or(json!(null));
+        Some(json!({"status": "Running", "network": {"eth0": {"addresses": addresses}}}))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_address_is_read_once_the_instance_has_one() {
+        let client = StateScript::client(vec![
+            Some(json!({"status": "Stopped", "network": null})),
+            running(None),
+            None,
+            running(Some("10.55.0.7")),
+        ]);
+        let started = Instant::now();
+        let ip = wait_for_ipv4(&client, "web", "lxdbr0", Duration::from_secs(120))
+            .await
+            .unwrap();
+        assert_eq!(ip, "10.55.0.7");
+        assert_eq!(started.elapsed(), Duration::from_millis(600));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lxd_that_stops_answering_ends_the_wait_within_ten_seconds() {
+        let client = StateScript::client(vec![running(None), None]);
+        let started = Instant::now();
+        let err = wait_for_ipv4(&client, "web", "lxdbr0", Duration::from_secs(120))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, IpWaitError::LxdGone { secs: 10, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("LXD stopped answering"), "{err}");
+        assert!(err.to_string().contains("run `provision` again"), "{err}");
+        // Told from the refused connection itself, not from its message.
+        assert!(err.to_string().contains("LXD is not running"), "{err}");
+        // Unreachable from 0.2 s on: given up 10 s later.
+        assert_eq!(started.elapsed(), Duration::from_millis(10_200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_address_in_time_names_the_status_and_the_bridge() {
+        let client = StateScript::client(vec![running(None)]);
+        let err = wait_for_ipv4(&client, "web", "lxdbr0", Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        let IpWaitError::Timeout(timeout) = &err else {
+            panic!("not a timeout: {err:?}");
+        };
+        assert_eq!(timeout.status, "Running");
+        assert_eq!(timeout.secs, 3);
+        assert!(err.to_string().contains("bridge 'lxdbr0'"), "{err}");
     }
 }

@@ -4,11 +4,14 @@
 pub mod check;
 pub mod configure;
 pub mod deploy;
+pub mod destroy;
 pub mod environment;
+pub mod host;
 pub mod image;
 pub mod keys;
 pub mod lxd_host;
 pub mod provision;
+pub mod register;
 pub mod release;
 pub mod render;
 pub mod run;
@@ -18,8 +21,18 @@ pub mod test;
 
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 use crate::config::ConfigError;
 use crate::state::{LockError, StateError};
+
+/// One step of a lifecycle command, as reported to the user.
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    pub step: String,
+    pub changed: bool,
+    pub detail: String,
+}
 
 /// Why an operation failed. [`OpsError::exit_code`] maps each to the CLI's exit code:
 /// 2 for invalid input or usage, 1 for an operation that failed.

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::OpsError;
-use super::provision::{StepReport, ssh_target};
+use super::StepReport;
+use super::host::{configured_host, connect};
 use super::steps::StepRun;
-use crate::ssh::{Change, ConnectOptions, ExecOptions, PassphraseSource, Session, UploadFile};
+use crate::ssh::{Change, ExecOptions, Session, UploadFile};
 use crate::ssh::{SshError, shell_quote};
 use crate::stack::{self, RenderedStack, StackError};
-use crate::state::{DataDir, EnvironmentState, HostSetup, Lifecycle};
+use crate::state::{DataDir, EnvironmentState, Lifecycle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
@@ -50,41 +51,6 @@ pub struct Released {
     /// Services `run` will restart to apply changed mounted files.
     pub pending_restarts: Vec<String>,
     pub elapsed_ms: u64,
-}
-
-/// The environment's host and what configure found there, or why release cannot go on.
-pub(crate) fn configured_host(
-    state: &EnvironmentState,
-    command: &str,
-) -> Result<(crate::state::HostRecord, HostSetup), OpsError> {
-    let env = &state.name;
-    match (&state.host, &state.host_setup, state.lifecycle) {
-        (_, _, Lifecycle::Destroyed) | (None, _, _) => Err(OpsError::Refused(format!(
-            "environment '{env}' has no host (state '{}'); run `torrust-tracker-deployer deploy {env}` \
-             (or provision and configure) first",
-            state.lifecycle
-        ))),
-        (Some(_), None, _) => Err(OpsError::Refused(format!(
-            "environment '{env}' is not configured yet, so `{command}` has no Docker to use; run \
-             `torrust-tracker-deployer configure {env}` first"
-        ))),
-        (Some(h), Some(s), _) => Ok((h.clone(), s.clone())),
-    }
-}
-
-/// Connects to the environment's host (one connection per command).
-pub(crate) async fn connect(
-    data: &DataDir,
-    state: &EnvironmentState,
-    host: &crate::state::HostRecord,
-) -> Result<Session, SshError> {
-    let target = ssh_target(data, state, &host.ip, host.ssh_port);
-    let options = ConnectOptions {
-        retry_deadline: Duration::from_secs(30),
-        passphrase: PassphraseSource::default(),
-        ..ConnectOptions::default()
-    };
-    Session::connect(&target, &options).await
 }
 
 pub async fn release(data: &DataDir, env: &str, lock_wait: Duration) -> Result<Released, OpsError> {

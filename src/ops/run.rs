@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::OpsError;
-use super::provision::StepReport;
-use super::release::{configured_host, connect};
+use super::StepReport;
+use super::host::{configured_host, connect};
 use super::steps::StepRun;
 use crate::ssh::{Session, SshError, shell_quote};
 use crate::stack::{self, HealthProbe, RenderedStack, layout};

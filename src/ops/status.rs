@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::OpsError;
-use super::provision::ssh_target;
+use super::host::ssh_target;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session, shell_quote};
 use crate::stack::{self, ServiceInfo, StackFile, layout};
 use crate::state::{DataDir, Lifecycle};

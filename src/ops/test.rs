@@ -227,7 +227,7 @@ fn caddy_root_on_host() -> PathBuf {
 async fn fetch_host_ca(data: &DataDir, state: &EnvironmentState) -> Result<PathBuf, String> {
     const WAIT: Duration = Duration::from_secs(20);
     let host = state.host.as_ref().ok_or("the environment has no host")?;
-    let session = super::release::connect(data, state, host)
+    let session = super::host::connect(data, state, host)
         .await
         .map_err(|e| e.to_string())?;
     let remote = caddy_root_on_host();

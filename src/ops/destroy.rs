@@ -1,0 +1,136 @@
+//! `destroy`: remove what provision created — the LXD instance (stopped cleanly first) and
+//! its profile — forget the pinned host key, and mark the environment destroyed. Missing pieces
+//! are fine, so an interrupted destroy is finished by running it again. A registered host is
+//! never stopped or deleted.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::lxd_host::{self, WHILE_BUSY};
+use super::steps::StepRun;
+use super::{OpsError, StepReport};
+use crate::config::{LxdProvider, Provider};
+use crate::lxd::{InstanceStatus, LxdClient, LxdError, StateAction, UnixSocket};
+use crate::state::{DataDir, EnvironmentState, Lifecycle};
+
+#[derive(Debug, Serialize)]
+pub struct Destroyed {
+    pub name: String,
+    pub steps: Vec<StepReport>,
+}
+
+pub async fn destroy(
+    data: &DataDir,
+    env: &str,
+    lock_wait: Duration,
+) -> Result<Destroyed, OpsError> {
+    let _lock = data.lock(env, "destroy", lock_wait)?;
+    let mut state = data.load(env)?;
+    let mut reports = Vec::new();
+    let registered = state.host.as_ref().is_some_and(|h| h.registered);
+    let mut run = StepRun::begin(data, &mut state, "destroy")?;
+    if registered {
+        reports.push(StepReport {
+            step: "leave registered host".into(),
+            changed: false,
+            detail: "registered hosts are never stopped or deleted".into(),
+        });
+    } else if let Provider::Lxd(provider) = &state.config.provider {
+        let provider = provider.clone();
+        reports.extend(remove_from_lxd(&mut run, &mut state, &provider).await?);
+    }
+    let forgot = run
+        .step(&mut state, "forget host key", async |s| {
+            let path = data.known_hosts(&s.name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+    reports.push(StepReport {
+        step: "forget host key".into(),
+        changed: forgot,
+        detail: if forgot { "removed" } else { "none pinned" }.into(),
+    });
+    state.host = None;
+    run.finish(&mut state, Some(Lifecycle::Destroyed))?;
+    Ok(Destroyed {
+        name: env.to_string(),
+        steps: reports,
+    })
+}
+
+/// Steps "connect to LXD", "delete instance" and "delete profile": the instance and profile
+/// the state names (or, if it names none, the ones the configuration would have created).
+async fn remove_from_lxd(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    provider: &LxdProvider,
+) -> Result<Vec<StepReport>, OpsError> {
+    let instance = state
+        .host
+        .as_ref()
+        .and_then(|h| h.instance.clone())
+        .unwrap_or_else(|| state.config.instance_name());
+    let profile = state
+        .host
+        .as_ref()
+        .and_then(|h| h.profile.clone())
+        .unwrap_or_else(|| provider.profile_name.clone());
+    let client = run
+        .step(state, "connect to LXD", async |_s| {
+            lxd_host::connect(provider).await
+        })
+        .await?;
+    let deleted = run
+        .step(state, "delete instance", async |_s| {
+            delete_instance(&client, &instance).await
+        })
+        .await?;
+    let instance_report = StepReport {
+        step: "delete instance".into(),
+        changed: deleted,
+        detail: format!("{instance} {}", if deleted { "deleted" } else { "absent" }),
+    };
+    let deleted = run
+        .step(state, "delete profile", async |_s| {
+            client.delete_profile(&profile).await
+        })
+        .await?;
+    let profile_report = StepReport {
+        step: "delete profile".into(),
+        changed: deleted,
+        detail: format!("{profile} {}", if deleted { "deleted" } else { "absent" }),
+    };
+    Ok(vec![instance_report, profile_report])
+}
+
+/// Stops the instance (cleanly, or by force if that fails) and deletes it, waiting while LXD
+/// is busy with it. Returns whether it existed.
+async fn delete_instance(client: &LxdClient<UnixSocket>, instance: &str) -> Result<bool, LxdError> {
+    if client.instance(instance).await?.is_none() {
+        return Ok(false);
+    }
+    if client.instance_state(instance).await?.status != InstanceStatus::Stopped {
+        // A clean shutdown first; force only if it does not stop in time.
+        if let Err(e) = client
+            .change_state(instance, StateAction::Stop, false)
+            .await
+            && client.instance_state(instance).await?.status != InstanceStatus::Stopped
+        {
+            tracing::info!("clean stop of '{instance}' failed ({e}); forcing it");
+            client
+                .change_state(instance, StateAction::Stop, true)
+                .await?;
+        }
+    }
+    WHILE_BUSY
+        .retry(
+            async |_| client.delete_instance(instance).await,
+            LxdError::is_busy,
+        )
+        .await
+}
