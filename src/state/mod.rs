@@ -177,7 +177,9 @@ impl EnvironmentState {
         for p in crate::config::validate_stored(&self.config) {
             problems.push(format!("config.{}: {}", p.path, p.message));
         }
+        // Provision records the instance before LXD gives it an address: an empty IP is "not yet".
         if let Some(host) = &self.host
+            && !host.ip.is_empty()
             && host.ip.parse::<std::net::IpAddr>().is_err()
         {
             problems.push(format!("`host.ip` {:?} is not an IP address", host.ip));
