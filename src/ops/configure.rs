@@ -14,8 +14,9 @@ use serde::Serialize;
 use super::OpsError;
 use super::provision::ssh_target;
 use super::steps::StepRun;
+use crate::host::Host;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session};
-use crate::state::{DataDir, EnvironmentState, HostSetup, Lifecycle};
+use crate::state::{DataDir, EnvironmentState, HostRecord, HostSetup, Lifecycle};
 use crate::tasks::facts::Facts;
 use crate::tasks::host::{self, ComposeFlavor, Distro, FirewallOutcome, Goals};
 use crate::tasks::{Plan, Status, TaskError, TaskReport};
@@ -58,25 +59,63 @@ pub async fn configure(
     let started = Instant::now();
     let _lock = data.lock(env, "configure", lock_wait)?;
     let mut state = data.load(env)?;
-    let host_record = match (&state.host, state.lifecycle) {
-        (_, Lifecycle::Destroyed) => {
-            return Err(OpsError::Refused(format!(
-                "environment '{env}' is destroyed; provision it again first: \
-                 `torrust-tracker-deployer provision {env}`"
-            )));
-        }
-        (Some(h), _) if !h.ip.is_empty() && h.host_key.is_some() => h.clone(),
-        _ => {
-            return Err(OpsError::Refused(format!(
-                "environment '{env}' has no host yet (state '{}'); create one with \
-                 `torrust-tracker-deployer provision {env}` (or adopt one with `register`)",
-                state.lifecycle
-            )));
-        }
+    let host_record = host_to_configure(&state)?;
+    let target = ssh_target(data, &state, &host_record.ip, host_record.ssh_port);
+    let connect_options = ConnectOptions {
+        retry_deadline: options.ssh_timeout,
+        passphrase: PassphraseSource::default(),
+        ..ConnectOptions::default()
     };
-    let creds = &state.config.ssh_credentials;
+    let session = if options.dry_run {
+        Session::connect(&target, &connect_options)
+            .await
+            .map_err(|e| {
+                OpsError::Failed(format!("configure --dry-run: cannot reach the host: {e}"))
+            })?
+    } else {
+        // Recorded as a step, so that a host that cannot be reached is named in the state.
+        let mut run = StepRun::begin(data, &mut state, "configure")?;
+        run.step(&mut state, "connect", async |_s| {
+            Session::connect(&target, &connect_options).await
+        })
+        .await?
+    };
+    let result = configure_on(data, &mut state, &session, options).await;
+    session.close().await;
+    let mut configured = result?;
+    configured.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(configured)
+}
+
+/// The host record, or why there is nothing to configure yet.
+pub(crate) fn host_to_configure(state: &EnvironmentState) -> Result<HostRecord, OpsError> {
+    let env = &state.name;
+    match (&state.host, state.lifecycle) {
+        (_, Lifecycle::Destroyed) => Err(OpsError::Refused(format!(
+            "environment '{env}' is destroyed; provision it again first: \
+             `torrust-tracker-deployer provision {env}`"
+        ))),
+        (Some(h), _) if !h.ip.is_empty() && h.host_key.is_some() => Ok(h.clone()),
+        _ => Err(OpsError::Refused(format!(
+            "environment '{env}' has no host yet (state '{}'); create one with \
+             `torrust-tracker-deployer provision {env}` (or adopt one with `register`)",
+            state.lifecycle
+        ))),
+    }
+}
+
+/// Configures (or, in a dry run, plans) on a host already reached, under a lock the caller
+/// holds.
+pub async fn configure_on(
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    options: &ConfigureOptions,
+) -> Result<Configured, OpsError> {
+    let started = Instant::now();
+    let host_record = host_to_configure(state)?;
     let goals = Goals {
-        user: creds.username.clone(),
+        user: state.config.ssh_credentials.username.clone(),
         ssh_port: host_record.ssh_port,
         reboot_time: state
             .config
@@ -85,26 +124,14 @@ pub async fn configure(
             .unwrap_or_default()
             .automatic_reboot_time,
     };
-    let target = ssh_target(data, &state, &host_record.ip, host_record.ssh_port);
-    let connect_options = ConnectOptions {
-        retry_deadline: options.ssh_timeout,
-        passphrase: PassphraseSource::default(),
-        ..ConnectOptions::default()
-    };
-
     if options.dry_run {
-        let session = Session::connect(&target, &connect_options)
+        let (facts, distro, tasks) = dry_run(host, &goals)
             .await
-            .map_err(|e| {
-                OpsError::Failed(format!("configure --dry-run: cannot reach the host: {e}"))
-            })?;
-        let result = dry_run(&session, &goals).await;
-        session.close().await;
-        let (facts, distro, tasks) = result.map_err(|e| OpsError::Failed(e.to_string()))?;
+            .map_err(|e| OpsError::Failed(e.to_string()))?;
         let compose = ComposeFlavor::detect(&facts);
         return Ok(Configured {
-            name: env.to_string(),
-            host: target.display(),
+            name: state.name.clone(),
+            host: host.display(),
             dry_run: true,
             changed: tasks.iter().any(|t| t.status == Status::WouldChange),
             os: distro.label().to_string(),
@@ -117,16 +144,9 @@ pub async fn configure(
         });
     }
 
-    let mut run = StepRun::begin(data, &mut state, "configure")?;
-    let session = run
-        .step(&mut state, "connect", async |_s| {
-            Session::connect(&target, &connect_options).await
-        })
-        .await?;
-    let result = apply(&mut run, &mut state, &session, &goals, options).await;
-    session.close().await;
-    let (distro, compose, tasks, warnings, firewall) = result?;
-
+    let mut run = StepRun::begin(data, state, "configure")?;
+    let (distro, compose, tasks, warnings, firewall) =
+        apply(&mut run, state, host, &goals, options).await?;
     state.host_setup = Some(HostSetup {
         os: serde_json::to_value(distro)
             .ok()
@@ -139,10 +159,10 @@ pub async fn configure(
         configured_at: Utc::now(),
     });
     let lifecycle = (state.lifecycle < Lifecycle::Configured).then_some(Lifecycle::Configured);
-    run.finish(&mut state, lifecycle)?;
+    run.finish(state, lifecycle)?;
     Ok(Configured {
-        name: env.to_string(),
-        host: target.display(),
+        name: state.name.clone(),
+        host: host.display(),
         dry_run: false,
         changed: tasks.iter().any(|t| t.status == Status::Changed),
         os: distro.label().to_string(),
@@ -157,11 +177,11 @@ pub async fn configure(
 
 /// Reads the facts and reports each task's plan. Changes nothing on the host.
 async fn dry_run(
-    session: &Session,
+    host: &dyn Host,
     goals: &Goals,
 ) -> Result<(Facts, Distro, Vec<TaskReport>), TaskError> {
     let t = Instant::now();
-    let facts = host::read_facts(session, goals).await?;
+    let facts = host::read_facts(host, goals).await?;
     let distro = Distro::detect(&facts)?;
     let read = t.elapsed();
     let mut tasks = vec![TaskReport::new(
@@ -204,7 +224,7 @@ type Applied = (
 async fn apply(
     run: &mut StepRun<'_>,
     state: &mut EnvironmentState,
-    session: &Session,
+    session: &dyn Host,
     goals: &Goals,
     options: &ConfigureOptions,
 ) -> Result<Applied, OpsError> {
