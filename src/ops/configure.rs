@@ -219,8 +219,8 @@ type Applied = (
     String,
 );
 
-/// Runs every task as a recorded step: wait, facts, packages, service, group, upgrades,
-/// firewall, verify.
+/// Runs every task as a recorded step: wait, facts, packages ([`facts_steps`]), service,
+/// group, upgrades, firewall ([`firewall_step`]), verify.
 async fn apply(
     run: &mut StepRun<'_>,
     state: &mut EnvironmentState,
@@ -230,59 +230,7 @@ async fn apply(
 ) -> Result<Applied, OpsError> {
     let mut tasks = Vec::new();
     let mut warnings = Vec::new();
-
-    let t = Instant::now();
-    let ready = run
-        .step(state, "wait for cloud-init and apt", async |_s| {
-            host::wait_ready(session, options.ready_timeout).await
-        })
-        .await?;
-    tasks.push(TaskReport::new(
-        "wait for cloud-init and apt",
-        Status::Unchanged,
-        ready,
-        t.elapsed(),
-    ));
-
-    let t = Instant::now();
-    let (mut facts, distro) = run
-        .step(state, "read facts", async |_s| {
-            let facts = host::read_facts(session, goals).await?;
-            let distro = Distro::detect(&facts)?;
-            Ok::<_, TaskError>((facts, distro))
-        })
-        .await?;
-    tasks.push(TaskReport::new(
-        "operating system",
-        Status::Unchanged,
-        distro.label(),
-        t.elapsed(),
-    ));
-
-    // Packages first: installing Docker changes the facts the other tasks decide from.
-    let t = Instant::now();
-    let plan = host::plan_packages(&facts, distro);
-    if let Plan::Apply(packages, text) = &plan {
-        facts = run
-            .step(state, "packages", async |_s| {
-                host::apply_packages(session, packages).await?;
-                host::read_facts(session, goals).await
-            })
-            .await?;
-        tasks.push(TaskReport::new(
-            "packages",
-            Status::Changed,
-            text,
-            t.elapsed(),
-        ));
-    } else {
-        tasks.push(TaskReport::new(
-            "packages",
-            Status::Unchanged,
-            plan.text(),
-            Duration::ZERO,
-        ));
-    }
+    let (facts, distro) = facts_steps(run, state, session, goals, options, &mut tasks).await?;
 
     let t = Instant::now();
     let plan = host::plan_docker_service(&facts);
@@ -314,62 +262,25 @@ async fn apply(
     }
     tasks.push(report("unattended upgrades", &plan, t));
 
-    let t = Instant::now();
-    let plan = host::plan_firewall(&facts, goals);
-    let mut firewall = "active".to_string();
-    let mut firewall_refused = false;
-    if plan.is_apply() {
-        let outcome = run
-            .step(state, "firewall", async |_s| {
-                host::apply_firewall(session, goals).await
-            })
-            .await?;
-        match outcome {
-            FirewallOutcome::Enabled => tasks.push(report("firewall", &plan, t)),
-            FirewallOutcome::Refused(why) => {
-                let warning = format!(
-                    "firewall not applied: the host's kernel refused ufw's rules ({}). \
-                     Inside an unprivileged container this is expected; on a VM or server, \
-                     check that the iptables/nftables modules are available",
-                    why.replace('\n', " ")
-                );
-                firewall = format!("not applied: {}", why.replace('\n', " "));
-                firewall_refused = true;
-                tasks.push(TaskReport::new(
-                    "firewall",
-                    Status::Warning,
-                    warning.clone(),
-                    t.elapsed(),
-                ));
-                warnings.push(warning);
-            }
-        }
-    } else {
-        tasks.push(report("firewall", &plan, t));
-    }
+    let (firewall, firewall_refused) = firewall_step(
+        run,
+        state,
+        session,
+        &facts,
+        goals,
+        &mut tasks,
+        &mut warnings,
+    )
+    .await?;
 
     // Nothing applied: the facts read at the start are the facts now, and they met every goal
     // (that is why nothing was planned), so verifying costs no round trip.
     let applied = tasks.iter().any(|t| t.status != Status::Unchanged);
     let t = Instant::now();
+    let unchanged_facts = (!applied).then_some(&facts);
     let compose = run
         .step(state, "verify", async |_s| {
-            let after = if applied {
-                host::read_facts(session, goals).await?
-            } else {
-                facts.clone()
-            };
-            let failures = host::verify(&after, goals, distro, firewall_refused);
-            if let Some((task, found)) = failures.into_iter().next() {
-                return Err(TaskError::NotVerified {
-                    task: task.to_string(),
-                    found,
-                    fix: "run configure again with -v to see the commands and their output; \
-                          if it persists, the host differs from what configure expects"
-                        .to_string(),
-                });
-            }
-            Ok(ComposeFlavor::detect(&after).expect("verified above"))
+            verify(session, goals, unchanged_facts, distro, firewall_refused).await
         })
         .await?;
     tasks.push(TaskReport::new(
@@ -379,6 +290,142 @@ async fn apply(
         t.elapsed(),
     ));
     Ok((distro, compose, tasks, warnings, firewall))
+}
+
+/// Waits for cloud-init and apt, reads the facts, then installs the missing packages (which
+/// changes the facts the other tasks decide from, so they are read again). Recorded steps.
+async fn facts_steps(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    session: &dyn Host,
+    goals: &Goals,
+    options: &ConfigureOptions,
+    tasks: &mut Vec<TaskReport>,
+) -> Result<(Facts, Distro), OpsError> {
+    let t = Instant::now();
+    let ready = run
+        .step(state, "wait for cloud-init and apt", async |_s| {
+            host::wait_ready(session, options.ready_timeout).await
+        })
+        .await?;
+    tasks.push(TaskReport::new(
+        "wait for cloud-init and apt",
+        Status::Unchanged,
+        ready,
+        t.elapsed(),
+    ));
+
+    let t = Instant::now();
+    let (mut facts, distro) = run
+        .step(state, "read facts", async |_s| {
+            let facts = host::read_facts(session, goals).await?;
+            let distro = Distro::detect(&facts)?;
+            Ok::<_, TaskError>((facts, distro))
+        })
+        .await?;
+    tasks.push(TaskReport::new(
+        "operating system",
+        Status::Unchanged,
+        distro.label(),
+        t.elapsed(),
+    ));
+
+    let t = Instant::now();
+    let plan = host::plan_packages(&facts, distro);
+    if let Plan::Apply(packages, text) = &plan {
+        facts = run
+            .step(state, "packages", async |_s| {
+                host::apply_packages(session, packages).await?;
+                host::read_facts(session, goals).await
+            })
+            .await?;
+        tasks.push(TaskReport::new(
+            "packages",
+            Status::Changed,
+            text,
+            t.elapsed(),
+        ));
+    } else {
+        tasks.push(TaskReport::new(
+            "packages",
+            Status::Unchanged,
+            plan.text(),
+            Duration::ZERO,
+        ));
+    }
+    Ok((facts, distro))
+}
+
+/// The firewall task as a recorded step. A kernel that refuses the rules is a warning, not a
+/// failure. Returns the firewall's state for the record and whether it was refused.
+async fn firewall_step(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    session: &dyn Host,
+    facts: &Facts,
+    goals: &Goals,
+    tasks: &mut Vec<TaskReport>,
+    warnings: &mut Vec<String>,
+) -> Result<(String, bool), OpsError> {
+    let t = Instant::now();
+    let plan = host::plan_firewall(facts, goals);
+    if !plan.is_apply() {
+        tasks.push(report("firewall", &plan, t));
+        return Ok(("active".to_string(), false));
+    }
+    let outcome = run
+        .step(state, "firewall", async |_s| {
+            host::apply_firewall(session, goals).await
+        })
+        .await?;
+    match outcome {
+        FirewallOutcome::Enabled => {
+            tasks.push(report("firewall", &plan, t));
+            Ok(("active".to_string(), false))
+        }
+        FirewallOutcome::Refused(why) => {
+            let why = why.replace('\n', " ");
+            let warning = format!(
+                "firewall not applied: the host's kernel refused ufw's rules ({why}). \
+                 Inside an unprivileged container this is expected; on a VM or server, \
+                 check that the iptables/nftables modules are available"
+            );
+            tasks.push(TaskReport::new(
+                "firewall",
+                Status::Warning,
+                warning.clone(),
+                t.elapsed(),
+            ));
+            warnings.push(warning);
+            Ok((format!("not applied: {why}"), true))
+        }
+    }
+}
+
+/// Checks every goal against the facts: `unchanged` when nothing was applied (the facts read
+/// at the start still hold), else read again. Returns the Compose found.
+async fn verify(
+    session: &dyn Host,
+    goals: &Goals,
+    unchanged: Option<&Facts>,
+    distro: Distro,
+    firewall_refused: bool,
+) -> Result<(ComposeFlavor, String), TaskError> {
+    let after = match unchanged {
+        Some(facts) => facts.clone(),
+        None => host::read_facts(session, goals).await?,
+    };
+    let failures = host::verify(&after, goals, distro, firewall_refused);
+    if let Some((task, found)) = failures.into_iter().next() {
+        return Err(TaskError::NotVerified {
+            task: task.to_string(),
+            found,
+            fix: "run configure again with -v to see the commands and their output; \
+                  if it persists, the host differs from what configure expects"
+                .to_string(),
+        });
+    }
+    Ok(ComposeFlavor::detect(&after).expect("verified above"))
 }
 
 fn report<A>(task: &str, plan: &Plan<A>, started: Instant) -> TaskReport {
