@@ -363,6 +363,22 @@ async fn host_plans(
     d.add("release", r.changed, plan_detail(&would), t);
 
     let t = Instant::now();
+    if state.lifecycle < crate::state::Lifecycle::Released {
+        d.release = Some(r);
+        d.add(
+            "run",
+            true,
+            "would start every service once released".into(),
+            t,
+        );
+        d.add(
+            "test",
+            false,
+            "would check the tracker once it runs".into(),
+            t,
+        );
+        return Ok(());
+    }
     let run_options = RunOptions {
         dry_run: true,
         ..options.run.clone()

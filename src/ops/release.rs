@@ -382,3 +382,122 @@ async fn release_steps(
         .collect();
     Ok((steps, file_reports, restarts(rendered, &changes)))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config;
+    use crate::host::fake::{Call, FakeHost, Reply};
+    use crate::state::{HostRecord, RunStatus};
+
+    const TOKEN: &str = "Release-Admin-Token-5f1e";
+
+    /// A configured environment `rel` on a registered host, saved in `data`.
+    pub(crate) fn configured_state(data: &DataDir) -> EnvironmentState {
+        let file = config::minimal_test_file("rel", TOKEN).to_string();
+        let loaded = config::parse(&file, data.root()).unwrap();
+        let mut state = EnvironmentState::new(loaded.config, None);
+        state.host = Some(HostRecord {
+            ip: "10.0.0.5".into(),
+            ssh_port: 22,
+            host_key: Some("SHA256:x".into()),
+            instance: None,
+            profile: None,
+            registered: true,
+        });
+        state.host_setup = Some(HostSetup {
+            os: "debian-12".into(),
+            compose_command: "docker-compose".into(),
+            compose_version: "1.29.2".into(),
+            firewall: "active".into(),
+            warnings: Vec::new(),
+            configured_at: chrono::Utc::now(),
+        });
+        state.lifecycle = Lifecycle::Configured;
+        data.save(&mut state).unwrap();
+        state
+    }
+
+    /// A host whose directories and images are as the model wants; files as uploaded.
+    fn host_for(rendered: &RenderedStack) -> FakeHost {
+        let host = FakeHost::new();
+        let dirs: String = rendered
+            .dirs
+            .iter()
+            .map(|d| format!("{:o} {}:{}\n", d.mode, d.uid, d.gid))
+            .collect();
+        host.reply("stat -c", [Reply::ok(dirs)]);
+        let images: String = rendered
+            .images
+            .iter()
+            .map(|i| format!("{i} sha256:{}\n", "a".repeat(64)))
+            .collect();
+        host.reply("docker image inspect", [Reply::ok(images)]);
+        host
+    }
+
+    fn dry() -> ReleaseOptions {
+        ReleaseOptions { dry_run: true }
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_changes_nothing_and_then_shows_exactly_the_changed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        let rendered = render(&state).unwrap();
+        let host = host_for(&rendered);
+
+        // Fresh host: every file would be created; nothing is written, anywhere.
+        let plan = release_on(&data, &mut state, &host, &dry()).await.unwrap();
+        assert!(plan.dry_run && plan.changed);
+        assert!(plan.files.iter().all(|f| f.change == "created"));
+        assert!(
+            host.calls()
+                .iter()
+                .all(|c| !matches!(c, Call::Upload(_) | Call::SudoStdin(..)))
+        );
+        assert!(host.commands().iter().all(|c| !c.contains("install -d")));
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(!json.contains(TOKEN), "a secret in the plan: {json}");
+        let saved = data.load("rel").unwrap();
+        assert_eq!(saved.lifecycle, Lifecycle::Configured);
+        assert!(saved.last_run.is_none());
+
+        // A real release places every file and records it.
+        let released = release_on(&data, &mut state, &host, &ReleaseOptions::default())
+            .await
+            .unwrap();
+        assert!(released.changed && !released.dry_run);
+        let saved = data.load("rel").unwrap();
+        assert_eq!(saved.lifecycle, Lifecycle::Released);
+        assert_eq!(saved.last_run.unwrap().status, RunStatus::Succeeded);
+        let again = release_on(&data, &mut state, &host, &dry()).await.unwrap();
+        assert!(!again.changed, "{:?}", again.steps);
+
+        // One setting changes: the plan names that one file, with its diff, and its restart.
+        state.config.tracker.core.private = true;
+        host.clear_calls();
+        let plan = release_on(&data, &mut state, &host, &dry()).await.unwrap();
+        let changed: Vec<&FileReport> = plan
+            .files
+            .iter()
+            .filter(|f| f.change != "unchanged")
+            .collect();
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert!(changed[0].path.ends_with("tracker.toml"), "{changed:?}");
+        let diff = changed[0].diff.as_deref().unwrap();
+        assert!(
+            diff.contains("-private = false") && diff.contains("+private = true"),
+            "{diff}"
+        );
+        assert_eq!(plan.pending_restarts, vec!["tracker"]);
+        assert_eq!(
+            host.calls()
+                .iter()
+                .filter(|c| matches!(c, Call::Download(_)))
+                .count(),
+            1
+        );
+    }
+}

@@ -259,3 +259,143 @@ async fn run_steps(
     running.services = services;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fake::{FakeHost, Reply};
+    use crate::ops::release::tests::configured_state;
+
+    /// Compose facts where every service runs its current definition and image, except
+    /// `stopped`.
+    fn facts(rendered: &RenderedStack, stopped: Option<&str>) -> String {
+        let mut t = String::from("--containers\n");
+        for s in &rendered.services {
+            let state = if Some(s.name.as_str()) == stopped {
+                "exited"
+            } else {
+                "running"
+            };
+            t.push_str(&format!(
+                "{} id-{} {state} h-{} sha256:i\n",
+                s.name, s.name, s.name
+            ));
+        }
+        t.push_str("--hash\n");
+        for s in &rendered.services {
+            t.push_str(&format!("{} h-{}\n", s.name, s.name));
+        }
+        t.push_str("--images\n");
+        for i in &rendered.images {
+            t.push_str(&format!("{i} sha256:i\n"));
+        }
+        t
+    }
+
+    fn healthy(rendered: &RenderedStack) -> String {
+        rendered
+            .services
+            .iter()
+            .map(|s| format!("{} running healthy ok\n", s.name))
+            .collect()
+    }
+
+    fn options(dry_run: bool) -> RunOptions {
+        RunOptions {
+            timeout: Duration::from_secs(5),
+            dry_run,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_up_to_date_stack_is_not_touched_but_owed_restarts_are_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        state.lifecycle = Lifecycle::Released;
+        state.pending_restarts = vec!["tracker".into()];
+        data.save(&mut state).unwrap();
+        let rendered = render(&state).unwrap();
+        let host = FakeHost::new();
+        host.reply("echo --containers", [Reply::ok(facts(&rendered, None))]);
+        host.reply(
+            "docker inspect --format '{{.State.Status}}",
+            [Reply::ok(healthy(&rendered))],
+        );
+        host.reply(" restart tracker", [Reply::ok("")]);
+
+        let plan = run_on(&data, &mut state, &host, &options(true), &[])
+            .await
+            .unwrap();
+        assert!(plan.changed && plan.would.is_empty());
+        assert_eq!(plan.restarted, vec!["tracker"]);
+        assert_eq!(data.load("rel").unwrap().pending_restarts, vec!["tracker"]);
+
+        host.clear_calls();
+        let ran = run_on(&data, &mut state, &host, &options(false), &[])
+            .await
+            .unwrap();
+        assert!(ran.recreated.is_empty());
+        assert_eq!(ran.restarted, vec!["tracker"]);
+        let commands = host.commands();
+        assert_eq!(commands.len(), 3, "{commands:#?}");
+        assert!(
+            commands.iter().all(|c| !c.contains("up -d")),
+            "{commands:#?}"
+        );
+        assert_eq!(
+            commands[1],
+            "cd /opt/torrust && docker-compose restart tracker 2>&1"
+        );
+        let saved = data.load("rel").unwrap();
+        assert_eq!(saved.lifecycle, Lifecycle::Running);
+        assert!(saved.pending_restarts.is_empty());
+
+        // Nothing owed, nothing different: a dry run says nothing would change.
+        let plan = run_on(&data, &mut state, &host, &options(true), &[])
+            .await
+            .unwrap();
+        assert!(!plan.changed, "{:?}", plan.steps);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_service_is_started_by_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        state.lifecycle = Lifecycle::Running;
+        let rendered = render(&state).unwrap();
+        let first = rendered.services[0].name.to_string();
+        let host = FakeHost::new();
+        host.reply(
+            "echo --containers",
+            [Reply::ok(facts(&rendered, Some(&first)))],
+        );
+        host.reply(
+            "docker inspect --format '{{.State.Status}}",
+            [Reply::ok(healthy(&rendered))],
+        );
+        host.reply("docker ps -a --no-trunc", [Reply::ok("")]);
+        host.reply("up -d --remove-orphans", [Reply::ok("")]);
+
+        let plan = run_on(&data, &mut state, &host, &options(true), &[])
+            .await
+            .unwrap();
+        assert_eq!(plan.would.len(), 1);
+        assert_eq!(
+            (plan.would[0].service.as_str(), plan.would[0].action),
+            (first.as_str(), "start")
+        );
+        assert!(host.commands().iter().all(|c| !c.contains("up -d")));
+
+        let ran = run_on(&data, &mut state, &host, &options(false), &[])
+            .await
+            .unwrap();
+        assert!(ran.changed);
+        assert!(
+            host.commands()
+                .iter()
+                .any(|c| c.contains("up -d --remove-orphans"))
+        );
+    }
+}

@@ -68,19 +68,20 @@ fn containers_command() -> String {
     )
 }
 
-/// The facts script, one section after the other: `--containers` (`service id state hash
-/// image-id` per container), `--hash` (`service hash` per service, from `compose config
-/// --hash`), `--images` (`ref id` per image of the model that the host has).
+/// The facts script (it fails only when `docker ps` does), one section after the other:
+/// `--containers` (`service id state hash image-id` per container), `--hash` (`service hash`
+/// per service, from `compose config --hash`), `--images` (`ref id` per image of the model
+/// that the host has).
 pub fn facts_script(compose: &str, images: &[String]) -> String {
     let mut s = format!(
-        "echo --containers
-         ids=$(docker ps -aq --no-trunc {})
+        "echo --containers\n\
+         ids=$(docker ps -aq --no-trunc {}) || exit 3\n\
          [ -z \"$ids\" ] || docker inspect --format '{{{{index .Config.Labels \"com.docker.compose.service\"}}}} \
-         {{{{.Id}}}} {{{{.State.Status}}}} {{{{index .Config.Labels \"com.docker.compose.config-hash\"}}}} {{{{.Image}}}}' $ids
-         echo --hash
-         ({} config --hash='*' 2>/dev/null || true)
-         echo --images
-",
+         {{{{.Id}}}} {{{{.State.Status}}}} {{{{index .Config.Labels \"com.docker.compose.config-hash\"}}}} \
+         {{{{.Image}}}}' $ids\n\
+         echo --hash\n\
+         ({} config --hash='*' 2>/dev/null || true)\n\
+         echo --images\n",
         project_filter(),
         in_stack_dir(compose)
     );
@@ -90,6 +91,8 @@ pub fn facts_script(compose: &str, images: &[String]) -> String {
             "i=$(docker image inspect --format '{{{{.Id}}}}' {q} 2>/dev/null) && echo {q} \"$i\"\n"
         ));
     }
+    // A missing image is a fact, not a failure.
+    s.push_str("exit 0\n");
     s
 }
 
