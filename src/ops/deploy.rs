@@ -29,7 +29,7 @@ use super::release::{self, ReleaseOptions, Released, connect_for};
 use super::run::{self, RunOptions, Running};
 use super::test::{self, TestOptions};
 use crate::config;
-use crate::ssh::Session;
+use crate::host::Host;
 use crate::state::{DataDir, EnvironmentState};
 
 #[derive(Debug, Clone)]
@@ -209,7 +209,7 @@ async fn apply_phases(
 async fn host_phases(
     data: &DataDir,
     state: &mut EnvironmentState,
-    session: &Session,
+    session: &dyn Host,
     options: &DeployOptions,
     d: &mut Deployed,
 ) -> Result<test::Tested, OpsError> {
@@ -319,7 +319,7 @@ async fn plan_phases(
 async fn host_plans(
     data: &DataDir,
     state: &mut EnvironmentState,
-    session: &Session,
+    session: &dyn Host,
     options: &DeployOptions,
     d: &mut Deployed,
 ) -> Result<(), OpsError> {
@@ -409,5 +409,152 @@ fn plan_detail(would: &[&str]) -> String {
         "nothing would change".into()
     } else {
         format!("would change: {}", would.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fake::{Call, FakeHost, Reply};
+    use crate::ops::release::render;
+    use crate::ops::release::tests::configured_state;
+    use crate::state::Lifecycle;
+    use crate::tasks::host::{Distro, Goals, unattended_files};
+    use sha2::{Digest, Sha256};
+
+    /// configure's facts of a configured Debian 12 host for `user`, SSH on port 22.
+    fn configured_facts(user: &str) -> String {
+        let mut t = String::from(
+            "os_id=debian\nos_version=12\nos_pretty=Debian GNU/Linux 12 (bookworm)\n\
+             systemd=yes\ndocker_active=active\ndocker_enabled=enabled\nin_docker_group=yes\n\
+             compose_v1=1.29.2\n\
+             ufw=Status: active|Default: deny (incoming), allow (outgoing)||To Action From|\
+             22/tcp ALLOW IN Anywhere|\n",
+        );
+        for p in Distro::Debian12.packages() {
+            t.push_str(&format!("pkg.{p}=installed 1.0\n"));
+        }
+        let goals = Goals {
+            user: user.into(),
+            ssh_port: 22,
+            reboot_time: "02:00".into(),
+        };
+        for (path, body) in unattended_files(&goals) {
+            let sha: String = Sha256::digest(body.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            t.push_str(&format!("sha256.{path}={sha}\n"));
+        }
+        t
+    }
+
+    /// A host where the stack runs exactly as the model says.
+    async fn deployed_host(data: &DataDir, state: &mut EnvironmentState) -> FakeHost {
+        let rendered = render(state).unwrap();
+        let host = FakeHost::new();
+        host.reply(
+            ". /etc/os-release",
+            [Reply::ok(configured_facts(
+                &state.config.ssh_credentials.username,
+            ))],
+        );
+        let dirs: String = rendered
+            .dirs
+            .iter()
+            .map(|d| format!("{:o} {}:{}\n", d.mode, d.uid, d.gid))
+            .collect();
+        host.reply("stat -c", [Reply::ok(dirs)]);
+        let mut images = String::new();
+        let mut compose = String::from("--containers\n");
+        for s in &rendered.services {
+            compose.push_str(&format!(
+                "{} id-{} running h-{} sha256:i\n",
+                s.name, s.name, s.name
+            ));
+        }
+        compose.push_str("--hash\n");
+        for s in &rendered.services {
+            compose.push_str(&format!("{} h-{}\n", s.name, s.name));
+        }
+        compose.push_str("--images\n");
+        for i in &rendered.images {
+            images.push_str(&format!("{i} sha256:i\n"));
+            compose.push_str(&format!("{i} sha256:i\n"));
+        }
+        host.reply("echo --containers", [Reply::ok(compose)]);
+        host.reply("docker image inspect", [Reply::ok(images)]);
+        let healthy: String = rendered
+            .services
+            .iter()
+            .map(|s| format!("{} running healthy ok\n", s.name))
+            .collect();
+        host.reply(
+            "docker inspect --format '{{.State.Status}}",
+            [Reply::ok(healthy)],
+        );
+        // The files as a release placed them.
+        release::release_on(data, state, &host, &ReleaseOptions::default())
+            .await
+            .unwrap();
+        // ... and a run that applied them (it clears the restarts the release owed).
+        state.lifecycle = Lifecycle::Running;
+        state.pending_restarts.clear();
+        data.save(state).unwrap();
+        host.clear_calls();
+        host
+    }
+
+    fn options() -> DeployOptions {
+        DeployOptions {
+            env_file: None,
+            provision: ProvisionOptions::default(),
+            ready_timeout: Duration::from_secs(5),
+            run: RunOptions {
+                timeout: Duration::from_secs(5),
+                dry_run: false,
+            },
+            dry_run: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn on_a_deployed_environment_the_plan_says_nothing_would_change_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        let host = deployed_host(&data, &mut state).await;
+        let before = std::fs::read(data.state_file("rel")).unwrap();
+
+        let mut d = Deployed::new("rel", true);
+        host_plans(&data, &mut state, &host, &options(), &mut d)
+            .await
+            .unwrap();
+        let changed: Vec<&Phase> = d.phases.iter().filter(|p| p.changed).collect();
+        assert!(changed.is_empty(), "{changed:#?}");
+        assert_eq!(d.phases.len(), 4);
+        assert!(
+            host.calls()
+                .iter()
+                .all(|c| matches!(c, Call::Sudo(_) | Call::Compare(_))),
+            "{:#?}",
+            host.calls()
+        );
+        assert_eq!(std::fs::read(data.state_file("rel")).unwrap(), before);
+
+        // One setting changed: release and run would act, and only on that file's service.
+        state.config.tracker.core.private = true;
+        let mut d = Deployed::new("rel", true);
+        host_plans(&data, &mut state, &host, &options(), &mut d)
+            .await
+            .unwrap();
+        let changed: Vec<&str> = d
+            .phases
+            .iter()
+            .filter(|p| p.changed)
+            .map(|p| p.phase)
+            .collect();
+        assert_eq!(changed, ["release", "run"]);
+        assert_eq!(d.run.as_ref().unwrap().restarted, vec!["tracker"]);
     }
 }
