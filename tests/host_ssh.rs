@@ -1,6 +1,7 @@
 //! The `Host` trait over SSH (`Session`), against a real OpenSSH server on a loopback port
 //! (tests/support/sshd.rs), as the non-root test user through `sudo -n`: what tasks use —
-//! root commands, streamed input, compare without change, upload, download.
+//! root commands, streamed input, compare without change, upload, download, and a TCP
+//! connection from the host (port forward).
 //! Needs /usr/sbin/sshd and the test user: `sudo bash provisioning/ci/install-sshd-test-deps.sh`.
 
 #[path = "support/sshd.rs"]
@@ -106,5 +107,41 @@ async fn a_session_is_a_host_for_the_tasks() {
         .unwrap()
         .check()
         .unwrap();
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_tcp_reaches_a_service_on_the_hosts_loopback() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    require_test_user();
+    let sshd = Sshd::start();
+    let keys = tempfile::tempdir().unwrap();
+    let s = session(&sshd, &keys).await;
+    // The host is this machine: a service on its loopback, reached through the connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut c, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).await.unwrap();
+        c.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+    });
+    let host: &dyn Host = &s;
+    let mut stream = host.connect_tcp("127.0.0.1", port).await.unwrap();
+    stream.write_all(b"ping").await.unwrap();
+    let mut answer = [0u8; 4];
+    stream.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"PING");
+    drop(stream);
+
+    // Nothing listens there: the server refuses the channel, and says where.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = closed.local_addr().unwrap().port();
+    drop(closed);
+    let err = host.connect_tcp("127.0.0.1", free).await.err().unwrap();
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{free}")),
+        "{err}"
+    );
     s.close().await;
 }

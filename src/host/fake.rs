@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use tokio::io::AsyncReadExt;
 
-use super::{Host, HostFuture};
+use super::{Host, HostFuture, HostStream};
 use crate::ssh::{Change, ExecOutput, ExitStatus, FileChange, SshError, Stdin, UploadFile};
 
 /// One call a task made.
@@ -25,6 +25,8 @@ pub enum Call {
     /// The paths compared, in order.
     Compare(Vec<String>),
     Download(String),
+    /// A TCP connection from the host to this address and port.
+    ConnectTcp(String, u16),
 }
 
 /// A scripted answer to a command.
@@ -70,6 +72,8 @@ struct State {
     /// (text the command contains, replies in turn; the last one repeats)
     replies: Vec<(String, Vec<Reply>)>,
     files: BTreeMap<String, FakeFile>,
+    /// (address, port) on the host -> a local address that stands for it.
+    ports: BTreeMap<(String, u16), std::net::SocketAddr>,
 }
 
 /// An in-memory host. See the module documentation.
@@ -108,6 +112,13 @@ impl FakeHost {
                 group: None,
             },
         );
+        self
+    }
+
+    /// Makes [`Host::connect_tcp`] to `address:port` reach `local` (e.g. a listener the test
+    /// runs). Other addresses are refused.
+    pub fn route(&self, address: &str, port: u16, local: std::net::SocketAddr) -> &Self {
+        self.lock().ports.insert((address.to_string(), port), local);
         self
     }
 
@@ -259,6 +270,27 @@ impl Host for FakeHost {
             Ok(state.files.get(path).map(|f| f.contents.clone()))
         })
     }
+
+    fn connect_tcp<'a>(&'a self, address: &'a str, port: u16) -> HostFuture<'a, HostStream> {
+        Box::pin(async move {
+            let local = {
+                let mut state = self.lock();
+                state.calls.push(Call::ConnectTcp(address.into(), port));
+                state.ports.get(&(address.to_string(), port)).copied()
+            };
+            let refused = |detail: String| SshError::Channel {
+                host: "fake".into(),
+                command: format!("forward to {address}:{port}"),
+                detail,
+            };
+            let local = local.ok_or_else(|| refused("fake host: no route scripted".into()))?;
+            let stream = tokio::net::TcpStream::connect(local)
+                .await
+                .map_err(|e| refused(e.to_string()))?;
+            let stream: HostStream = Box::new(stream);
+            Ok(stream)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -328,6 +360,31 @@ mod tests {
         assert_eq!(
             host.calls(),
             vec![Call::SudoStdin("docker load".into(), b"archive".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn connects_only_where_routed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.write_all(b"hello").await.unwrap();
+        });
+        let host = FakeHost::new();
+        host.route("127.0.0.1", 1313, local);
+        let mut stream = host.connect_tcp("127.0.0.1", 1313).await.unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"hello");
+        assert!(host.connect_tcp("127.0.0.1", 9090).await.is_err());
+        assert_eq!(
+            host.calls(),
+            vec![
+                Call::ConnectTcp("127.0.0.1".into(), 1313),
+                Call::ConnectTcp("127.0.0.1".into(), 9090)
+            ]
         );
     }
 }

@@ -1,8 +1,9 @@
 //! [`Host`]: one way onto a machine for every task.
 //!
 //! Tasks ([`crate::tasks`]) never hold an SSH session: they talk to a `&dyn Host`, which runs
-//! commands (as the login user or as root), places files, reads a file back and streams a
-//! large input into a command. Two implementations:
+//! commands (as the login user or as root), places files, reads a file back, streams a large
+//! input into a command, and opens TCP connections from the host (a port forward, to reach a
+//! service bound to the host's loopback). Two implementations:
 //!
 //! - [`Session`](crate::ssh::Session) (in `ssh.rs`): the real host over one SSH connection;
 //! - [`fake::FakeHost`]: in memory, for unit tests. It records every call and answers the
@@ -17,10 +18,20 @@ mod ssh;
 use std::future::Future;
 use std::pin::Pin;
 
+use tokio::io::{AsyncRead, AsyncWrite};
+
 use crate::ssh::{ExecOutput, FileChange, SshError, Stdin, UploadFile};
 
 /// What every [`Host`] method returns: a future that fails with an [`SshError`].
 pub type HostFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SshError>> + Send + 'a>>;
+
+/// A byte stream both ways: what [`Host::connect_tcp`] returns.
+pub trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
+
+/// A TCP connection opened from the host.
+pub type HostStream = Box<dyn Duplex>;
 
 /// A machine that tasks act on.
 pub trait Host: Send + Sync {
@@ -47,4 +58,8 @@ pub trait Host: Send + Sync {
 
     /// The contents of the file at `path` (read as root), or `None` when nothing is there.
     fn download<'a>(&'a self, path: &'a str) -> HostFuture<'a, Option<Vec<u8>>>;
+
+    /// A TCP connection from the host to `address:port`, as the host sees it (`127.0.0.1` is
+    /// the host itself): a local port forward, carried over the existing connection.
+    fn connect_tcp<'a>(&'a self, address: &'a str, port: u16) -> HostFuture<'a, HostStream>;
 }

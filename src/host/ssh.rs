@@ -1,7 +1,7 @@
 //! [`Host`] over SSH: a [`Session`] runs every call on its one connection.
 
-use super::{Host, HostFuture};
-use crate::ssh::{ExecOptions, Session, Stdin, UploadFile, shell_quote};
+use super::{Host, HostFuture, HostStream};
+use crate::ssh::{ExecOptions, Session, SshError, Stdin, UploadFile, shell_quote};
 
 /// The exit code of [`download`](Host::download)'s script when the file does not exist.
 const ABSENT: u32 = 3;
@@ -58,6 +58,33 @@ impl Host for Session {
                 return Ok(None);
             }
             Ok(Some(out.check()?.stdout))
+        })
+    }
+
+    fn connect_tcp<'a>(&'a self, address: &'a str, port: u16) -> HostFuture<'a, HostStream> {
+        Box::pin(async move {
+            let channel = self
+                .inner
+                .handle
+                .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0)
+                .await
+                .map_err(|e| {
+                    if self.is_closed() {
+                        self.lost(e)
+                    } else {
+                        SshError::Channel {
+                            host: self.target().host.clone(),
+                            command: format!("forward to {address}:{port}"),
+                            detail: format!(
+                                "the server refused to open a TCP connection from the host \
+                                 ({e}); is a service listening there, and does sshd allow \
+                                 forwarding (`AllowTcpForwarding`)?"
+                            ),
+                        }
+                    }
+                })?;
+            let stream: HostStream = Box::new(channel.into_stream());
+            Ok(stream)
         })
     }
 }
