@@ -220,13 +220,21 @@ async fn run_steps(
             Ok::<_, TaskError>((plan, recreated))
         })
         .await?;
+    // What `up -d` did, not what the facts predicted: a container started or removed keeps no
+    // new ID, and a predicted recreation that Compose found unneeded changed nothing.
+    let started_or_removed = match &up {
+        Plan::Apply(acts, _) => acts.iter().any(|a| a.action != "recreate"),
+        Plan::Nothing(_) => false,
+    };
     running.steps.push(StepReport {
         step: compose::UP.into(),
-        changed: !recreated.is_empty() || up.is_apply(),
-        detail: if recreated.is_empty() {
+        changed: !recreated.is_empty() || started_or_removed,
+        detail: if !recreated.is_empty() {
+            format!("created or recreated: {}", recreated.join(", "))
+        } else if started_or_removed {
             up.text().to_string()
         } else {
-            format!("created or recreated: {}", recreated.join(", "))
+            "every container up to date".to_string()
         },
     });
 
@@ -397,5 +405,34 @@ mod tests {
                 .iter()
                 .any(|c| c.contains("up -d --remove-orphans"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_predicted_recreation_that_compose_skips_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        state.lifecycle = Lifecycle::Running;
+        let rendered = render(&state).unwrap();
+        let host = FakeHost::new();
+        // Every label differs from the hash Compose reports (say, another hash format).
+        let (containers, rest) = facts(&rendered, None)
+            .split_once("--hash")
+            .map(|(c, r)| (c.replace(" h-", " old-h-"), r.to_string()))
+            .unwrap();
+        let labels_differ = format!("{containers}--hash{rest}");
+        host.reply("echo --containers", [Reply::ok(labels_differ)]);
+        host.reply(
+            "docker inspect --format '{{.State.Status}}",
+            [Reply::ok(healthy(&rendered))],
+        );
+        host.reply("docker ps -a --no-trunc", [Reply::ok("tracker same-id\n")]);
+        host.reply("up -d --remove-orphans", [Reply::ok("")]);
+        let ran = run_on(&data, &mut state, &host, &options(false), &[])
+            .await
+            .unwrap();
+        assert!(host.commands().iter().any(|c| c.contains("up -d")));
+        assert!(!ran.changed, "{:?}", ran.steps);
+        assert_eq!(ran.steps[0].detail, "every container up to date");
     }
 }
