@@ -167,6 +167,21 @@ pub(crate) fn render(state: &EnvironmentState) -> Result<RenderedStack, OpsError
     })
 }
 
+/// The lines of the secret files that hold no secret: the stack rendered from the configuration
+/// with every secret redacted (a [`Secret`](crate::secret::Secret) serializes as `[REDACTED]`
+/// inside [`redacted`](crate::secret::redacted)).
+fn public_lines(state: &EnvironmentState) -> Result<files::Public, OpsError> {
+    let failed = |e: serde_json::Error| {
+        OpsError::Failed(format!("cannot redact the configuration's secrets: {e}"))
+    };
+    let value = crate::secret::redacted(|| serde_json::to_value(&state.config)).map_err(failed)?;
+    let config = serde_json::from_value(value).map_err(failed)?;
+    // A configuration whose redacted form cannot be rendered shows its secret files masked whole.
+    Ok(stack::render(&config)
+        .map(|r| files::Public::from_redacted(&r.files))
+        .unwrap_or_default())
+}
+
 /// The offline bundle's directory, if configured.
 fn bundle_dir(state: &EnvironmentState) -> Option<PathBuf> {
     state
@@ -188,7 +203,8 @@ pub async fn release_on(
     let rendered = render(state)?;
     let bundle = bundle_dir(state);
     if options.dry_run {
-        let mut planned = plan_release(host, &rendered, bundle.as_deref())
+        let public = public_lines(state)?;
+        let mut planned = plan_release(host, &rendered, &public, bundle.as_deref())
             .await
             .map_err(|e| OpsError::Failed(format!("release --dry-run: {e}")))?;
         planned.name = state.name.clone();
@@ -255,6 +271,7 @@ fn read_bundle_for(dir: Option<&Path>) -> Result<Option<Vec<BundleArchive>>, Tas
 async fn plan_release(
     host: &dyn Host,
     rendered: &RenderedStack,
+    public: &files::Public,
     bundle: Option<&Path>,
 ) -> Result<Released, TaskError> {
     let facts = dirs::read(host, &rendered.dirs).await?;
@@ -263,7 +280,7 @@ async fn plan_release(
     let uploads: Vec<_> = rendered.files.iter().map(files::upload_file).collect();
     let changes = files::read(host, &uploads).await?;
     let files_plan = files::plan(&changes);
-    let diffs = files::diffs(host, &rendered.files, &changes).await?;
+    let diffs = files::diffs(host, &rendered.files, &changes, public).await?;
 
     let archives = read_bundle_for(bundle)?;
     let wanted: BTreeSet<String> = rendered.images.iter().cloned().collect();
@@ -499,5 +516,36 @@ pub(crate) mod tests {
                 .count(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn a_changed_secret_shows_as_a_masked_line_among_the_public_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        let rendered = render(&state).unwrap();
+        let host = host_for(&rendered);
+        release_on(&data, &mut state, &host, &ReleaseOptions::default())
+            .await
+            .unwrap();
+
+        let new_token = "Rotated-Admin-Token-88aa";
+        state.config.tracker.http_api.admin_token = crate::secret::Secret::new(new_token);
+        let plan = release_on(&data, &mut state, &host, &dry()).await.unwrap();
+        let env = plan
+            .files
+            .iter()
+            .find(|f| f.path.ends_with(".env"))
+            .unwrap();
+        assert_eq!(env.change, "updated");
+        let diff = env.diff.as_deref().unwrap();
+        assert!(!diff.contains(TOKEN) && !diff.contains(new_token), "{diff}");
+        assert!(
+            diff.contains("-TORRUST_TRACKER_CONFIG_OVERRIDE_HTTP_API__ACCESS_TOKENS__ADMIN=[REDACTED]\n\
+                           +TORRUST_TRACKER_CONFIG_OVERRIDE_HTTP_API__ACCESS_TOKENS__ADMIN=[REDACTED]\n"),
+            "{diff}"
+        );
+        // The lines without a secret are shown as they are.
+        assert!(diff.contains(" COMPOSE_PROJECT_NAME='torrust'\n"), "{diff}");
     }
 }

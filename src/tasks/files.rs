@@ -6,10 +6,14 @@
 //! - apply: [`apply`], one tar stream placing exactly those files atomically;
 //! - verify: [`verify`] compares again: every file must now match.
 //!
-//! For a dry run, [`diffs`] downloads the host's current version of each file to change and
-//! shows a unified diff. Secret files ([`StackFile::secret`]) are diffed on their real contents
-//! but shown masked ([`mask_line`]): a changed password shows as a changed line whose value
-//! reads `[REDACTED]` on both sides.
+//! For a dry run, [`diffs`] downloads the host's version of each file to change and shows a
+//! unified diff. Secret files ([`StackFile::secret`]) are diffed on their real contents but
+//! shown masked: a line is shown as it is only when the model renders it identically with every
+//! secret replaced ([`Public`], from the stack rendered with redacted secrets); any other line
+//! is masked ([`mask_line`]). A changed password thus shows as a changed line whose value reads
+//! `[REDACTED]` on both sides, while a changed interval in the same file shows its new value.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -96,12 +100,45 @@ pub struct FileDiff {
     pub diff: String,
 }
 
+/// The lines of each secret file that hold no secret: those the model renders identically when
+/// every secret of the configuration is replaced. Built from the stack rendered with redacted
+/// secrets ([`Public::from_redacted`]); a file it does not know is masked whole.
+#[derive(Debug, Clone, Default)]
+pub struct Public {
+    lines: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Public {
+    /// `redacted`: the same stack rendered from the configuration with every secret replaced.
+    pub fn from_redacted(redacted: &[StackFile]) -> Self {
+        let lines = redacted
+            .iter()
+            .filter(|f| f.secret)
+            .map(|f| {
+                let text = String::from_utf8_lossy(&f.contents);
+                let set = text
+                    .lines()
+                    .filter(|l| !l.contains(REDACTED))
+                    .map(str::to_string)
+                    .collect();
+                (f.path.to_string_lossy().into_owned(), set)
+            })
+            .collect();
+        Self { lines }
+    }
+
+    fn shows(&self, path: &str, line: &str) -> bool {
+        self.lines.get(path).is_some_and(|set| set.contains(line))
+    }
+}
+
 /// Downloads the host's version of every file `changes` says would change and diffs it with
-/// the model's. One round trip per changed file.
+/// the model's (secret files masked with `public`). One round trip per changed file.
 pub async fn diffs(
     host: &dyn Host,
     stack: &[StackFile],
     changes: &[FileChange],
+    public: &Public,
 ) -> Result<Vec<FileDiff>, TaskError> {
     let mut out = Vec::new();
     for c in changes.iter().filter(|c| c.change != Change::Unchanged) {
@@ -115,11 +152,12 @@ pub async fn diffs(
             Change::Created => Vec::new(),
             _ => host.download(&c.remote_path).await?.unwrap_or_default(),
         };
+        let mask = f.secret.then_some(public);
         out.push(FileDiff {
             path: c.remote_path.clone(),
             change: change_name(c.change),
             secret: f.secret,
-            diff: unified_diff(&c.remote_path, &old, &f.contents, f.secret),
+            diff: unified_diff(&c.remote_path, &old, &f.contents, mask),
         });
     }
     Ok(out)
@@ -139,9 +177,9 @@ pub fn mask_line(line: &str) -> String {
     }
 }
 
-/// A unified diff of `old` (the host's) and `new` (the model's) contents, masked when
-/// `secret`. Empty when the contents are equal.
-pub fn unified_diff(path: &str, old: &[u8], new: &[u8], secret: bool) -> String {
+/// A unified diff of `old` (the host's) and `new` (the model's) contents. With `mask`, only the
+/// lines it knows as public are shown as they are. Empty when the contents are equal.
+pub fn unified_diff(path: &str, old: &[u8], new: &[u8], mask: Option<&Public>) -> String {
     let old = String::from_utf8_lossy(old);
     let new = String::from_utf8_lossy(new);
     let diff = similar::TextDiff::from_lines(old.as_ref(), new.as_ref());
@@ -154,10 +192,9 @@ pub fn unified_diff(path: &str, old: &[u8], new: &[u8], secret: bool) -> String 
         out.push_str(&format!("{}\n", hunk.header()));
         for change in hunk.iter_changes() {
             let line = change.value().trim_end_matches('\n');
-            let line = if secret {
-                mask_line(line)
-            } else {
-                line.to_string()
+            let line = match mask {
+                Some(public) if !public.shows(path, line) => mask_line(line),
+                _ => line.to_string(),
             };
             out.push_str(&format!("{}{line}\n", change.tag()));
         }
@@ -184,24 +221,41 @@ mod tests {
 
     #[test]
     fn a_diff_shows_the_changed_lines_with_context() {
-        let d = unified_diff("/a", b"one\ntwo\nthree\n", b"one\n2\nthree\n", false);
+        let d = unified_diff("/a", b"one\ntwo\nthree\n", b"one\n2\nthree\n", None);
         assert_eq!(
             d,
             "--- /a (host)\n+++ /a (model)\n@@ -1,3 +1,3 @@\n one\n-two\n+2\n three\n"
         );
-        assert_eq!(unified_diff("/a", b"same\n", b"same\n", false), "");
+        assert_eq!(unified_diff("/a", b"same\n", b"same\n", None), "");
     }
 
     #[test]
-    fn a_secret_diff_never_shows_a_value() {
-        let old = b"# Secrets\nTOKEN='old-secret-1'\nDB='kept-secret-2'\n";
-        let new = b"# Secrets\nTOKEN='new-secret-3'\nDB='kept-secret-2'\n";
-        let d = unified_diff("/opt/torrust/.env", old, new, true);
-        for value in ["old-secret-1", "kept-secret-2", "new-secret-3"] {
+    fn a_secret_diff_shows_only_the_lines_without_a_secret() {
+        let path = "/opt/torrust/prometheus.yml";
+        // The model rendered with redacted secrets: what may be shown.
+        let redacted = stack_file(
+            path,
+            "# Prometheus\nscrape_interval: 30s\nparams:\n  token:\n  - [REDACTED]\n",
+            true,
+        );
+        let public = Public::from_redacted(&[redacted]);
+        let old = b"# Prometheus\nscrape_interval: 10s\nparams:\n  token:\n  - old-secret-1\n";
+        let new = b"# Prometheus\nscrape_interval: 30s\nparams:\n  token:\n  - new-secret-3\n";
+        let d = unified_diff(path, old, new, Some(&public));
+        for value in ["old-secret-1", "new-secret-3", "10s"] {
             assert!(!d.contains(value), "{d}");
         }
-        assert!(d.contains("-TOKEN=[REDACTED]\n+TOKEN=[REDACTED]\n"), "{d}");
-        assert!(d.contains(" # Secrets\n"), "{d}");
+        assert!(d.contains("-scrape_interval:[REDACTED]\n"), "{d}");
+        assert!(d.contains("+scrape_interval: 30s\n"), "{d}");
+        assert!(d.contains("-[REDACTED]\n+[REDACTED]\n"), "{d}");
+        assert!(d.contains(" # Prometheus\n"), "{d}");
+        // A file the redacted model does not have is masked whole.
+        let env = unified_diff("/opt/torrust/.env", b"A='x1'\n", b"A='x2'\n", Some(&public));
+        assert_eq!(
+            env,
+            "--- /opt/torrust/.env (host)\n+++ /opt/torrust/.env (model)\n@@ -1 +1 @@\n\
+             -A=[REDACTED]\n+A=[REDACTED]\n"
+        );
         assert_eq!(mask_line("  password: hunter2"), "  password:[REDACTED]");
         assert_eq!(mask_line("bare-token"), REDACTED);
     }
@@ -225,7 +279,9 @@ mod tests {
         assert_eq!(paths, vec!["/opt/torrust/a.yml", "/opt/torrust/.env"]);
         assert_eq!(text, "2 of 2 files to place (one tar stream)");
 
-        let shown = diffs(&host, &stack, &changes).await.unwrap();
+        let shown = diffs(&host, &stack, &changes, &Public::default())
+            .await
+            .unwrap();
         assert_eq!(shown[0].change, "updated");
         assert!(
             shown[0].diff.contains("-x: 1\n+x: 2\n"),
