@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod host;
 pub mod lxd;
 pub mod ops;
 pub mod probe;

@@ -9,6 +9,7 @@ mod support;
 
 mod cli_concurrency;
 mod cli_create;
+mod cli_dry_run;
 mod cli_outputs;
 mod cli_render;
 mod cli_secrets;
@@ -17,6 +18,7 @@ mod cli_status;
 mod cli_test;
 mod config_proptest;
 mod config_validation;
+mod host_ssh;
 mod lxd_configure;
 mod lxd_e2e;
 mod lxd_provision;

@@ -1,11 +1,11 @@
-//! `deploy ENV [--env-file F]`: create the environment if needed, then provision, configure,
-//! release and run, resuming wherever it stands.
+//! `deploy ENV [--env-file F] [--dry-run]`: create the environment if needed, then provision,
+//! configure, release and run, resuming wherever it stands; or show every phase's plan.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{CliError, GlobalArgs, Output, block_on, env_name};
-use crate::ops::deploy::{self, DeployOptions};
+use super::{CliError, GlobalArgs, Output, block_on, env_name, plan};
+use crate::ops::deploy::{self, DeployOptions, Deployed};
 use crate::ops::provision::ProvisionOptions;
 use crate::ops::run::RunOptions;
 
@@ -20,6 +20,10 @@ pub struct Args {
     /// Seconds to wait for every service to be healthy.
     #[arg(long, value_name = "SECONDS", default_value_t = 180)]
     pub run_timeout: u64,
+    /// Show every phase's plan (files with a diff, secrets masked; images; services) and
+    /// change nothing: no instance, no state, no file on the host.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
@@ -30,7 +34,9 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         ready_timeout: Duration::from_secs(600),
         run: RunOptions {
             timeout: Duration::from_secs(args.run_timeout),
+            dry_run: false,
         },
+        dry_run: args.dry_run,
     };
     let d = block_on(deploy::deploy(
         &global.data(),
@@ -39,40 +45,81 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         global.lock_wait(),
     ))?;
     out.result(&d, || {
-        let mut t = if d.changed {
-            format!("Environment '{}' deployed.\n", d.name)
+        if d.dry_run {
+            dry_run_text(&d)
         } else {
-            format!(
-                "Environment '{}' was already deployed; nothing changed.\n",
-                d.name
-            )
-        };
-        for p in &d.phases {
-            t.push_str(&format!(
-                "  {} {:<12} {:>6.1} s  {}\n",
-                if p.changed { "changed  " } else { "unchanged" },
-                p.phase,
-                p.elapsed_ms as f64 / 1000.0,
-                p.detail
-            ));
+            text(&d)
         }
-        if !d.announce_urls.is_empty() {
-            t.push_str("\n  announce URLs:\n");
-            for u in &d.announce_urls {
-                t.push_str(&format!("    {u}\n"));
-            }
-        }
-        if !d.test.is_empty() {
-            t.push_str("\n  test (from this machine):\n");
-            for line in &d.test {
-                t.push_str(&format!("    {line}\n"));
-            }
-        }
-        t.push_str(&format!(
-            "  took:      {:.1} s\n",
-            d.elapsed_ms as f64 / 1000.0
-        ));
-        t
     })?;
     Ok(())
+}
+
+fn text(d: &Deployed) -> String {
+    let mut t = if d.changed {
+        format!("Environment '{}' deployed.\n", d.name)
+    } else {
+        format!(
+            "Environment '{}' was already deployed; nothing changed.\n",
+            d.name
+        )
+    };
+    for p in &d.phases {
+        t.push_str(&format!(
+            "  {} {:<12} {:>6.1} s  {}\n",
+            if p.changed { "changed  " } else { "unchanged" },
+            p.phase,
+            p.elapsed_ms as f64 / 1000.0,
+            p.detail
+        ));
+    }
+    if !d.announce_urls.is_empty() {
+        t.push_str("\n  announce URLs:\n");
+        for u in &d.announce_urls {
+            t.push_str(&format!("    {u}\n"));
+        }
+    }
+    if !d.test.is_empty() {
+        t.push_str("\n  test (from this machine):\n");
+        for line in &d.test {
+            t.push_str(&format!("    {line}\n"));
+        }
+    }
+    t.push_str(&format!(
+        "  took:      {:.1} s\n",
+        d.elapsed_ms as f64 / 1000.0
+    ));
+    t
+}
+
+fn dry_run_text(d: &Deployed) -> String {
+    let mut t = if d.changed {
+        format!("Environment '{}': deploy would change:\n", d.name)
+    } else {
+        format!(
+            "Environment '{}' is deployed: nothing would change.\n",
+            d.name
+        )
+    };
+    for p in &d.phases {
+        t.push_str(&format!(
+            "  {} {:<12} {}\n",
+            if p.changed {
+                "would change"
+            } else {
+                "unchanged   "
+            },
+            p.phase,
+            p.detail
+        ));
+    }
+    if let Some(r) = d.release.as_ref().filter(|r| r.changed) {
+        t.push_str("\n  release:\n");
+        t.push_str(&plan::release(r));
+    }
+    if let Some(r) = d.run.as_ref().filter(|r| r.changed) {
+        t.push_str("\n  run:\n");
+        t.push_str(&plan::steps(&r.steps));
+    }
+    t.push_str("  (dry run: nothing was changed)\n");
+    t
 }

@@ -13,6 +13,7 @@ mod image;
 mod list;
 mod logging;
 mod output;
+mod plan;
 mod provision;
 mod purge;
 mod register;

@@ -1,18 +1,41 @@
-//! `release ENV`: put the tracker stack's files and images on the host.
+//! `release ENV [--dry-run]`: put the tracker stack's files and images on the host, or show
+//! what that would change.
 
-use super::{CliError, GlobalArgs, Output, block_on, env_name, render_steps};
-use crate::ops::release;
+use super::{CliError, GlobalArgs, Output, block_on, env_name, plan, render_steps};
+use crate::ops::release::{self, ReleaseOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment's name.
     pub env: String,
+    /// Show what would change (files with a diff, secrets masked; images; services `run` would
+    /// restart) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
     let env = env_name(&args.env)?;
-    let r = block_on(release::release(&global.data(), env, global.lock_wait()))?;
+    let options = ReleaseOptions {
+        dry_run: args.dry_run,
+    };
+    let r = block_on(release::release(
+        &global.data(),
+        env,
+        &options,
+        global.lock_wait(),
+    ))?;
     out.result(&r, || {
+        if r.dry_run {
+            let mut t = if r.changed {
+                format!("Environment '{}': release would change:\n", r.name)
+            } else {
+                format!("Environment '{}': release would change nothing.\n", r.name)
+            };
+            t.push_str(&plan::release(&r));
+            t.push_str("  (dry run: nothing was changed)\n");
+            return t;
+        }
         let mut t = if r.changed {
             format!("Environment '{}' released.\n", r.name)
         } else {

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::OpsError;
 use super::host::{provisioned_host, ssh_target};
 use super::steps::StepRun;
+use crate::host::Host;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session};
 use crate::state::{DataDir, EnvironmentState, HostSetup, Lifecycle};
 use crate::tasks::facts::Facts;
@@ -59,9 +60,45 @@ pub async fn configure(
     let _lock = data.lock(env, "configure", lock_wait)?;
     let mut state = data.load(env)?;
     let host_record = provisioned_host(&state)?;
-    let creds = &state.config.ssh_credentials;
+    let target = ssh_target(data, &state, &host_record.ip, host_record.ssh_port);
+    let connect_options = ConnectOptions {
+        retry_deadline: options.ssh_timeout,
+        passphrase: PassphraseSource::default(),
+        ..ConnectOptions::default()
+    };
+    let session = if options.dry_run {
+        Session::connect(&target, &connect_options)
+            .await
+            .map_err(|e| {
+                OpsError::Failed(format!("configure --dry-run: cannot reach the host: {e}"))
+            })?
+    } else {
+        // Recorded as a step, so that a host that cannot be reached is named in the state.
+        let mut run = StepRun::begin(data, &mut state, "configure")?;
+        run.step(&mut state, "connect", async |_s| {
+            Session::connect(&target, &connect_options).await
+        })
+        .await?
+    };
+    let result = configure_on(data, &mut state, &session, options).await;
+    session.close().await;
+    let mut configured = result?;
+    configured.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(configured)
+}
+
+/// Configures (or, in a dry run, plans) on a host already reached, under a lock the caller
+/// holds.
+pub async fn configure_on(
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    options: &ConfigureOptions,
+) -> Result<Configured, OpsError> {
+    let started = Instant::now();
+    let host_record = provisioned_host(state)?;
     let goals = Goals {
-        user: creds.username.clone(),
+        user: state.config.ssh_credentials.username.clone(),
         ssh_port: host_record.ssh_port,
         reboot_time: state
             .config
@@ -70,26 +107,14 @@ pub async fn configure(
             .unwrap_or_default()
             .automatic_reboot_time,
     };
-    let target = ssh_target(data, &state, &host_record.ip, host_record.ssh_port);
-    let connect_options = ConnectOptions {
-        retry_deadline: options.ssh_timeout,
-        passphrase: PassphraseSource::default(),
-        ..ConnectOptions::default()
-    };
-
     if options.dry_run {
-        let session = Session::connect(&target, &connect_options)
+        let (facts, distro, tasks) = dry_run(host, &goals)
             .await
-            .map_err(|e| {
-                OpsError::Failed(format!("configure --dry-run: cannot reach the host: {e}"))
-            })?;
-        let result = dry_run(&session, &goals).await;
-        session.close().await;
-        let (facts, distro, tasks) = result.map_err(|e| OpsError::Failed(e.to_string()))?;
+            .map_err(|e| OpsError::Failed(e.to_string()))?;
         let compose = ComposeFlavor::detect(&facts);
         return Ok(Configured {
-            name: env.to_string(),
-            host: target.display(),
+            name: state.name.clone(),
+            host: host.display(),
             dry_run: true,
             changed: tasks.iter().any(|t| t.status == Status::WouldChange),
             os: distro.label().to_string(),
@@ -102,16 +127,9 @@ pub async fn configure(
         });
     }
 
-    let mut run = StepRun::begin(data, &mut state, "configure")?;
-    let session = run
-        .step(&mut state, "connect", async |_s| {
-            Session::connect(&target, &connect_options).await
-        })
-        .await?;
-    let result = apply(&mut run, &mut state, &session, &goals, options).await;
-    session.close().await;
-    let (distro, compose, tasks, warnings, firewall) = result?;
-
+    let mut run = StepRun::begin(data, state, "configure")?;
+    let (distro, compose, tasks, warnings, firewall) =
+        apply(&mut run, state, host, &goals, options).await?;
     state.host_setup = Some(HostSetup {
         os: serde_json::to_value(distro)
             .ok()
@@ -124,10 +142,10 @@ pub async fn configure(
         configured_at: Utc::now(),
     });
     let lifecycle = (state.lifecycle < Lifecycle::Configured).then_some(Lifecycle::Configured);
-    run.finish(&mut state, lifecycle)?;
+    run.finish(state, lifecycle)?;
     Ok(Configured {
-        name: env.to_string(),
-        host: target.display(),
+        name: state.name.clone(),
+        host: host.display(),
         dry_run: false,
         changed: tasks.iter().any(|t| t.status == Status::Changed),
         os: distro.label().to_string(),
@@ -142,11 +160,11 @@ pub async fn configure(
 
 /// Reads the facts and reports each task's plan. Changes nothing on the host.
 async fn dry_run(
-    session: &Session,
+    host: &dyn Host,
     goals: &Goals,
 ) -> Result<(Facts, Distro, Vec<TaskReport>), TaskError> {
     let t = Instant::now();
-    let facts = host::read_facts(session, goals).await?;
+    let facts = host::read_facts(host, goals).await?;
     let distro = Distro::detect(&facts)?;
     let read = t.elapsed();
     let mut tasks = vec![TaskReport::new(
@@ -184,70 +202,18 @@ type Applied = (
     String,
 );
 
-/// Runs every task as a recorded step: wait, facts, packages, service, group, upgrades,
-/// firewall, verify.
+/// Runs every task as a recorded step: wait, facts, packages ([`facts_steps`]), service,
+/// group, upgrades, firewall ([`firewall_step`]), verify.
 async fn apply(
     run: &mut StepRun<'_>,
     state: &mut EnvironmentState,
-    session: &Session,
+    session: &dyn Host,
     goals: &Goals,
     options: &ConfigureOptions,
 ) -> Result<Applied, OpsError> {
     let mut tasks = Vec::new();
     let mut warnings = Vec::new();
-
-    let t = Instant::now();
-    let ready = run
-        .step(state, "wait for cloud-init and apt", async |_s| {
-            host::wait_ready(session, options.ready_timeout).await
-        })
-        .await?;
-    tasks.push(TaskReport::new(
-        "wait for cloud-init and apt",
-        Status::Unchanged,
-        ready,
-        t.elapsed(),
-    ));
-
-    let t = Instant::now();
-    let (mut facts, distro) = run
-        .step(state, "read facts", async |_s| {
-            let facts = host::read_facts(session, goals).await?;
-            let distro = Distro::detect(&facts)?;
-            Ok::<_, TaskError>((facts, distro))
-        })
-        .await?;
-    tasks.push(TaskReport::new(
-        "operating system",
-        Status::Unchanged,
-        distro.label(),
-        t.elapsed(),
-    ));
-
-    // Packages first: installing Docker changes the facts the other tasks decide from.
-    let t = Instant::now();
-    let plan = host::plan_packages(&facts, distro);
-    if let Plan::Apply(packages, text) = &plan {
-        facts = run
-            .step(state, "packages", async |_s| {
-                host::apply_packages(session, packages).await?;
-                host::read_facts(session, goals).await
-            })
-            .await?;
-        tasks.push(TaskReport::new(
-            "packages",
-            Status::Changed,
-            text,
-            t.elapsed(),
-        ));
-    } else {
-        tasks.push(TaskReport::new(
-            "packages",
-            Status::Unchanged,
-            plan.text(),
-            Duration::ZERO,
-        ));
-    }
+    let (facts, distro) = facts_steps(run, state, session, goals, options, &mut tasks).await?;
 
     let t = Instant::now();
     let plan = host::plan_docker_service(&facts);
@@ -279,62 +245,25 @@ async fn apply(
     }
     tasks.push(report("unattended upgrades", &plan, t));
 
-    let t = Instant::now();
-    let plan = host::plan_firewall(&facts, goals);
-    let mut firewall = "active".to_string();
-    let mut firewall_refused = false;
-    if plan.is_apply() {
-        let outcome = run
-            .step(state, "firewall", async |_s| {
-                host::apply_firewall(session, goals).await
-            })
-            .await?;
-        match outcome {
-            FirewallOutcome::Enabled => tasks.push(report("firewall", &plan, t)),
-            FirewallOutcome::Refused(why) => {
-                let warning = format!(
-                    "firewall not applied: the host's kernel refused ufw's rules ({}). \
-                     Inside an unprivileged container this is expected; on a VM or server, \
-                     check that the iptables/nftables modules are available",
-                    why.replace('\n', " ")
-                );
-                firewall = format!("not applied: {}", why.replace('\n', " "));
-                firewall_refused = true;
-                tasks.push(TaskReport::new(
-                    "firewall",
-                    Status::Warning,
-                    warning.clone(),
-                    t.elapsed(),
-                ));
-                warnings.push(warning);
-            }
-        }
-    } else {
-        tasks.push(report("firewall", &plan, t));
-    }
+    let (firewall, firewall_refused) = firewall_step(
+        run,
+        state,
+        session,
+        &facts,
+        goals,
+        &mut tasks,
+        &mut warnings,
+    )
+    .await?;
 
     // Nothing applied: the facts read at the start are the facts now, and they met every goal
     // (that is why nothing was planned), so verifying costs no round trip.
     let applied = tasks.iter().any(|t| t.status != Status::Unchanged);
     let t = Instant::now();
+    let unchanged_facts = (!applied).then_some(&facts);
     let compose = run
         .step(state, "verify", async |_s| {
-            let after = if applied {
-                host::read_facts(session, goals).await?
-            } else {
-                facts.clone()
-            };
-            let failures = host::verify(&after, goals, distro, firewall_refused);
-            if let Some((task, found)) = failures.into_iter().next() {
-                return Err(TaskError::NotVerified {
-                    task: task.to_string(),
-                    found,
-                    fix: "run configure again with -v to see the commands and their output; \
-                          if it persists, the host differs from what configure expects"
-                        .to_string(),
-                });
-            }
-            Ok(ComposeFlavor::detect(&after).expect("verified above"))
+            verify(session, goals, unchanged_facts, distro, firewall_refused).await
         })
         .await?;
     tasks.push(TaskReport::new(
@@ -344,6 +273,142 @@ async fn apply(
         t.elapsed(),
     ));
     Ok((distro, compose, tasks, warnings, firewall))
+}
+
+/// Waits for cloud-init and apt, reads the facts, then installs the missing packages (which
+/// changes the facts the other tasks decide from, so they are read again). Recorded steps.
+async fn facts_steps(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    session: &dyn Host,
+    goals: &Goals,
+    options: &ConfigureOptions,
+    tasks: &mut Vec<TaskReport>,
+) -> Result<(Facts, Distro), OpsError> {
+    let t = Instant::now();
+    let ready = run
+        .step(state, "wait for cloud-init and apt", async |_s| {
+            host::wait_ready(session, options.ready_timeout).await
+        })
+        .await?;
+    tasks.push(TaskReport::new(
+        "wait for cloud-init and apt",
+        Status::Unchanged,
+        ready,
+        t.elapsed(),
+    ));
+
+    let t = Instant::now();
+    let (mut facts, distro) = run
+        .step(state, "read facts", async |_s| {
+            let facts = host::read_facts(session, goals).await?;
+            let distro = Distro::detect(&facts)?;
+            Ok::<_, TaskError>((facts, distro))
+        })
+        .await?;
+    tasks.push(TaskReport::new(
+        "operating system",
+        Status::Unchanged,
+        distro.label(),
+        t.elapsed(),
+    ));
+
+    let t = Instant::now();
+    let plan = host::plan_packages(&facts, distro);
+    if let Plan::Apply(packages, text) = &plan {
+        facts = run
+            .step(state, "packages", async |_s| {
+                host::apply_packages(session, packages).await?;
+                host::read_facts(session, goals).await
+            })
+            .await?;
+        tasks.push(TaskReport::new(
+            "packages",
+            Status::Changed,
+            text,
+            t.elapsed(),
+        ));
+    } else {
+        tasks.push(TaskReport::new(
+            "packages",
+            Status::Unchanged,
+            plan.text(),
+            Duration::ZERO,
+        ));
+    }
+    Ok((facts, distro))
+}
+
+/// The firewall task as a recorded step. A kernel that refuses the rules is a warning, not a
+/// failure. Returns the firewall's state for the record and whether it was refused.
+async fn firewall_step(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    session: &dyn Host,
+    facts: &Facts,
+    goals: &Goals,
+    tasks: &mut Vec<TaskReport>,
+    warnings: &mut Vec<String>,
+) -> Result<(String, bool), OpsError> {
+    let t = Instant::now();
+    let plan = host::plan_firewall(facts, goals);
+    if !plan.is_apply() {
+        tasks.push(report("firewall", &plan, t));
+        return Ok(("active".to_string(), false));
+    }
+    let outcome = run
+        .step(state, "firewall", async |_s| {
+            host::apply_firewall(session, goals).await
+        })
+        .await?;
+    match outcome {
+        FirewallOutcome::Enabled => {
+            tasks.push(report("firewall", &plan, t));
+            Ok(("active".to_string(), false))
+        }
+        FirewallOutcome::Refused(why) => {
+            let why = why.replace('\n', " ");
+            let warning = format!(
+                "firewall not applied: the host's kernel refused ufw's rules ({why}). \
+                 Inside an unprivileged container this is expected; on a VM or server, \
+                 check that the iptables/nftables modules are available"
+            );
+            tasks.push(TaskReport::new(
+                "firewall",
+                Status::Warning,
+                warning.clone(),
+                t.elapsed(),
+            ));
+            warnings.push(warning);
+            Ok((format!("not applied: {why}"), true))
+        }
+    }
+}
+
+/// Checks every goal against the facts: `unchanged` when nothing was applied (the facts read
+/// at the start still hold), else read again. Returns the Compose found.
+async fn verify(
+    session: &dyn Host,
+    goals: &Goals,
+    unchanged: Option<&Facts>,
+    distro: Distro,
+    firewall_refused: bool,
+) -> Result<(ComposeFlavor, String), TaskError> {
+    let after = match unchanged {
+        Some(facts) => facts.clone(),
+        None => host::read_facts(session, goals).await?,
+    };
+    let failures = host::verify(&after, goals, distro, firewall_refused);
+    if let Some((task, found)) = failures.into_iter().next() {
+        return Err(TaskError::NotVerified {
+            task: task.to_string(),
+            found,
+            fix: "run configure again with -v to see the commands and their output; \
+                  if it persists, the host differs from what configure expects"
+                .to_string(),
+        });
+    }
+    Ok(ComposeFlavor::detect(&after).expect("verified above"))
 }
 
 fn report<A>(task: &str, plan: &Plan<A>, started: Instant) -> TaskReport {

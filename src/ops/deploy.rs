@@ -4,20 +4,34 @@
 //! Every phase is idempotent and checks before it acts, so deploy simply runs them all in
 //! order: finished phases find nothing to do, a failed one resumes, and a second deploy of the
 //! same file changes nothing.
+//!
+//! - The file's environment name is checked against the one asked for before anything is
+//!   created or updated.
+//! - One lock is held from the first phase to the last ([`EnvLock::hold`]): no other command
+//!   can run between the phases.
+//! - One SSH connection carries the host parts of configure, release, run and test.
+//! - `--dry-run` reports each phase's plan (files with their diffs, images, services) over that
+//!   one connection and changes nothing; on a fresh environment, the phases that need a host
+//!   say what they would do once it exists.
+//!
+//! [`EnvLock::hold`]: crate::state::EnvLock::hold
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::OpsError;
-use super::configure::{self, ConfigureOptions};
+use super::configure::{self, ConfigureOptions, Configured};
 use super::environment;
+use super::host::connect_for;
 use super::provision::{self, ProvisionOptions};
-use super::release;
-use super::run::{self, RunOptions};
+use super::release::{self, ReleaseOptions, Released};
+use super::run::{self, RunOptions, Running};
 use super::test::{self, TestOptions};
-use crate::state::DataDir;
+use crate::config;
+use crate::host::Host;
+use crate::state::{DataDir, EnvironmentState};
 
 #[derive(Debug, Clone)]
 pub struct DeployOptions {
@@ -25,11 +39,14 @@ pub struct DeployOptions {
     pub provision: ProvisionOptions,
     pub ready_timeout: Duration,
     pub run: RunOptions,
+    /// Report every phase's plan; change nothing.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Phase {
     pub phase: &'static str,
+    /// It changed something (dry run: it would).
     pub changed: bool,
     pub detail: String,
     pub elapsed_ms: u64,
@@ -38,30 +55,55 @@ pub struct Phase {
 #[derive(Debug, Serialize)]
 pub struct Deployed {
     pub name: String,
+    pub dry_run: bool,
     pub changed: bool,
     pub phases: Vec<Phase>,
     pub announce_urls: Vec<String>,
     /// The protocol test's checks, one line each (`ok  UDP tracker ... (3 ms): ...`).
     pub test: Vec<String>,
+    /// Dry run: configure's plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configure: Option<Configured>,
+    /// Dry run: release's plan, with the files' diffs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<Released>,
+    /// Dry run: run's plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<Running>,
+    /// SSH connections opened by configure, release, run and test together (provision's own
+    /// wait for SSH not counted).
+    pub ssh_connections: u32,
     pub elapsed_ms: u64,
 }
 
-/// Runs `f` as one phase, logging its start and time.
-async fn phase<T>(
-    phases: &mut Vec<Phase>,
-    name: &'static str,
-    f: impl AsyncFnOnce() -> Result<(T, bool, String), OpsError>,
-) -> Result<T, OpsError> {
-    tracing::info!("== {name}");
-    let t = Instant::now();
-    let (value, changed, detail) = f().await?;
-    phases.push(Phase {
-        phase: name,
-        changed,
-        detail,
-        elapsed_ms: t.elapsed().as_millis() as u64,
-    });
-    Ok(value)
+impl Deployed {
+    fn new(name: &str, dry_run: bool) -> Self {
+        Self {
+            name: name.to_string(),
+            dry_run,
+            changed: false,
+            phases: Vec::new(),
+            announce_urls: Vec::new(),
+            test: Vec::new(),
+            configure: None,
+            release: None,
+            run: None,
+            ssh_connections: 0,
+            elapsed_ms: 0,
+        }
+    }
+
+    fn add(&mut self, phase: &'static str, changed: bool, detail: String, started: Instant) {
+        if !self.dry_run {
+            tracing::info!("== {phase}: {detail}");
+        }
+        self.phases.push(Phase {
+            phase,
+            changed,
+            detail,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+    }
 }
 
 pub async fn deploy(
@@ -71,118 +113,449 @@ pub async fn deploy(
     lock_wait: Duration,
 ) -> Result<Deployed, OpsError> {
     let started = Instant::now();
-    let mut phases = Vec::new();
-
-    if let Some(file) = &options.env_file {
-        phase(&mut phases, "environment", async || {
-            let c = environment::create_environment(data, file, lock_wait)?;
-            if c.name != env {
-                return Err(OpsError::Refused(format!(
-                    "{} defines environment '{}', not '{env}'; pass its name, or the right file",
-                    file.display(),
-                    c.name
-                )));
+    // Before anything is created or updated: the file must be the asked environment's.
+    match &options.env_file {
+        Some(file) => check_file_names(file, env)?,
+        None if !data.exists(env) => {
+            return Err(OpsError::Refused(format!(
+                "environment '{env}' does not exist; pass its file: \
+                 `torrust-tracker-deployer deploy {env} --env-file FILE`"
+            )));
+        }
+        None => {}
+    }
+    let lock = data.lock(env, "deploy", lock_wait)?;
+    let mut deployed = lock
+        .hold(async {
+            if options.dry_run {
+                plan_phases(data, env, options).await
+            } else {
+                apply_phases(data, env, options, lock_wait).await
             }
-            Ok((
-                (),
-                c.outcome != "unchanged",
-                format!("{} from {}", c.outcome, file.display()),
-            ))
         })
         .await?;
-    } else if !data.exists(env) {
+    deployed.changed = deployed.phases.iter().any(|p| p.changed);
+    deployed.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(deployed)
+}
+
+/// Refuses a file that defines another environment than `env`.
+fn check_file_names(file: &Path, env: &str) -> Result<(), OpsError> {
+    let loaded = config::load(file)?;
+    let named = loaded.config.name();
+    if named != env {
         return Err(OpsError::Refused(format!(
-            "environment '{env}' does not exist; pass its file: \
-             `torrust-tracker-deployer deploy {env} --env-file FILE`"
+            "{} defines environment '{named}', not '{env}'; pass its name, or the right file",
+            file.display()
         )));
     }
+    Ok(())
+}
 
+/// How long deploy keeps trying to reach a host that was just provisioned.
+const SSH_RETRY: Duration = Duration::from_secs(60);
+
+/// Runs every phase for real, under the lock the caller holds.
+async fn apply_phases(
+    data: &DataDir,
+    env: &str,
+    options: &DeployOptions,
+    lock_wait: Duration,
+) -> Result<Deployed, OpsError> {
+    let mut d = Deployed::new(env, false);
+    if let Some(file) = &options.env_file {
+        let t = Instant::now();
+        let c = environment::create_environment(data, file, lock_wait)?;
+        let detail = format!("{} from {}", c.outcome, file.display());
+        d.add("environment", c.outcome != "unchanged", detail, t);
+    }
+    let t = Instant::now();
     let registered = data.load(env)?.host.as_ref().is_some_and(|h| h.registered);
     if registered {
-        phases.push(Phase {
-            phase: "provision",
-            changed: false,
-            detail: "registered host: nothing to provision".into(),
-            elapsed_ms: 0,
-        });
+        d.add(
+            "provision",
+            false,
+            "registered host: nothing to provision".into(),
+            t,
+        );
     } else {
-        phase(&mut phases, "provision", async || {
-            let p = provision::provision(data, env, &options.provision, lock_wait).await?;
-            Ok((
-                (),
-                p.changed,
-                format!("{}:{} ({})", p.ip, p.ssh_port, p.instance),
-            ))
-        })
-        .await?;
+        let p = provision::provision(data, env, &options.provision, lock_wait).await?;
+        let detail = format!("{}:{} ({})", p.ip, p.ssh_port, p.instance);
+        d.add("provision", p.changed, detail, t);
     }
 
-    phase(&mut phases, "configure", async || {
-        let opts = ConfigureOptions {
-            dry_run: false,
-            ready_timeout: options.ready_timeout,
-            ssh_timeout: Duration::from_secs(60),
-        };
-        let c = configure::configure(data, env, &opts, lock_wait).await?;
-        let mut detail = format!(
-            "{}, compose: {}",
-            c.os,
-            c.compose_command.clone().unwrap_or_default()
-        );
-        for w in &c.warnings {
-            detail.push_str(&format!("; WARNING: {w}"));
-        }
-        Ok(((), c.changed, detail))
-    })
-    .await?;
-
-    phase(&mut phases, "release", async || {
-        let r = release::release(data, env, lock_wait).await?;
-        let changed_files = r.files.iter().filter(|f| f.change != "unchanged").count();
-        Ok((
-            (),
-            r.changed,
-            format!("{changed_files} of {} files changed", r.files.len()),
-        ))
-    })
-    .await?;
-
-    let announce_urls = phase(&mut phases, "run", async || {
-        let r = run::run(data, env, &options.run, lock_wait).await?;
-        let detail = r
-            .services
-            .iter()
-            .map(|s| format!("{} {}", s.service, if s.healthy { "ok" } else { "DOWN" }))
-            .collect::<Vec<_>>()
-            .join(", ");
-        Ok((r.announce_urls, r.changed, detail))
-    })
-    .await?;
-
-    let tested = phase(&mut phases, "test", async || {
-        let t = test::test(data, env, &TestOptions::default(), lock_wait).await?;
-        let detail = format!("{} of {} checks passed", t.passed, t.passed + t.failed);
-        Ok((t, false, detail))
-    })
-    .await?;
+    let mut state = data.load(env)?;
+    let record = super::host::provisioned_host(&state)?;
+    let session = connect_for(data, &mut state, &record, "deploy", false, SSH_RETRY).await?;
+    d.ssh_connections = 1;
+    let result = host_phases(data, &mut state, &session, options, &mut d).await;
+    session.close().await;
+    let tested = result?;
     for r in &tested.report.results {
         tracing::info!("{r}");
     }
     if let Some(failure) = tested.failure() {
         return Err(failure);
     }
+    d.test = tested
+        .report
+        .results
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    Ok(d)
+}
 
-    Ok(Deployed {
-        name: env.to_string(),
-        changed: phases.iter().any(|p| p.changed),
-        phases,
-        announce_urls,
-        test: tested
-            .report
-            .results
+/// configure, release, run and test over one connection.
+async fn host_phases(
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    session: &dyn Host,
+    options: &DeployOptions,
+    d: &mut Deployed,
+) -> Result<test::Tested, OpsError> {
+    let t = Instant::now();
+    let opts = ConfigureOptions {
+        dry_run: false,
+        ready_timeout: options.ready_timeout,
+        ssh_timeout: SSH_RETRY,
+    };
+    let c = configure::configure_on(data, state, session, &opts).await?;
+    let mut detail = format!(
+        "{}, compose: {}",
+        c.os,
+        c.compose_command.clone().unwrap_or_default()
+    );
+    for w in &c.warnings {
+        detail.push_str(&format!("; WARNING: {w}"));
+    }
+    d.add("configure", c.changed, detail, t);
+
+    let t = Instant::now();
+    let r = release::release_on(data, state, session, &ReleaseOptions::default()).await?;
+    let changed_files = r.files.iter().filter(|f| f.change != "unchanged").count();
+    let detail = format!("{changed_files} of {} files changed", r.files.len());
+    d.add("release", r.changed, detail, t);
+
+    let t = Instant::now();
+    let r = run::run_on(data, state, session, &options.run, &[]).await?;
+    let detail = r
+        .services
+        .iter()
+        .map(|s| format!("{} {}", s.service, if s.healthy { "ok" } else { "DOWN" }))
+        .collect::<Vec<_>>()
+        .join(", ");
+    d.add("run", r.changed, detail, t);
+    d.announce_urls = r.announce_urls;
+
+    let t = Instant::now();
+    let tested = test::test_with(data, state, &TestOptions::default(), Some(session)).await?;
+    let detail = format!(
+        "{} of {} checks passed",
+        tested.passed,
+        tested.passed + tested.failed
+    );
+    d.add("test", false, detail, t);
+    Ok(tested)
+}
+
+/// Reports every phase's plan, changing nothing, under the lock the caller holds.
+async fn plan_phases(
+    data: &DataDir,
+    env: &str,
+    options: &DeployOptions,
+) -> Result<Deployed, OpsError> {
+    let mut d = Deployed::new(env, true);
+    let t = Instant::now();
+    let mut state = if data.exists(env) {
+        Some(data.load(env)?)
+    } else {
+        None
+    };
+    if let Some(file) = &options.env_file {
+        let preview = environment::preview_environment(data, file)?;
+        let detail = format!("would be {} from {}", preview.outcome, file.display());
+        d.add("environment", preview.outcome != "unchanged", detail, t);
+        if let Some(s) = state.as_mut() {
+            s.config = preview.config;
+        }
+    }
+    let t = Instant::now();
+    let reachable = state.as_ref().and_then(|s| {
+        s.host
+            .as_ref()
+            .filter(|_| super::host::provisioned_host(s).is_ok())
+            .cloned()
+    });
+    let (Some(mut state), Some(record)) = (state, reachable) else {
+        let what = "would create the instance and wait for SSH".to_string();
+        d.add("provision", true, what, t);
+        for phase in ["configure", "release", "run"] {
+            d.add(phase, true, "would run once the host exists".into(), t);
+        }
+        d.add(
+            "test",
+            false,
+            "would check the tracker once it runs".into(),
+            t,
+        );
+        return Ok(d);
+    };
+    let detail = if record.registered {
+        "registered host: nothing to provision".to_string()
+    } else {
+        format!("host recorded at {}:{}", record.ip, record.ssh_port)
+    };
+    d.add("provision", false, detail, t);
+
+    let session = connect_for(data, &mut state, &record, "deploy", true, SSH_RETRY).await?;
+    d.ssh_connections = 1;
+    let result = host_plans(data, &mut state, &session, options, &mut d).await;
+    session.close().await;
+    result?;
+    Ok(d)
+}
+
+/// configure's, release's and run's plans over one connection.
+async fn host_plans(
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    session: &dyn Host,
+    options: &DeployOptions,
+    d: &mut Deployed,
+) -> Result<(), OpsError> {
+    let t = Instant::now();
+    let opts = ConfigureOptions {
+        dry_run: true,
+        ready_timeout: options.ready_timeout,
+        ssh_timeout: SSH_RETRY,
+    };
+    let c = configure::configure_on(data, state, session, &opts).await?;
+    let would: Vec<&str> = c
+        .tasks
+        .iter()
+        .filter(|t| t.status == crate::tasks::Status::WouldChange)
+        .map(|t| t.task.as_str())
+        .collect();
+    d.add("configure", c.changed, plan_detail(&would), t);
+    d.configure = Some(c);
+
+    if state.host_setup.is_none() {
+        let t = Instant::now();
+        for phase in ["release", "run"] {
+            d.add(phase, true, "would run once configure has run".into(), t);
+        }
+        d.add(
+            "test",
+            false,
+            "would check the tracker once it runs".into(),
+            t,
+        );
+        return Ok(());
+    }
+    let t = Instant::now();
+    let r = release::release_on(data, state, session, &ReleaseOptions { dry_run: true }).await?;
+    let would: Vec<&str> = r
+        .steps
+        .iter()
+        .filter(|s| s.changed)
+        .map(|s| s.step.as_str())
+        .collect();
+    d.add("release", r.changed, plan_detail(&would), t);
+
+    let t = Instant::now();
+    if state.lifecycle < crate::state::Lifecycle::Released {
+        d.release = Some(r);
+        d.add(
+            "run",
+            true,
+            "would start every service once released".into(),
+            t,
+        );
+        d.add(
+            "test",
+            false,
+            "would check the tracker once it runs".into(),
+            t,
+        );
+        return Ok(());
+    }
+    let run_options = RunOptions {
+        dry_run: true,
+        ..options.run.clone()
+    };
+    let owed = r.pending_restarts.clone();
+    d.release = Some(r);
+    let r = run::run_on(data, state, session, &run_options, &owed).await?;
+    let would: Vec<&str> = r
+        .steps
+        .iter()
+        .filter(|s| s.changed)
+        .map(|s| s.step.as_str())
+        .collect();
+    d.add("run", r.changed, plan_detail(&would), t);
+    d.announce_urls = r.announce_urls.clone();
+    d.run = Some(r);
+    d.add(
+        "test",
+        false,
+        "would check the tracker (read-only)".into(),
+        Instant::now(),
+    );
+    Ok(())
+}
+
+fn plan_detail(would: &[&str]) -> String {
+    if would.is_empty() {
+        "nothing would change".into()
+    } else {
+        format!("would change: {}", would.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fake::{Call, FakeHost, Reply};
+    use crate::ops::release::render;
+    use crate::ops::release::tests::configured_state;
+    use crate::state::Lifecycle;
+    use crate::tasks::host::{Distro, Goals, unattended_files};
+    use sha2::{Digest, Sha256};
+
+    /// configure's facts of a configured Debian 12 host for `user`, SSH on port 22.
+    fn configured_facts(user: &str) -> String {
+        let mut t = String::from(
+            "os_id=debian\nos_version=12\nos_pretty=Debian GNU/Linux 12 (bookworm)\n\
+             systemd=yes\ndocker_active=active\ndocker_enabled=enabled\nin_docker_group=yes\n\
+             compose_v1=1.29.2\n\
+             ufw=Status: active|Default: deny (incoming), allow (outgoing)||To Action From|\
+             22/tcp ALLOW IN Anywhere|\n",
+        );
+        for p in Distro::Debian12.packages() {
+            t.push_str(&format!("pkg.{p}=installed 1.0\n"));
+        }
+        let goals = Goals {
+            user: user.into(),
+            ssh_port: 22,
+            reboot_time: "02:00".into(),
+        };
+        for (path, body) in unattended_files(&goals) {
+            let sha: String = Sha256::digest(body.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            t.push_str(&format!("sha256.{path}={sha}\n"));
+        }
+        t
+    }
+
+    /// A host where the stack runs exactly as the model says.
+    async fn deployed_host(data: &DataDir, state: &mut EnvironmentState) -> FakeHost {
+        let rendered = render(state).unwrap();
+        let host = FakeHost::new();
+        host.reply(
+            ". /etc/os-release",
+            [Reply::ok(configured_facts(
+                &state.config.ssh_credentials.username,
+            ))],
+        );
+        let dirs: String = rendered
+            .dirs
             .iter()
-            .map(|r| r.to_string())
-            .collect(),
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    })
+            .map(|d| format!("{:o} {}:{}\n", d.mode, d.uid, d.gid))
+            .collect();
+        host.reply("stat -c", [Reply::ok(dirs)]);
+        let mut images = String::new();
+        let mut compose = String::from("--containers\n");
+        for s in &rendered.services {
+            compose.push_str(&format!(
+                "{} id-{} running h-{} sha256:i\n",
+                s.name, s.name, s.name
+            ));
+        }
+        compose.push_str("--hash\n");
+        for s in &rendered.services {
+            compose.push_str(&format!("{} h-{}\n", s.name, s.name));
+        }
+        compose.push_str("--images\n");
+        for i in &rendered.images {
+            images.push_str(&format!("{i} sha256:i\n"));
+            compose.push_str(&format!("{i} sha256:i\n"));
+        }
+        host.reply("echo --containers", [Reply::ok(compose)]);
+        host.reply("docker image inspect", [Reply::ok(images)]);
+        let healthy: String = rendered
+            .services
+            .iter()
+            .map(|s| format!("{} running healthy ok\n", s.name))
+            .collect();
+        host.reply(
+            "docker inspect --format '{{.State.Status}}",
+            [Reply::ok(healthy)],
+        );
+        // The files as a release placed them.
+        release::release_on(data, state, &host, &ReleaseOptions::default())
+            .await
+            .unwrap();
+        // ... and a run that applied them (it clears the restarts the release owed).
+        state.lifecycle = Lifecycle::Running;
+        state.pending_restarts.clear();
+        data.save(state).unwrap();
+        host.clear_calls();
+        host
+    }
+
+    fn options() -> DeployOptions {
+        DeployOptions {
+            env_file: None,
+            provision: ProvisionOptions::default(),
+            ready_timeout: Duration::from_secs(5),
+            run: RunOptions {
+                timeout: Duration::from_secs(5),
+                dry_run: false,
+            },
+            dry_run: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn on_a_deployed_environment_the_plan_says_nothing_would_change_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        let host = deployed_host(&data, &mut state).await;
+        let before = std::fs::read(data.state_file("rel")).unwrap();
+
+        let mut d = Deployed::new("rel", true);
+        host_plans(&data, &mut state, &host, &options(), &mut d)
+            .await
+            .unwrap();
+        let changed: Vec<&Phase> = d.phases.iter().filter(|p| p.changed).collect();
+        assert!(changed.is_empty(), "{changed:#?}");
+        assert_eq!(d.phases.len(), 4);
+        assert!(
+            host.calls()
+                .iter()
+                .all(|c| matches!(c, Call::Sudo(_) | Call::Compare(_))),
+            "{:#?}",
+            host.calls()
+        );
+        assert_eq!(std::fs::read(data.state_file("rel")).unwrap(), before);
+
+        // One setting changed: release and run would act, and only on that file's service.
+        state.config.tracker.core.private = true;
+        let mut d = Deployed::new("rel", true);
+        host_plans(&data, &mut state, &host, &options(), &mut d)
+            .await
+            .unwrap();
+        let changed: Vec<&str> = d
+            .phases
+            .iter()
+            .filter(|p| p.changed)
+            .map(|p| p.phase)
+            .collect();
+        assert_eq!(changed, ["release", "run"]);
+        assert_eq!(d.run.as_ref().unwrap().restarted, vec!["tracker"]);
+    }
 }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::OpsError;
+use super::steps::StepRun;
 use crate::retry::Schedule;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session, SshError, Target};
 use crate::state::{DataDir, EnvironmentState, HostRecord, HostSetup, Lifecycle};
@@ -27,13 +28,48 @@ pub async fn connect(
     state: &EnvironmentState,
     host: &HostRecord,
 ) -> Result<Session, SshError> {
+    connect_within(data, state, host, Duration::from_secs(30)).await
+}
+
+/// Connects to the environment's host, retrying transient failures for `retry`.
+pub async fn connect_within(
+    data: &DataDir,
+    state: &EnvironmentState,
+    host: &HostRecord,
+    retry: Duration,
+) -> Result<Session, SshError> {
     let target = ssh_target(data, state, &host.ip, host.ssh_port);
     let options = ConnectOptions {
-        retry_deadline: Duration::from_secs(30),
+        retry_deadline: retry,
         passphrase: PassphraseSource::default(),
         ..ConnectOptions::default()
     };
     Session::connect(&target, &options).await
+}
+
+/// Connects for `command`. Outside a dry run, a failure is recorded in the state like a failed
+/// step (`connect`), with its trace file.
+pub async fn connect_for(
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    host: &HostRecord,
+    command: &str,
+    dry_run: bool,
+    retry: Duration,
+) -> Result<Session, OpsError> {
+    match connect_within(data, state, host, retry).await {
+        Ok(session) => Ok(session),
+        Err(e) if dry_run => Err(OpsError::Failed(format!(
+            "{command} --dry-run: cannot reach the host: {e}"
+        ))),
+        Err(e) => {
+            let mut run = StepRun::begin(data, state, command)?;
+            let failed = run
+                .step(state, "connect", async |_s| Err::<(), SshError>(e))
+                .await;
+            Err(failed.expect_err("the step returns the connection error"))
+        }
+    }
 }
 
 /// Connects until `timeout`, also retrying a rejected key for a while: cloud-init may not have

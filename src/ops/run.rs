@@ -1,66 +1,54 @@
 //! `run`: start the released stack with `compose up -d`, restart the services whose mounted
 //! files the last release changed, and wait until every service is healthy.
 //!
-//! `up -d` recreates exactly the containers whose compose configuration changed, so a run with
-//! nothing new touches nothing. On a failed wait the failing services' last log lines are shown
-//! and the environment stays resumable: run it again.
+//! The work is the [`compose`] task run against a [`Host`]: its facts (containers, the hash of
+//! each service's definition, the images' IDs) say what `up -d` would do; when nothing, and this
+//! Compose can tell, `up` is not run at all. On a failed wait the failing services' last log
+//! lines are shown and the environment stays resumable: run it again.
+//!
+//! `--dry-run` reads the facts and reports the services `up -d` would create, start, recreate or
+//! remove and those to restart, and changes nothing.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::OpsError;
 use super::StepReport;
-use super::host::{configured_host, connect};
+use super::host::{configured_host, connect_for};
+use super::release::render;
 use super::steps::StepRun;
-use crate::ssh::{Session, SshError, shell_quote};
-use crate::stack::{self, HealthProbe, RenderedStack, layout};
+use crate::host::Host;
+use crate::stack::{self, RenderedStack};
 use crate::state::{DataDir, EnvironmentState, Lifecycle};
+use crate::tasks::compose::{self, ServiceAction};
+use crate::tasks::{Plan, TaskError};
+
+pub use crate::tasks::compose::ServiceHealth;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// How long to wait for every service to be healthy.
     pub timeout: Duration,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Ssh(#[from] SshError),
-    #[error(
-        "`{command}` failed on the host:\n{output}\n  Fix the cause (see `status`), then run again"
-    )]
-    Compose { command: String, output: String },
-    #[error(
-        "not healthy after {waited} s: {failing}\n{logs}\n  Look at the logs above (and `status`); \
-         fix the cause (environment file, then `release`), then `run` again: it resumes"
-    )]
-    Unhealthy {
-        waited: u64,
-        failing: String,
-        logs: String,
-    },
-}
-
-#[derive(Debug, Serialize, Clone)]
-pub struct ServiceHealth {
-    pub service: String,
-    pub healthy: bool,
-    /// e.g. `running, healthy`, `exited`, `missing`.
-    pub detail: String,
+    /// Report what would change; change nothing.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Running {
     pub name: String,
     pub host: String,
+    pub dry_run: bool,
+    /// Whether anything changed (dry run: would change).
     pub changed: bool,
     pub steps: Vec<StepReport>,
     /// Services whose container `up -d` created or recreated.
     pub recreated: Vec<String>,
     /// Services restarted to apply changed files.
     pub restarted: Vec<String>,
+    /// Dry run: what `up -d` would do to each service.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would: Vec<ServiceAction>,
     pub services: Vec<ServiceHealth>,
     pub announce_urls: Vec<String>,
     pub elapsed_ms: u64,
@@ -75,136 +63,200 @@ pub async fn run(
     let started = Instant::now();
     let _lock = data.lock(env, "run", lock_wait)?;
     let mut state = data.load(env)?;
-    let (host, setup) = configured_host(&state, "run")?;
+    let (record, _) = ready_to_run(&state)?;
+    let session = connect_for(
+        data,
+        &mut state,
+        &record,
+        "run",
+        options.dry_run,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let result = run_on(data, &mut state, &session, options, &[]).await;
+    session.close().await;
+    let mut running = result?;
+    running.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(running)
+}
+
+/// The host and its setup, or why `run` cannot start the stack yet.
+fn ready_to_run(
+    state: &EnvironmentState,
+) -> Result<(crate::state::HostRecord, crate::state::HostSetup), OpsError> {
+    let found = configured_host(state, "run")?;
     if state.lifecycle < Lifecycle::Released {
+        let env = &state.name;
         return Err(OpsError::Refused(format!(
             "environment '{env}' has not been released yet (state '{}'); run \
              `torrust-tracker-deployer release {env}` first",
             state.lifecycle
         )));
     }
-    let rendered = stack::render(&state.config)
-        .map_err(|e| OpsError::Failed(format!("cannot build the stack: {e}")))?;
-    let compose = setup.compose_command.clone();
+    Ok(found)
+}
 
-    let mut run = StepRun::begin(data, &mut state, "run")?;
-    let session = run
-        .step(&mut state, "connect", async |s| {
-            connect(data, s, &host).await
-        })
-        .await?;
-    let result = run_steps(&mut run, &mut state, &session, &rendered, &compose, options).await;
-    session.close().await;
-    let (steps, recreated, restarted, services) = result?;
-    state.pending_restarts.clear();
-    let lifecycle = (state.lifecycle < Lifecycle::Running).then_some(Lifecycle::Running);
-    run.finish(&mut state, lifecycle)?;
-    Ok(Running {
-        name: env.to_string(),
-        host: host.ip.clone(),
-        changed: steps.iter().any(|s| s.changed),
-        steps,
-        recreated,
-        restarted,
-        services,
-        announce_urls: host
+/// Runs (or, in a dry run, plans) on a host already reached, under a lock the caller holds.
+/// `also_restart`: services a dry-run release said it would owe a restart (deploy's plan).
+pub async fn run_on(
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    options: &RunOptions,
+    also_restart: &[String],
+) -> Result<Running, OpsError> {
+    let started = Instant::now();
+    let (record, setup) = if options.dry_run {
+        configured_host(state, "run")?
+    } else {
+        ready_to_run(state)?
+    };
+    let rendered = render(state)?;
+    let compose_command = setup.compose_command.clone();
+    let mut running = Running {
+        name: state.name.clone(),
+        host: record.ip.clone(),
+        dry_run: options.dry_run,
+        changed: false,
+        steps: Vec::new(),
+        recreated: Vec::new(),
+        restarted: Vec::new(),
+        would: Vec::new(),
+        services: Vec::new(),
+        announce_urls: record
             .ip
             .parse()
             .map(|ip| stack::announce_urls(&state.config, ip))
             .unwrap_or_default(),
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    })
+        elapsed_ms: 0,
+    };
+    if options.dry_run {
+        let mut pending = state.pending_restarts.clone();
+        pending.extend(also_restart.iter().cloned());
+        plan_run(host, &rendered, &compose_command, &pending, &mut running)
+            .await
+            .map_err(|e| OpsError::Failed(format!("run --dry-run: {e}")))?;
+    } else {
+        let mut run = StepRun::begin(data, state, "run")?;
+        run_steps(
+            &mut run,
+            state,
+            host,
+            &rendered,
+            &compose_command,
+            options,
+            &mut running,
+        )
+        .await?;
+        state.pending_restarts.clear();
+        let lifecycle = (state.lifecycle < Lifecycle::Running).then_some(Lifecycle::Running);
+        run.finish(state, lifecycle)?;
+    }
+    running.changed = running.steps.iter().any(|s| s.changed);
+    running.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(running)
 }
 
-type RunOutcome = (
-    Vec<StepReport>,
-    Vec<String>,
-    Vec<String>,
-    Vec<ServiceHealth>,
-);
+fn report<A>(step: &str, plan: &Plan<A>) -> StepReport {
+    StepReport {
+        step: step.into(),
+        changed: plan.is_apply(),
+        detail: plan.text().to_string(),
+    }
+}
 
+/// Reads the compose facts and the services' health once; reports what a run would do.
+async fn plan_run(
+    host: &dyn Host,
+    rendered: &RenderedStack,
+    compose_command: &str,
+    pending: &[String],
+    running: &mut Running,
+) -> Result<(), TaskError> {
+    let facts = compose::read(host, compose_command, rendered).await?;
+    let (up, _exact) = compose::plan_up(rendered, &facts);
+    let recreated: Vec<String> = match &up {
+        Plan::Apply(acts, _) => acts
+            .iter()
+            .filter(|a| a.action != "start")
+            .map(|a| a.service.clone())
+            .collect(),
+        Plan::Nothing(_) => Vec::new(),
+    };
+    let mut pending = pending.to_vec();
+    pending.sort();
+    pending.dedup();
+    let restart = compose::plan_restart(&pending, &recreated);
+    running.steps = vec![report(compose::UP, &up), report(compose::RESTART, &restart)];
+    if let Plan::Apply(acts, _) = up {
+        running.would = acts;
+    }
+    if let Plan::Apply(list, _) = restart {
+        running.restarted = list;
+    }
+    running.services = compose::probe_health(host, rendered).await?;
+    Ok(())
+}
+
+/// Runs the compose task as recorded steps: up, restarts, health.
 async fn run_steps(
     run: &mut StepRun<'_>,
     state: &mut EnvironmentState,
-    session: &Session,
+    host: &dyn Host,
     rendered: &RenderedStack,
-    compose: &str,
+    compose_command: &str,
     options: &RunOptions,
-) -> Result<RunOutcome, OpsError> {
-    let mut steps = Vec::new();
-    let compose_in_dir = format!("cd {} && {compose}", shell_quote(layout::STACK_DIR));
-
-    let recreated = run
-        .step(state, "compose up", async |_s| {
-            let before = containers(session).await?;
-            let out = session
-                .sudo(&format!("{compose_in_dir} up -d --remove-orphans 2>&1"))
-                .await?;
-            if !out.success() {
-                return Err(RunError::Compose {
-                    command: format!("{compose} up -d"),
-                    output: indent_tail(&out.stdout_str(), 20),
-                });
-            }
-            let after = containers(session).await?;
-            Ok::<_, RunError>(
-                after
-                    .iter()
-                    .filter(|(svc, id)| before.get(*svc) != Some(id))
-                    .map(|(svc, _)| svc.clone())
-                    .collect::<Vec<_>>(),
-            )
+    running: &mut Running,
+) -> Result<(), OpsError> {
+    let (up, recreated) = run
+        .step(state, compose::UP, async |_s| {
+            let facts = compose::read(host, compose_command, rendered).await?;
+            let (plan, exact) = compose::plan_up(rendered, &facts);
+            // Without the definitions' hashes only `up -d` can tell whether one changed.
+            let recreated = if plan.is_apply() || !exact {
+                compose::up(host, compose_command).await?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, TaskError>((plan, recreated))
         })
         .await?;
-    steps.push(StepReport {
-        step: "compose up".into(),
-        changed: !recreated.is_empty(),
-        detail: if recreated.is_empty() {
-            "every container up to date".into()
-        } else {
+    // What `up -d` did, not what the facts predicted: a container started or removed keeps no
+    // new ID, and a predicted recreation that Compose found unneeded changed nothing.
+    let started_or_removed = match &up {
+        Plan::Apply(acts, _) => acts.iter().any(|a| a.action != "recreate"),
+        Plan::Nothing(_) => false,
+    };
+    running.steps.push(StepReport {
+        step: compose::UP.into(),
+        changed: !recreated.is_empty() || started_or_removed,
+        detail: if !recreated.is_empty() {
             format!("created or recreated: {}", recreated.join(", "))
+        } else if started_or_removed {
+            up.text().to_string()
+        } else {
+            "every container up to date".to_string()
         },
     });
 
     // Files a release changed are mounted into containers that `up -d` did not recreate.
-    let to_restart: Vec<String> = state
-        .pending_restarts
-        .iter()
-        .filter(|s| !recreated.contains(s))
-        .cloned()
-        .collect();
-    if !to_restart.is_empty() {
-        run.step(state, "restart changed services", async |_s| {
-            let list: Vec<String> = to_restart.iter().map(|s| shell_quote(s)).collect();
-            let command = format!("{compose_in_dir} restart {} 2>&1", list.join(" "));
-            let out = session.sudo(&command).await?;
-            if !out.success() {
-                return Err(RunError::Compose {
-                    command: format!("{compose} restart {}", to_restart.join(" ")),
-                    output: indent_tail(&out.stdout_str(), 20),
-                });
-            }
-            Ok(())
+    let restart = compose::plan_restart(&state.pending_restarts, &recreated);
+    if let Plan::Apply(list, _) = &restart {
+        run.step(state, compose::RESTART, async |_s| {
+            compose::restart(host, compose_command, list).await
         })
         .await?;
+        running.restarted = list.clone();
     }
-    steps.push(StepReport {
-        step: "restart changed services".into(),
-        changed: !to_restart.is_empty(),
-        detail: if to_restart.is_empty() {
-            "none needed".into()
-        } else {
-            format!("restarted {} (their files changed)", to_restart.join(", "))
-        },
-    });
+    running.steps.push(report(compose::RESTART, &restart));
 
     let services = run
-        .step(state, "wait until healthy", async |_s| {
-            wait_healthy(session, rendered, options.timeout).await
+        .step(state, compose::HEALTH, async |_s| {
+            compose::wait_healthy(host, rendered, options.timeout, Duration::from_secs(2)).await
         })
         .await?;
-    steps.push(StepReport {
-        step: "wait until healthy".into(),
+    running.steps.push(StepReport {
+        step: compose::HEALTH.into(),
         changed: false,
         detail: services
             .iter()
@@ -212,195 +264,176 @@ async fn run_steps(
             .collect::<Vec<_>>()
             .join("; "),
     });
-    Ok((steps, recreated, to_restart, services))
-}
-
-/// service -> container ID, for the compose project's containers.
-async fn containers(session: &Session) -> Result<BTreeMap<String, String>, SshError> {
-    let out = session
-        .sudo(&format!(
-            "docker ps -a --no-trunc --filter label=com.docker.compose.project={} \
-             --format '{{{{.Label \"com.docker.compose.service\"}}}} {{{{.ID}}}}'",
-            layout::COMPOSE_PROJECT_NAME
-        ))
-        .await?
-        .check()?;
-    Ok(out
-        .stdout_str()
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(s, id)| (s.to_string(), id.to_string()))
-        .collect())
-}
-
-/// One round trip: each service's container state and health, and its HTTP probe.
-fn health_script(rendered: &RenderedStack) -> String {
-    let mut s = String::new();
-    for svc in &rendered.services {
-        let name = svc.name.as_str();
-        s.push_str(&format!(
-            "id=$(docker ps -aq --no-trunc --filter label=com.docker.compose.project={} \
-             --filter label=com.docker.compose.service={name} | head -n1)\n\
-             if [ -z \"$id\" ]; then echo '{name} missing none -'; else\n\
-             st=$(docker inspect --format '{{{{.State.Status}}}} {{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{else}}}}none{{{{end}}}}' \"$id\")\n",
-            layout::COMPOSE_PROJECT_NAME
-        ));
-        match &svc.health {
-            HealthProbe::Http { url } => s.push_str(&format!(
-                "if curl -fsS -o /dev/null -m 3 {u} 2>/dev/null || wget -q -O /dev/null -T 3 {u} 2>/dev/null; \
-                 then h=ok; else h=fail; fi\n",
-                u = shell_quote(url)
-            )),
-            _ => s.push_str("h=-\n"),
-        }
-        s.push_str(&format!("echo \"{name} $st $h\"; fi\n"));
-    }
-    s
-}
-
-/// Parses a line of [`health_script`]: `service status health http`.
-fn judge(line: &str, probe: &HealthProbe) -> (bool, String) {
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let (status, health, http) = (
-        f.get(1).copied().unwrap_or("?"),
-        f.get(2).copied().unwrap_or("?"),
-        f.get(3).copied().unwrap_or("-"),
-    );
-    if status == "missing" {
-        return (false, "no container".into());
-    }
-    let ok = status == "running"
-        && match probe {
-            HealthProbe::Container { .. } => health == "healthy",
-            HealthProbe::Http { .. } => http == "ok" && health != "unhealthy",
-            HealthProbe::Running => health != "unhealthy",
-        };
-    let mut detail = status.to_string();
-    if health != "none" {
-        detail.push_str(&format!(", {health}"));
-    }
-    if let HealthProbe::Http { url } = probe {
-        detail.push_str(&format!(
-            ", {url} {}",
-            if http == "ok" {
-                "answers"
-            } else {
-                "does not answer"
-            }
-        ));
-    }
-    (ok, detail)
-}
-
-async fn wait_healthy(
-    session: &Session,
-    rendered: &RenderedStack,
-    timeout: Duration,
-) -> Result<Vec<ServiceHealth>, RunError> {
-    let script = health_script(rendered);
-    let started = Instant::now();
-    let mut last_report = Instant::now();
-    loop {
-        let out = session.sudo(&script).await?.check()?;
-        let text = out.stdout_str();
-        let report: Vec<ServiceHealth> = rendered
-            .services
-            .iter()
-            .map(|svc| {
-                let name = svc.name.as_str();
-                let line = text
-                    .lines()
-                    .find(|l| l.split_whitespace().next() == Some(name))
-                    .unwrap_or("");
-                let (healthy, detail) = judge(line, &svc.health);
-                ServiceHealth {
-                    service: name.to_string(),
-                    healthy,
-                    detail,
-                }
-            })
-            .collect();
-        if report.iter().all(|s| s.healthy) {
-            return Ok(report);
-        }
-        let failing: Vec<&ServiceHealth> = report.iter().filter(|s| !s.healthy).collect();
-        if started.elapsed() >= timeout {
-            let mut logs = String::new();
-            for s in &failing {
-                let out = session
-                    .sudo(&format!(
-                        "id=$(docker ps -aq --filter label=com.docker.compose.project={} \
-                         --filter label=com.docker.compose.service={} | head -n1); \
-                         [ -n \"$id\" ] && docker logs --tail 25 \"$id\" 2>&1",
-                        layout::COMPOSE_PROJECT_NAME,
-                        s.service
-                    ))
-                    .await?;
-                logs.push_str(&format!(
-                    "  last log lines of {}:\n{}\n",
-                    s.service,
-                    indent_tail(&out.stdout_str(), 25)
-                ));
-            }
-            return Err(RunError::Unhealthy {
-                waited: started.elapsed().as_secs(),
-                failing: failing
-                    .iter()
-                    .map(|s| format!("{} ({})", s.service, s.detail))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                logs,
-            });
-        }
-        if last_report.elapsed() >= Duration::from_secs(10) {
-            tracing::info!(
-                "[{:>5.1}s] waiting for {}",
-                started.elapsed().as_secs_f64(),
-                failing
-                    .iter()
-                    .map(|s| format!("{} ({})", s.service, s.detail))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            last_report = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
-fn indent_tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    running.recreated = recreated;
+    running.services = services;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::fake::{FakeHost, Reply};
+    use crate::ops::release::tests::configured_state;
 
-    #[test]
-    fn judging_health() {
-        let container = HealthProbe::Container {
-            command: vec!["x".into()],
-        };
-        assert!(judge("tracker running healthy -", &container).0);
-        assert!(!judge("tracker running starting -", &container).0);
-        assert!(!judge("tracker exited none -", &container).0);
-        let http = HealthProbe::Http {
-            url: "http://127.0.0.1:9090/-/ready".into(),
-        };
-        assert!(judge("prometheus running none ok", &http).0);
-        let (ok, detail) = judge("prometheus running none fail", &http);
-        assert!(!ok);
-        assert!(detail.contains("does not answer"), "{detail}");
-        assert!(judge("caddy running none -", &HealthProbe::Running).0);
-        assert!(!judge("caddy restarting none -", &HealthProbe::Running).0);
-        assert_eq!(
-            judge("mysql missing none -", &HealthProbe::Running),
-            (false, "no container".into())
+    /// Compose facts where every service runs its current definition and image, except
+    /// `stopped`.
+    fn facts(rendered: &RenderedStack, stopped: Option<&str>) -> String {
+        let mut t = String::from("--containers\n");
+        for s in &rendered.services {
+            let state = if Some(s.name.as_str()) == stopped {
+                "exited"
+            } else {
+                "running"
+            };
+            t.push_str(&format!(
+                "{} id-{} {state} h-{} sha256:i\n",
+                s.name, s.name, s.name
+            ));
+        }
+        t.push_str("--hash\n");
+        for s in &rendered.services {
+            t.push_str(&format!("{} h-{}\n", s.name, s.name));
+        }
+        t.push_str("--images\n");
+        for i in &rendered.images {
+            t.push_str(&format!("{i} sha256:i\n"));
+        }
+        t
+    }
+
+    fn healthy(rendered: &RenderedStack) -> String {
+        rendered
+            .services
+            .iter()
+            .map(|s| format!("{} running healthy ok\n", s.name))
+            .collect()
+    }
+
+    fn options(dry_run: bool) -> RunOptions {
+        RunOptions {
+            timeout: Duration::from_secs(5),
+            dry_run,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_up_to_date_stack_is_not_touched_but_owed_restarts_are_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        state.lifecycle = Lifecycle::Released;
+        state.pending_restarts = vec!["tracker".into()];
+        data.save(&mut state).unwrap();
+        let rendered = render(&state).unwrap();
+        let host = FakeHost::new();
+        host.reply("echo --containers", [Reply::ok(facts(&rendered, None))]);
+        host.reply(
+            "docker inspect --format '{{.State.Status}}",
+            [Reply::ok(healthy(&rendered))],
         );
+        host.reply(" restart tracker", [Reply::ok("")]);
+
+        let plan = run_on(&data, &mut state, &host, &options(true), &[])
+            .await
+            .unwrap();
+        assert!(plan.changed && plan.would.is_empty());
+        assert_eq!(plan.restarted, vec!["tracker"]);
+        assert_eq!(data.load("rel").unwrap().pending_restarts, vec!["tracker"]);
+
+        host.clear_calls();
+        let ran = run_on(&data, &mut state, &host, &options(false), &[])
+            .await
+            .unwrap();
+        assert!(ran.recreated.is_empty());
+        assert_eq!(ran.restarted, vec!["tracker"]);
+        let commands = host.commands();
+        assert_eq!(commands.len(), 3, "{commands:#?}");
+        assert!(
+            commands.iter().all(|c| !c.contains("up -d")),
+            "{commands:#?}"
+        );
+        assert_eq!(
+            commands[1],
+            "cd /opt/torrust && docker-compose restart tracker 2>&1"
+        );
+        let saved = data.load("rel").unwrap();
+        assert_eq!(saved.lifecycle, Lifecycle::Running);
+        assert!(saved.pending_restarts.is_empty());
+
+        // Nothing owed, nothing different: a dry run says nothing would change.
+        let plan = run_on(&data, &mut state, &host, &options(true), &[])
+            .await
+            .unwrap();
+        assert!(!plan.changed, "{:?}", plan.steps);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_service_is_started_by_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        state.lifecycle = Lifecycle::Running;
+        let rendered = render(&state).unwrap();
+        let first = rendered.services[0].name.to_string();
+        let host = FakeHost::new();
+        host.reply(
+            "echo --containers",
+            [Reply::ok(facts(&rendered, Some(&first)))],
+        );
+        host.reply(
+            "docker inspect --format '{{.State.Status}}",
+            [Reply::ok(healthy(&rendered))],
+        );
+        host.reply("docker ps -a --no-trunc", [Reply::ok("")]);
+        host.reply("up -d --remove-orphans", [Reply::ok("")]);
+
+        let plan = run_on(&data, &mut state, &host, &options(true), &[])
+            .await
+            .unwrap();
+        assert_eq!(plan.would.len(), 1);
+        assert_eq!(
+            (plan.would[0].service.as_str(), plan.would[0].action),
+            (first.as_str(), "start")
+        );
+        assert!(host.commands().iter().all(|c| !c.contains("up -d")));
+
+        let ran = run_on(&data, &mut state, &host, &options(false), &[])
+            .await
+            .unwrap();
+        assert!(ran.changed);
+        assert!(
+            host.commands()
+                .iter()
+                .any(|c| c.contains("up -d --remove-orphans"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_predicted_recreation_that_compose_skips_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        state.lifecycle = Lifecycle::Running;
+        let rendered = render(&state).unwrap();
+        let host = FakeHost::new();
+        // Every label differs from the hash Compose reports (say, another hash format).
+        let (containers, rest) = facts(&rendered, None)
+            .split_once("--hash")
+            .map(|(c, r)| (c.replace(" h-", " old-h-"), r.to_string()))
+            .unwrap();
+        let labels_differ = format!("{containers}--hash{rest}");
+        host.reply("echo --containers", [Reply::ok(labels_differ)]);
+        host.reply(
+            "docker inspect --format '{{.State.Status}}",
+            [Reply::ok(healthy(&rendered))],
+        );
+        host.reply("docker ps -a --no-trunc", [Reply::ok("tracker same-id\n")]);
+        host.reply("up -d --remove-orphans", [Reply::ok("")]);
+        let ran = run_on(&data, &mut state, &host, &options(false), &[])
+            .await
+            .unwrap();
+        assert!(host.commands().iter().any(|c| c.contains("up -d")));
+        assert!(!ran.changed, "{:?}", ran.steps);
+        assert_eq!(ran.steps[0].detail, "every container up to date");
     }
 }

@@ -28,16 +28,16 @@ use sha2::{Digest, Sha256};
 
 use super::OpsError;
 use super::host::ssh_target;
-use crate::ssh::{ConnectOptions, PassphraseSource, Session, shell_quote};
+use crate::ssh::{ConnectOptions, PassphraseSource, Session};
 use crate::stack::{self, ServiceInfo, StackFile, layout};
 use crate::state::{DataDir, Lifecycle};
+use crate::tasks::status_probe;
 
 /// The environment variable that moves the host's files under a directory, for tests (see the
 /// module documentation). Read by the CLI of `status` only.
 pub const ROOT_ENV: &str = "TORRUST_DEPLOYER_STATUS_ROOT";
 
-/// How long the script waits for `docker ps` (a hung daemon must not hang `status`).
-const DOCKER_TIMEOUT_SECS: u32 = 30;
+pub use crate::tasks::status_probe::{DOCKER_TIMEOUT_SECS, script as probe_script};
 
 #[derive(Debug, Clone)]
 pub struct StatusOptions {
@@ -367,7 +367,7 @@ pub async fn status(
                 "status: cannot reach the host of environment '{env}': {e}"
             ))
         })?;
-    let out = session.sudo(&script).await;
+    let out = status_probe::run(&session, &script).await;
     session.close().await;
     let out = out.map_err(|e| OpsError::Failed(format!("status: {e}")))?;
     let probe = parse_probe(&out.stdout_str(), paths.len()).map_err(|why| {
@@ -519,53 +519,6 @@ fn probe_path(root: Option<&Path>, host_path: &Path) -> String {
             .to_string_lossy()
             .into_owned(),
     }
-}
-
-/// The one script `status` runs as root. Output, one finding per line:
-///
-/// ```text
-/// F <index> absent|link|other|unreadable
-/// F <index> file <sha256> <octal mode> <uid> <gid>
-/// D missing                  no docker command
-/// D exit <code>              docker ps exited so; then its output (stdout and stderr):
-/// C <line>
-/// E end                      the script ran to its end
-/// ```
-///
-/// `docker_dir` (tests only) goes first on `PATH`.
-pub fn probe_script(paths: &[String], project: &str, docker_dir: Option<&str>) -> String {
-    let mut s = String::new();
-    if let Some(dir) = docker_dir {
-        let _ = writeln!(s, "PATH={}:\"$PATH\"; export PATH", shell_quote(dir));
-    }
-    // One function per file: a missing or odd file never shifts the lines of the others.
-    s.push_str(
-        "f() {\n\
-         \x20 if [ -L \"$2\" ]; then echo \"F $1 link\"\n\
-         \x20 elif [ -f \"$2\" ]; then\n\
-         \x20   if h=$(sha256sum < \"$2\") && m=$(stat -c '%a %u %g' \"$2\"); then\n\
-         \x20     echo \"F $1 file ${h%% *} $m\"\n\
-         \x20   else echo \"F $1 unreadable\"; fi\n\
-         \x20 elif [ -e \"$2\" ]; then echo \"F $1 other\"\n\
-         \x20 else echo \"F $1 absent\"; fi\n\
-         }\n",
-    );
-    for (i, p) in paths.iter().enumerate() {
-        let _ = writeln!(s, "f {i} {}", shell_quote(p));
-    }
-    let filter = shell_quote(&format!("label=com.docker.compose.project={project}"));
-    let _ = write!(
-        s,
-        "if ! command -v docker >/dev/null 2>&1; then echo 'D missing'\n\
-         else\n\
-         \x20 if command -v timeout >/dev/null 2>&1; then t='timeout {DOCKER_TIMEOUT_SECS}'; else t=''; fi\n\
-         \x20 out=$($t docker ps -a --filter {filter} --format '{{{{json .}}}}' 2>&1); rc=$?\n\
-         \x20 echo \"D exit $rc\"\n\
-         \x20 printf '%s\\n' \"$out\" | while IFS= read -r l; do printf 'C %s\\n' \"$l\"; done\n\
-         fi\n\
-         echo 'E end'\n"
-    );
-    s
 }
 
 /// Reads the output of [`probe_script`] for `n` files.

@@ -20,9 +20,11 @@ use serde::Serialize;
 
 use super::OpsError;
 use crate::config::EnvironmentConfig;
+use crate::host::Host;
 use crate::probe::{self, HttpOptions, ProbeOptions, ProbeReport, TlsTrust, UdpRetry, UdpTarget};
 use crate::stack::{self, layout};
 use crate::state::{DataDir, EnvironmentState, Lifecycle};
+use crate::tasks::caddy_ca;
 
 /// How `test` checks.
 #[derive(Debug, Clone)]
@@ -116,13 +118,25 @@ pub async fn test(
     options: &TestOptions,
     lock_wait: Duration,
 ) -> Result<Tested, OpsError> {
-    let started = Instant::now();
     // The lock only while reading: a consistent state, not one half-written by another command.
     let state = {
         let _lock = data.lock(env, "test", lock_wait)?;
         data.load(env)?
     };
-    let ip = host_ip(&state)?;
+    test_with(data, &state, options, None).await
+}
+
+/// [`test`] of a state already loaded. `host`: a connection to reuse for reading Caddy's root
+/// CA (deploy's); `None` connects when the CA is needed.
+pub async fn test_with(
+    data: &DataDir,
+    state: &EnvironmentState,
+    options: &TestOptions,
+    host: Option<&dyn Host>,
+) -> Result<Tested, OpsError> {
+    let started = Instant::now();
+    let env = state.name.as_str();
+    let ip = host_ip(state)?;
     let mut tls = tls_trust(options)?;
     let mut plan = plan(&state.config, ip)?;
     // `.local` domains are served with Caddy's internal CA: trust its root as the host has it,
@@ -130,7 +144,7 @@ pub async fn test(
     let local = local_tls_domains(&state.config);
     let mut host_ca = false;
     if matches!(tls, TlsTrust::System) && !local.is_empty() {
-        match fetch_host_ca(data, &state).await {
+        match fetch_host_ca(data, state, host).await {
             Ok(path) => {
                 plan.notes.push(format!(
                     "{} use(s) Caddy's internal CA: its root was read from the host over SSH \
@@ -164,7 +178,7 @@ pub async fn test(
         }
         plan.resolve.clone()
     };
-    plan.notes.extend(tls_notes(&state, &tls));
+    plan.notes.extend(tls_notes(state, &tls));
     if state.lifecycle < Lifecycle::Running {
         plan.notes.push(format!(
             "the environment is '{}', not 'running': the checks pass only if the tracker was \
@@ -221,38 +235,32 @@ fn caddy_root_on_host() -> PathBuf {
     layout::caddy_data().join("caddy/pki/authorities/local/root.crt")
 }
 
-/// Reads the root of Caddy's internal CA from the host over SSH and saves it in the
-/// environment's directory. Caddy writes it when it starts, so a missing file is retried for a
-/// while.
-async fn fetch_host_ca(data: &DataDir, state: &EnvironmentState) -> Result<PathBuf, String> {
+/// Reads the root of Caddy's internal CA from the host (over `host`, or a new SSH connection)
+/// and saves it in the environment's directory.
+async fn fetch_host_ca(
+    data: &DataDir,
+    state: &EnvironmentState,
+    host: Option<&dyn Host>,
+) -> Result<PathBuf, String> {
     const WAIT: Duration = Duration::from_secs(20);
-    let host = state.host.as_ref().ok_or("the environment has no host")?;
-    let session = super::host::connect(data, state, host)
-        .await
-        .map_err(|e| e.to_string())?;
-    let remote = caddy_root_on_host();
-    let started = Instant::now();
-    let pem = loop {
-        match session.sudo(&format!("cat {}", remote.display())).await {
-            Ok(out) if out.success() && out.stdout.starts_with(b"-----BEGIN CERTIFICATE-----") => {
-                break Ok(out.stdout);
-            }
-            Ok(_) if started.elapsed() < WAIT => tokio::time::sleep(Duration::from_secs(1)).await,
-            Ok(out) => {
-                break Err(format!(
-                    "{} is missing or not a PEM certificate after {} s ({}); is Caddy running? \
-                     (`torrust-tracker-deployer status {}`)",
-                    remote.display(),
-                    WAIT.as_secs(),
-                    out.stderr_str().trim(),
-                    state.name
-                ));
-            }
-            Err(e) => break Err(e.to_string()),
+    let remote = caddy_root_on_host().to_string_lossy().into_owned();
+    let read = async |h: &dyn Host| {
+        caddy_ca::read_root_ca(h, &remote, WAIT, Duration::from_secs(1))
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let pem = match host {
+        Some(h) => read(h).await?,
+        None => {
+            let record = state.host.as_ref().ok_or("the environment has no host")?;
+            let session = super::host::connect(data, state, record)
+                .await
+                .map_err(|e| e.to_string())?;
+            let pem = read(&session).await;
+            session.close().await;
+            pem?
         }
     };
-    session.close().await;
-    let pem = pem?;
     let local = data.env_dir(&state.name).join("caddy-root.crt");
     crate::state::fsutil::write_atomic(&local, &pem, 0o644)
         .map_err(|e| format!("cannot save it to {}: {e}", local.display()))?;

@@ -282,6 +282,17 @@ impl Session {
     /// reports which changed. Unchanged files are not touched. Parent directories are created
     /// (mode 0755) when missing.
     pub async fn upload(&self, files: &[UploadFile]) -> Result<Vec<FileChange>, SshError> {
+        self.place(files, true).await
+    }
+
+    /// What [`upload`](Self::upload) would do to each file, from the same one-round-trip
+    /// inspection (hash, mode, owner), without changing anything on the host.
+    pub async fn compare(&self, files: &[UploadFile]) -> Result<Vec<FileChange>, SshError> {
+        self.place(files, false).await
+    }
+
+    /// Inspects the files on the host and, when `apply` is set, places those that differ.
+    async fn place(&self, files: &[UploadFile], apply: bool) -> Result<Vec<FileChange>, SshError> {
         let host = self.target().host.clone();
         let err = |detail: String| SshError::Upload {
             host: host.clone(),
@@ -300,8 +311,8 @@ impl Session {
         // A command line is one argument of `sh -c` (at most 128 KiB on Linux): split huge lists.
         if files.len() > 1 && script_estimate(files) > MAX_SCRIPT {
             let (first, second) = files.split_at(files.len() / 2);
-            let mut changes = Box::pin(self.upload(first)).await?;
-            changes.extend(Box::pin(self.upload(second)).await?);
+            let mut changes = Box::pin(self.place(first, apply)).await?;
+            changes.extend(Box::pin(self.place(second, apply)).await?);
             return Ok(changes);
         }
 
@@ -334,7 +345,7 @@ impl Session {
                 change: p.change,
             })
             .collect();
-        if plans.iter().all(|p| p.change == Change::Unchanged) {
+        if !apply || plans.iter().all(|p| p.change == Change::Unchanged) {
             return Ok(result);
         }
 

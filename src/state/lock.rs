@@ -4,6 +4,10 @@
 //! holder dies, so a crashed command never leaves the environment locked. The file's content
 //! says who holds it (PID, host, command, start time). Content found in a file whose lock is
 //! free belongs to a holder that died: that is a stale lock, reported and taken over.
+//!
+//! A command made of phases (`deploy`) takes the lock once and runs its phases inside
+//! [`EnvLock::hold`]: a phase that asks for the same lock in that task gets a nested guard
+//! instead of waiting for itself, so no other command can run between the phases.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -57,10 +61,16 @@ pub enum LockError {
     },
 }
 
+tokio::task_local! {
+    /// The lock files held by the running command for the phases it runs ([`EnvLock::hold`]).
+    static HELD: Vec<PathBuf>;
+}
+
 /// A held lock. Dropping it releases the lock and clears the owner record.
 #[derive(Debug)]
 pub struct EnvLock {
-    file: File,
+    /// `None` for a nested guard: the lock belongs to an enclosing [`EnvLock::hold`].
+    file: Option<File>,
     path: PathBuf,
     /// The owner record of a holder that died without releasing, if one was found.
     pub recovered_stale: Option<LockOwner>,
@@ -79,6 +89,13 @@ impl EnvLock {
             path: path.clone(),
             source,
         };
+        if HELD.try_with(|held| held.contains(&path)).unwrap_or(false) {
+            return Ok(EnvLock {
+                file: None,
+                path,
+                recovered_stale: None,
+            });
+        }
         std::fs::create_dir_all(lock_dir).map_err(io_err)?;
         let mut file = OpenOptions::new()
             .read(true)
@@ -132,7 +149,7 @@ impl EnvLock {
         file.write_all(record.as_bytes()).map_err(io_err)?;
         file.sync_data().map_err(io_err)?;
         Ok(EnvLock {
-            file,
+            file: Some(file),
             path,
             recovered_stale,
         })
@@ -141,13 +158,29 @@ impl EnvLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether this guard only stands for a lock an enclosing [`hold`](Self::hold) owns.
+    pub fn is_nested(&self) -> bool {
+        self.file.is_none()
+    }
+
+    /// Runs `f` with this lock standing for every acquisition of the same environment's lock
+    /// made inside it (in the same task): those get a nested guard at once, and the lock stays
+    /// held from the first phase to the last.
+    pub async fn hold<F: std::future::Future>(&self, f: F) -> F::Output {
+        let mut held = HELD.try_with(Clone::clone).unwrap_or_default();
+        held.push(self.path.clone());
+        HELD.scope(held, f).await
+    }
 }
 
 impl Drop for EnvLock {
     fn drop(&mut self) {
-        // Clear the record first, so a later reader never mistakes us for a stale holder.
-        let _ = self.file.set_len(0);
-        let _ = self.file.unlock();
+        if let Some(file) = &self.file {
+            // Clear the record first, so a later reader never mistakes us for a stale holder.
+            let _ = file.set_len(0);
+            let _ = file.unlock();
+        }
     }
 }
 
@@ -202,6 +235,38 @@ mod tests {
         .unwrap();
         let lock = EnvLock::acquire(dir.path(), "e2", "provision", Duration::ZERO).unwrap();
         assert_eq!(lock.recovered_stale, Some(dead));
+    }
+
+    #[tokio::test]
+    async fn phases_inside_hold_get_a_nested_guard_and_others_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let outer = EnvLock::acquire(dir.path(), "e4", "deploy", Duration::ZERO).unwrap();
+        assert!(!outer.is_nested());
+        outer
+            .hold(async {
+                let inner = EnvLock::acquire(dir.path(), "e4", "release", Duration::ZERO).unwrap();
+                assert!(inner.is_nested());
+                drop(inner);
+                // Dropping the nested guard released nothing: another environment's lock is
+                // separate, and this one is still held for anyone outside the hold.
+                let path = dir.path().to_path_buf();
+                let other = std::thread::spawn(move || {
+                    EnvLock::acquire(&path, "e4", "destroy", Duration::ZERO).map(|_| ())
+                })
+                .join()
+                .unwrap();
+                assert!(matches!(other, Err(LockError::Held { .. })), "{other:?}");
+                assert!(
+                    !EnvLock::acquire(dir.path(), "e5", "x", Duration::ZERO)
+                        .unwrap()
+                        .is_nested()
+                );
+            })
+            .await;
+        // Outside the hold, the same task is an ordinary contender again.
+        assert!(EnvLock::acquire(dir.path(), "e4", "run", Duration::ZERO).is_err());
+        drop(outer);
+        EnvLock::acquire(dir.path(), "e4", "run", Duration::ZERO).unwrap();
     }
 
     #[test]

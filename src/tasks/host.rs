@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::facts::{self, Facts};
 use super::{Plan, TaskError};
-use crate::ssh::{Session, UploadFile, shell_quote};
+use crate::host::Host;
+use crate::ssh::{UploadFile, shell_quote};
 
 /// What configure is asked to make true.
 #[derive(Debug, Clone)]
@@ -256,7 +257,7 @@ pub fn plan_firewall(facts: &Facts, goals: &Goals) -> Plan<()> {
 }
 
 /// Waits for cloud-init to finish and for the package manager's locks to be free. Read-only.
-pub async fn wait_ready(session: &Session, timeout: Duration) -> Result<String, TaskError> {
+pub async fn wait_ready(host: &dyn Host, timeout: Duration) -> Result<String, TaskError> {
     let secs = timeout.as_secs().max(1);
     // apt and dpkg lock with fcntl: a held lock shows in /proc/locks by inode.
     let script = format!(
@@ -282,7 +283,7 @@ pub async fn wait_ready(session: &Session, timeout: Duration) -> Result<String, 
          done\n\
          echo \"cloud-init=$ci apt=free waited=$waited\"\n"
     );
-    let out = session.sudo(&script).await?;
+    let out = host.sudo(&script).await?;
     let text = out.stdout_str().trim().to_string();
     if out.status.code() == Some(3) {
         return Err(TaskError::failed(
@@ -312,15 +313,15 @@ pub async fn wait_ready(session: &Session, timeout: Duration) -> Result<String, 
 }
 
 /// Reads the facts in one round trip.
-pub async fn read_facts(session: &Session, goals: &Goals) -> Result<Facts, TaskError> {
-    let out = session.sudo(&facts_script(goals)).await?;
+pub async fn read_facts(host: &dyn Host, goals: &Goals) -> Result<Facts, TaskError> {
+    let out = host.sudo(&facts_script(goals)).await?;
     Facts::parse(&out.stdout_str()).map_err(TaskError::Facts)
 }
 
 const APT: &str = "DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300";
 
 /// One `apt-get update` and one `apt-get install` for all missing packages.
-pub async fn apply_packages(session: &Session, packages: &[String]) -> Result<(), TaskError> {
+pub async fn apply_packages(host: &dyn Host, packages: &[String]) -> Result<(), TaskError> {
     let list: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
     let script = format!(
         "set -e\n{APT} update >/dev/null\n\
@@ -328,7 +329,7 @@ pub async fn apply_packages(session: &Session, packages: &[String]) -> Result<()
          -o Dpkg::Options::=--force-confold {}\n",
         list.join(" ")
     );
-    let out = session.sudo(&script).await?;
+    let out = host.sudo(&script).await?;
     if !out.success() {
         let stderr = out.stderr_str();
         let fix = if stderr.contains("Unable to locate package")
@@ -362,13 +363,13 @@ pub(crate) fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n    ")
 }
 
-pub async fn apply_docker_service(session: &Session, facts: &Facts) -> Result<(), TaskError> {
+pub async fn apply_docker_service(host: &dyn Host, facts: &Facts) -> Result<(), TaskError> {
     let command = if facts.systemd {
         "systemctl enable --now docker"
     } else {
         "service docker start"
     };
-    let out = session.sudo(command).await?;
+    let out = host.sudo(command).await?;
     if !out.success() {
         return Err(TaskError::failed(
             "docker service",
@@ -380,9 +381,8 @@ pub async fn apply_docker_service(session: &Session, facts: &Facts) -> Result<()
     Ok(())
 }
 
-pub async fn apply_docker_group(session: &Session, goals: &Goals) -> Result<(), TaskError> {
-    session
-        .sudo(&format!("usermod -aG docker {}", shell_quote(&goals.user)))
+pub async fn apply_docker_group(host: &dyn Host, goals: &Goals) -> Result<(), TaskError> {
+    host.sudo(&format!("usermod -aG docker {}", shell_quote(&goals.user)))
         .await?
         .check()?;
     Ok(())
@@ -396,17 +396,14 @@ pub enum FirewallOutcome {
     Refused(String),
 }
 
-pub async fn apply_firewall(
-    session: &Session,
-    goals: &Goals,
-) -> Result<FirewallOutcome, TaskError> {
+pub async fn apply_firewall(host: &dyn Host, goals: &Goals) -> Result<FirewallOutcome, TaskError> {
     // The SSH rule goes in before enabling, so the session is never cut.
     let script = format!(
         "set -e\nufw default deny incoming >/dev/null\nufw default allow outgoing >/dev/null\n\
          ufw allow {}/tcp >/dev/null\nufw --force enable\n",
         goals.ssh_port
     );
-    let out = session.sudo(&script).await?;
+    let out = host.sudo(&script).await?;
     if out.success() {
         return Ok(FirewallOutcome::Enabled);
     }
@@ -422,7 +419,7 @@ pub async fn apply_firewall(
     .any(|w| detail.contains(w));
     if kernel_refused {
         // Leave ufw off rather than half-applied.
-        let _ = session.sudo("ufw --force disable >/dev/null 2>&1").await;
+        let _ = host.sudo("ufw --force disable >/dev/null 2>&1").await;
         Ok(FirewallOutcome::Refused(detail))
     } else {
         Err(TaskError::failed(

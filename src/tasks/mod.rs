@@ -9,9 +9,25 @@
 //! 5. **report**: changed, unchanged, warning or failed, with the time each took.
 //!
 //! `--dry-run` stops after step 2 and reports what would change.
+//!
+//! Every task acts through a `&dyn` [`Host`](crate::host::Host), so its decisions and the
+//! commands it sends are unit-tested against [`FakeHost`](crate::host::fake::FakeHost).
+//!
+//! - configure: [`facts`] and [`host`] (packages, Docker, group, upgrades, firewall);
+//! - release: [`dirs`] (storage directories), [`files`] (file upload, dry-run diffs),
+//!   [`images`] (load from the [`bundle`] or pull);
+//! - run: [`compose`] (up, restarts, health);
+//! - test: [`caddy_ca`] (the internal CA's root); status: [`status_probe`].
 
+pub mod bundle;
+pub mod caddy_ca;
+pub mod compose;
+pub mod dirs;
 pub mod facts;
+pub mod files;
 pub mod host;
+pub mod images;
+pub mod status_probe;
 
 use std::time::Duration;
 
@@ -105,6 +121,15 @@ pub enum TaskError {
     },
     #[error("cannot read the host's facts: {0}")]
     Facts(String),
+    #[error(
+        "not healthy after {waited} s: {failing}\n{logs}\n  Look at the logs above (and `status`); \
+         fix the cause (environment file, then `release`), then `run` again: it resumes"
+    )]
+    Unhealthy {
+        waited: u64,
+        failing: String,
+        logs: String,
+    },
 }
 
 impl TaskError {
