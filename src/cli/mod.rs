@@ -12,6 +12,7 @@ mod exists;
 mod image;
 mod list;
 mod logging;
+mod monitor;
 mod output;
 mod provision;
 mod purge;
@@ -29,6 +30,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::error_kind::{Classify, ErrorKind};
+use crate::events::{self, Events};
 use crate::ops::OpsError;
 pub use output::{Format, Output};
 
@@ -164,18 +167,14 @@ pub enum CliError {
 
 impl CliError {
     pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Ops(e) => e.exit_code(),
-            CliError::Usage(_) => 2,
-            CliError::Output(_) => 1,
-        }
+        self.kind().exit_code()
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> ErrorKind {
         match self {
             CliError::Ops(e) => e.kind(),
-            CliError::Usage(_) => "usage",
-            CliError::Output(_) => "io",
+            CliError::Usage(_) => ErrorKind::Usage,
+            CliError::Output(_) => ErrorKind::Io,
         }
     }
 
@@ -199,9 +198,14 @@ pub fn main() -> i32 {
     };
     let data = cli.global.data();
     let log_file = cli.command.log_target().map(|env| data.log_file(env));
-    logging::init(&cli.global, log_file.as_deref());
+    // The monitor shows the operations' progress events; logging writes around it.
+    let monitor = monitor::Monitor::new(monitor::Mode::choose(&cli.global));
+    logging::init(&cli.global, log_file.as_deref(), monitor.stderr_writer());
+    events::install(Events::new(monitor.clone()));
     let out = Output::new(cli.global.output);
-    match run(&cli, &out) {
+    let result = run(&cli, &out);
+    monitor.finish();
+    match result {
         Ok(()) => 0,
         Err(err) => {
             tracing::debug!("failed: {err:?}");

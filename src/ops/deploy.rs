@@ -17,6 +17,8 @@ use super::provision::{self, ProvisionOptions};
 use super::release;
 use super::run::{self, RunOptions};
 use super::test::{self, TestOptions};
+use crate::error_kind::Classify;
+use crate::events::{Events, What};
 use crate::state::DataDir;
 
 #[derive(Debug, Clone)]
@@ -46,20 +48,39 @@ pub struct Deployed {
     pub elapsed_ms: u64,
 }
 
-/// Runs `f` as one phase, logging its start and time.
+/// Runs `f` as one phase, sending its start, end and time as events.
 async fn phase<T>(
     phases: &mut Vec<Phase>,
     name: &'static str,
     f: impl AsyncFnOnce() -> Result<(T, bool, String), OpsError>,
 ) -> Result<T, OpsError> {
-    tracing::info!("== {name}");
+    let events = Events::current();
+    events.emit(What::PhaseStarted {
+        phase: name.to_string(),
+    });
     let t = Instant::now();
-    let (value, changed, detail) = f().await?;
+    let (value, changed, detail) = match f().await {
+        Ok(done) => done,
+        Err(e) => {
+            events.emit(What::PhaseFailed {
+                phase: name.to_string(),
+                kind: e.kind(),
+                elapsed_ms: t.elapsed().as_millis() as u64,
+            });
+            return Err(e);
+        }
+    };
+    let elapsed_ms = t.elapsed().as_millis() as u64;
+    events.emit(What::PhaseFinished {
+        phase: name.to_string(),
+        changed,
+        elapsed_ms,
+    });
     phases.push(Phase {
         phase: name,
         changed,
         detail,
-        elapsed_ms: t.elapsed().as_millis() as u64,
+        elapsed_ms,
     });
     Ok(value)
 }

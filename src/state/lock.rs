@@ -57,6 +57,16 @@ pub enum LockError {
     },
 }
 
+impl crate::error_kind::Classify for LockError {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            LockError::Held { .. } | LockError::Timeout { .. } => ErrorKind::Locked,
+            LockError::Io { .. } => ErrorKind::Io,
+        }
+    }
+}
+
 /// A held lock. Dropping it releases the lock and clears the owner record.
 #[derive(Debug)]
 pub struct EnvLock {

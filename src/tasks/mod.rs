@@ -97,6 +97,20 @@ pub enum TaskError {
         message: String,
         fix: String,
     },
+    /// apt or dpkg failed, or their lock stayed held.
+    #[error("{task}: {message}\n  {fix}")]
+    Apt {
+        task: String,
+        message: String,
+        fix: String,
+    },
+    /// The host runs an operating system the tasks do not support.
+    #[error("{task}: {message}\n  {fix}")]
+    UnsupportedOs {
+        task: String,
+        message: String,
+        fix: String,
+    },
     #[error("{task}: applied, but the check afterwards found: {found}\n  {fix}")]
     NotVerified {
         task: String,
@@ -113,6 +127,27 @@ impl TaskError {
             task: task.to_string(),
             message: message.into(),
             fix: fix.into(),
+        }
+    }
+
+    pub fn apt(task: &str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        TaskError::Apt {
+            task: task.to_string(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl crate::error_kind::Classify for TaskError {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            TaskError::Ssh(e) => e.kind(),
+            TaskError::Failed { .. } | TaskError::Facts(_) => ErrorKind::TaskFailed,
+            TaskError::Apt { .. } => ErrorKind::AptFailed,
+            TaskError::UnsupportedOs { .. } => ErrorKind::UnsupportedOs,
+            TaskError::NotVerified { .. } => ErrorKind::NotVerified,
         }
     }
 }
