@@ -174,10 +174,10 @@ impl Events {
 
 /// The step the running task is in, for [`note`] and [`bytes`].
 #[derive(Clone)]
-pub(crate) struct StepContext {
-    pub events: Events,
-    pub command: Arc<str>,
-    pub step: Arc<str>,
+struct StepContext {
+    events: Events,
+    command: Arc<str>,
+    step: Arc<str>,
 }
 
 impl StepContext {
@@ -190,9 +190,20 @@ impl StepContext {
     }
 }
 
-/// Runs a step's body with `ctx` as the current step.
-pub(crate) async fn in_step<F: Future>(ctx: StepContext, future: F) -> F::Output {
-    STEP.scope(ctx, future).await
+/// Runs `future` as the body of `command`'s step `step`: its [`note`]s and [`bytes`] go to
+/// `events` as that step's progress. `StepRun` runs every step this way.
+pub async fn in_step<F: Future>(
+    events: &Events,
+    command: &str,
+    step: &str,
+    future: F,
+) -> F::Output {
+    let context = StepContext {
+        events: events.clone(),
+        command: command.into(),
+        step: step.into(),
+    };
+    STEP.scope(context, future).await
 }
 
 /// Reports a note on the current step ("loading mysql.tar"). No-op outside a step.
@@ -281,20 +292,12 @@ impl Sink for Recorder {
 mod tests {
     use super::*;
 
-    fn ctx(events: &Events) -> StepContext {
-        StepContext {
-            events: events.clone(),
-            command: "release".into(),
-            step: "images".into(),
-        }
-    }
-
     #[tokio::test]
     async fn progress_reaches_the_current_step_only() {
         let rec = Recorder::new();
         let events = Events::new(rec.clone());
         note("outside any step: dropped");
-        in_step(ctx(&events), async {
+        in_step(&events, "release", "images", async {
             note("loading mysql.tar");
             bytes(5, Some(10));
         })
@@ -344,7 +347,7 @@ mod tests {
     async fn byte_counts_are_reported_per_mebibyte_and_at_the_end() {
         let rec = Recorder::new();
         let events = Events::new(rec.clone());
-        in_step(ctx(&events), async {
+        in_step(&events, "release", "images", async {
             let mut counter = ByteCounter::new(Some(3 << 20));
             for _ in 0..(5 * 64) {
                 counter.add(8 << 10); // 2.5 MiB in 8 KiB chunks

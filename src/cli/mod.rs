@@ -8,6 +8,8 @@ mod create;
 mod deploy;
 mod destroy;
 mod docs;
+#[cfg(test)]
+mod error_kinds_tests;
 mod exists;
 mod image;
 mod list;

@@ -12,19 +12,18 @@
 //! [`crate::events::note`] and [`crate::events::bytes`].
 
 use std::error::Error as StdError;
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
 
 use super::OpsError;
 use crate::error_kind::{Classified, Classify};
-use crate::events::{self, Events, Resumed, StepContext, What};
+use crate::events::{self, Events, Resumed, What};
 use crate::state::{CommandRun, DataDir, EnvironmentState, Lifecycle, RunStatus, fsutil};
 
 pub struct StepRun<'a> {
     data: &'a DataDir,
-    command: Arc<str>,
+    command: String,
     started: Instant,
     events: Events,
 }
@@ -87,7 +86,7 @@ impl<'a> StepRun<'a> {
         });
         Ok(Self {
             data,
-            command: command.into(),
+            command: command.to_string(),
             started: Instant::now(),
             events,
         })
@@ -145,12 +144,7 @@ impl<'a> StepRun<'a> {
             step: name.to_string(),
         });
         let step_started = Instant::now();
-        let context = StepContext {
-            events: self.events.clone(),
-            command: self.command.clone(),
-            step: name.into(),
-        };
-        match events::in_step(context, f(state)).await {
+        match events::in_step(&self.events, &self.command, name, f(state)).await {
             Ok(value) => {
                 if let Some(run) = state.last_run.as_mut() {
                     run.completed_steps.push(name.to_string());
