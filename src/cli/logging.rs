@@ -19,11 +19,11 @@ use tracing_subscriber::fmt;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 
-use super::monitor::{EVENTS_TARGET, StderrWriter};
+use super::monitor::{EVENTS_TARGET, Mode, StderrWriter};
 use super::{Format, GlobalArgs};
 
 /// Installs the subscriber. Returns nothing to keep; logging lasts for the process.
-pub fn init(global: &GlobalArgs, log_file: Option<&Path>, stderr: StderrWriter) {
+pub fn init(global: &GlobalArgs, log_file: Option<&Path>, mode: Mode, stderr: StderrWriter) {
     let stderr_level = if global.quiet {
         LevelFilter::WARN
     } else {
@@ -44,10 +44,20 @@ pub fn init(global: &GlobalArgs, log_file: Option<&Path>, stderr: StderrWriter) 
         let layer = fmt::layer()
             .with_writer(stderr)
             .with_ansi(color)
-            .without_time()
             .with_target(false)
-            .with_level(global.verbose > 0)
-            .with_filter(filter_fn(on_stderr));
+            .with_level(global.verbose > 0);
+        // Timestamped like the monitor's lines when they are plain.
+        let layer = if mode == Mode::Plain {
+            layer
+                .with_timer(UtcMillis)
+                .with_filter(filter_fn(on_stderr))
+                .boxed()
+        } else {
+            layer
+                .without_time()
+                .with_filter(filter_fn(on_stderr))
+                .boxed()
+        };
         (Some(layer), None)
     };
 
@@ -78,6 +88,15 @@ fn open_log(path: &Path) -> Option<std::fs::File> {
         .mode(0o600)
         .open(path)
         .ok()
+}
+
+/// `2026-11-29T21:03:04.123Z`, as the monitor's plain lines start.
+struct UtcMillis;
+
+impl fmt::time::FormatTime for UtcMillis {
+    fn format_time(&self, w: &mut fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    }
 }
 
 /// `--output json`: each log line as one JSON object on stderr.

@@ -201,8 +201,14 @@ pub fn main() -> i32 {
     let data = cli.global.data();
     let log_file = cli.command.log_target().map(|env| data.log_file(env));
     // The monitor shows the operations' progress events; logging writes around it.
-    let monitor = monitor::Monitor::new(monitor::Mode::choose(&cli.global));
-    logging::init(&cli.global, log_file.as_deref(), monitor.stderr_writer());
+    let mode = monitor::Mode::choose(&cli.global);
+    let monitor = monitor::Monitor::new(mode);
+    logging::init(
+        &cli.global,
+        log_file.as_deref(),
+        mode,
+        monitor.stderr_writer(),
+    );
     events::install(Events::new(monitor.clone()));
     let out = Output::new(cli.global.output);
     let result = run(&cli, &out);

@@ -140,7 +140,7 @@ impl Monitor {
             } => {
                 running.phase = None;
                 line(format!(
-                    "{failed} {bold}{phase:<31}{reset} {kind} {:>7}",
+                    "{failed} {bold}{phase:<31}{reset} {kind:<9} {:>7}",
                     secs(*elapsed_ms)
                 ));
             }
@@ -159,7 +159,7 @@ impl Monitor {
             What::StepStarted { command, step } => {
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(spinner_style());
-                bar.set_message(format!("{step:<29}"));
+                bar.set_message(format!("{step:<29} {:<9}", ""));
                 bar.enable_steady_tick(Duration::from_millis(100));
                 running.steps.insert(
                     (command.clone(), step.clone()),
@@ -179,7 +179,7 @@ impl Monitor {
                     .get(&(command.clone(), step.clone()))
                     .and_then(|s| s.bar.as_ref())
                 {
-                    bar.set_message(format!("{step:<29} {}", progress_text(progress)));
+                    bar.set_message(format!("{step:<29} {:<9}", progress_text(progress)));
                 }
             }
             What::StepFinished {
@@ -208,7 +208,7 @@ impl Monitor {
             } => {
                 self.end_bar(multi, running, command, step);
                 line(format!(
-                    "  {failed} {step:<29} {kind} {:>7}",
+                    "  {failed} {step:<29} {kind:<9} {:>7}",
                     secs(*elapsed_ms)
                 ));
             }
