@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::OpsError;
 use super::provision::ssh_target;
-use super::steps::StepRun;
+use super::steps::{Done, StepRun};
 use crate::ssh::{ConnectOptions, PassphraseSource, Session};
 use crate::state::{DataDir, EnvironmentState, HostSetup, Lifecycle};
 use crate::tasks::facts::Facts;
@@ -119,8 +119,10 @@ pub async fn configure(
 
     let mut run = StepRun::begin(data, &mut state, "configure")?;
     let session = run
-        .step(&mut state, "connect", async |_s| {
-            Session::connect(&target, &connect_options).await
+        .step_changed(&mut state, "connect", async |_s| {
+            Session::connect(&target, &connect_options)
+                .await
+                .map(Done::unchanged)
         })
         .await?;
     let result = apply(&mut run, &mut state, &session, &goals, options).await;
@@ -213,8 +215,10 @@ async fn apply(
 
     let t = Instant::now();
     let ready = run
-        .step(state, "wait for cloud-init and apt", async |_s| {
-            host::wait_ready(session, options.ready_timeout).await
+        .step_changed(state, "wait for cloud-init and apt", async |_s| {
+            host::wait_ready(session, options.ready_timeout)
+                .await
+                .map(Done::unchanged)
         })
         .await?;
     tasks.push(TaskReport::new(
@@ -226,10 +230,10 @@ async fn apply(
 
     let t = Instant::now();
     let (mut facts, distro) = run
-        .step(state, "read facts", async |_s| {
+        .step_changed(state, "read facts", async |_s| {
             let facts = host::read_facts(session, goals).await?;
             let distro = Distro::detect(&facts)?;
-            Ok::<_, TaskError>((facts, distro))
+            Ok::<_, TaskError>(Done::unchanged((facts, distro)))
         })
         .await?;
     tasks.push(TaskReport::new(
@@ -244,9 +248,9 @@ async fn apply(
     let plan = host::plan_packages(&facts, distro);
     if let Plan::Apply(packages, text) = &plan {
         facts = run
-            .step(state, "packages", async |_s| {
+            .step_changed(state, "packages", async |_s| {
                 host::apply_packages(session, packages).await?;
-                host::read_facts(session, goals).await
+                host::read_facts(session, goals).await.map(Done::changed)
             })
             .await?;
         tasks.push(TaskReport::new(
@@ -267,8 +271,10 @@ async fn apply(
     let t = Instant::now();
     let plan = host::plan_docker_service(&facts);
     if plan.is_apply() {
-        run.step(state, "docker service", async |_s| {
-            host::apply_docker_service(session, &facts).await
+        run.step_changed(state, "docker service", async |_s| {
+            host::apply_docker_service(session, &facts)
+                .await
+                .map(Done::changed)
         })
         .await?;
     }
@@ -277,8 +283,10 @@ async fn apply(
     let t = Instant::now();
     let plan = host::plan_docker_group(&facts, goals);
     if plan.is_apply() {
-        run.step(state, "docker group", async |_s| {
-            host::apply_docker_group(session, goals).await
+        run.step_changed(state, "docker group", async |_s| {
+            host::apply_docker_group(session, goals)
+                .await
+                .map(Done::changed)
         })
         .await?;
     }
@@ -287,8 +295,8 @@ async fn apply(
     let t = Instant::now();
     let plan = host::plan_unattended(&facts, goals);
     if let Plan::Apply(files, _) = &plan {
-        run.step(state, "unattended upgrades", async |_s| {
-            session.upload(files).await
+        run.step_changed(state, "unattended upgrades", async |_s| {
+            session.upload(files).await.map(Done::changed)
         })
         .await?;
     }
@@ -300,8 +308,11 @@ async fn apply(
     let mut firewall_refused = false;
     if plan.is_apply() {
         let outcome = run
-            .step(state, "firewall", async |_s| {
-                host::apply_firewall(session, goals).await
+            .step_changed(state, "firewall", async |_s| {
+                // A refused firewall changed nothing: configure reports it as a warning.
+                let outcome = host::apply_firewall(session, goals).await?;
+                let changed = outcome == FirewallOutcome::Enabled;
+                Ok::<_, TaskError>(Done::new(outcome, changed))
             })
             .await?;
         match outcome {
@@ -333,7 +344,7 @@ async fn apply(
     let applied = tasks.iter().any(|t| t.status != Status::Unchanged);
     let t = Instant::now();
     let compose = run
-        .step(state, "verify", async |_s| {
+        .step_changed(state, "verify", async |_s| {
             let after = if applied {
                 host::read_facts(session, goals).await?
             } else {
@@ -349,7 +360,9 @@ async fn apply(
                         .to_string(),
                 });
             }
-            Ok(ComposeFlavor::detect(&after).expect("verified above"))
+            Ok(Done::unchanged(
+                ComposeFlavor::detect(&after).expect("verified above"),
+            ))
         })
         .await?;
     tasks.push(TaskReport::new(
