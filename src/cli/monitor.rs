@@ -508,6 +508,32 @@ mod tests {
     }
 
     #[test]
+    fn deploy_phases_are_lines_of_their_own() {
+        assert_eq!(
+            plain_text(&What::PhaseStarted {
+                phase: "release".into()
+            }),
+            "== release"
+        );
+        assert_eq!(
+            plain_text(&What::PhaseFinished {
+                phase: "release".into(),
+                changed: false,
+                elapsed_ms: 300
+            }),
+            "== release: unchanged (0.3s)"
+        );
+        assert_eq!(
+            plain_text(&What::PhaseFailed {
+                phase: "run".into(),
+                kind: ErrorKind::HealthTimeout,
+                elapsed_ms: 180_000
+            }),
+            "== run: FAILED (health_timeout) (180.0s)"
+        );
+    }
+
+    #[test]
     fn sizes_use_decimal_units() {
         assert_eq!(size(999), "999 B");
         assert_eq!(size(1000), "1.0 kB");
