@@ -130,6 +130,17 @@ fn a_changed_host_key_is_ssh_host_key_changed() {
 }
 
 #[test]
+fn a_dry_run_keeps_the_kind_of_its_error_too() {
+    let mut h = Host::new("dryrun");
+    h.sshd.restart_with_new_host_key();
+    let run = run_json(
+        &h.sb,
+        &["configure", &h.name, "--dry-run", "--ssh-timeout", "1"],
+    );
+    assert_failed(&run, "ssh_host_key_changed", 1);
+}
+
+#[test]
 fn a_rejected_key_is_ssh_auth_failed() {
     let h = Host::new("authfail");
     std::fs::remove_file(h.sshd.path().join(format!("authorized_keys_{TEST_USER}"))).unwrap();

@@ -95,12 +95,10 @@ pub async fn configure(
     if options.dry_run {
         let session = Session::connect(&target, &connect_options)
             .await
-            .map_err(|e| {
-                OpsError::Failed(format!("configure --dry-run: cannot reach the host: {e}"))
-            })?;
+            .map_err(OpsError::typed)?;
         let result = dry_run(&session, &goals).await;
         session.close().await;
-        let (facts, distro, tasks) = result.map_err(|e| OpsError::Failed(e.to_string()))?;
+        let (facts, distro, tasks) = result.map_err(OpsError::typed)?;
         let compose = ComposeFlavor::detect(&facts);
         return Ok(Configured {
             name: env.to_string(),
