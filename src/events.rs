@@ -10,7 +10,7 @@
 //! the running task by [`Events::scope`] (tests), else the one [`install`]ed for the process
 //! (the CLI), else none (events are dropped). `StepRun` takes it when the command begins.
 //!
-//! Code running inside a step, however deep, reports progress with [`note`] and [`bytes`]
+//! Code running inside a step, however deep, reports progress with [`note`] and [`bytes()`]
 //! (no-ops outside a step): the step is found the same way, through the running task.
 
 use std::future::Future;
@@ -172,7 +172,7 @@ impl Events {
     }
 }
 
-/// The step the running task is in, for [`note`] and [`bytes`].
+/// The step the running task is in, for [`note`] and [`bytes()`].
 #[derive(Clone)]
 struct StepContext {
     events: Events,
@@ -190,7 +190,7 @@ impl StepContext {
     }
 }
 
-/// Runs `future` as the body of `command`'s step `step`: its [`note`]s and [`bytes`] go to
+/// Runs `future` as the body of `command`'s step `step`: its [`note`]s and [`bytes()`] go to
 /// `events` as that step's progress. `StepRun` runs every step this way.
 pub async fn in_step<F: Future>(
     events: &Events,
@@ -220,7 +220,7 @@ pub fn bytes(sent: u64, total: Option<u64>) {
     let _ = STEP.try_with(|s| s.progress(Progress::Bytes { bytes: sent, total }));
 }
 
-/// Counts bytes as they are sent and reports them through [`bytes`] every [`ByteCounter::EVERY`]
+/// Counts bytes as they are sent and reports them through [`bytes()`] every [`ByteCounter::EVERY`]
 /// bytes and at the end, so a large upload makes a few hundred events, not one per chunk.
 #[derive(Debug)]
 pub struct ByteCounter {

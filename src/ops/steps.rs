@@ -6,7 +6,7 @@
 //! again: finished steps find nothing to do.
 //!
 //! Every step also sends its events ([`crate::events`]): started, finished (with whether it
-//! changed anything, when it says so, and its time) or failed (with the [`ErrorKind`] of its
+//! changed anything, when it says so, and its time) or failed (with the [`crate::error_kind::ErrorKind`] of its
 //! error). The error itself is kept whole in [`OpsError::StepFailed`], so `--output json` and
 //! the exit code come from what really failed. Code inside a step reports progress with
 //! [`crate::events::note`] and [`crate::events::bytes`].
