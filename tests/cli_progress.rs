@@ -182,7 +182,7 @@ struct Tmux {
 impl Tmux {
     fn start() -> Tmux {
         assert!(
-            Path::new("/usr/bin/tmux").exists() || which("tmux"),
+            which("tmux"),
             "tmux is missing: run `sudo bash provisioning/ci/install-build-deps.sh`"
         );
         Tmux {
@@ -194,6 +194,8 @@ impl Tmux {
         Command::new("tmux")
             .arg("-L")
             .arg(&self.socket)
+            // No user configuration.
+            .args(["-f", "/dev/null"])
             .args(args)
             .output()
             .expect("tmux runs")
@@ -227,6 +229,8 @@ impl Tmux {
             "30",
             "-s",
             "run",
+            "sh",
+            "-c",
             &script,
         ]);
         assert!(out.status.success(), "tmux: {out:?}");
