@@ -349,3 +349,54 @@ fn on_a_terminal_the_display_is_live_and_each_step_ends_as_one_line() {
     );
     assert_eq!(*lines.last().unwrap(), "EXIT=1");
 }
+
+#[test]
+fn deploy_shows_its_phases_around_their_commands_steps() {
+    let sb = Sandbox::new();
+    let mut cfg = minimal("phases");
+    cfg["provider"]["socket_path"] = json!("/nonexistent/lxd/unix.socket");
+    let file = sb.env_file("env.json", &cfg);
+    let run = sb
+        .run(&["-o", "json", "deploy", "phases", "--env-file", &file])
+        .code(1);
+    let events: Vec<Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    // Which events, in which order: `event`, then the phase or the command and step.
+    let seen: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] != "log")
+        .map(|e| {
+            let mut s = e["event"].as_str().unwrap().to_string();
+            for key in ["phase", "command", "step", "kind"] {
+                if let Some(v) = e[key].as_str() {
+                    s.push(' ');
+                    s.push_str(v);
+                }
+            }
+            s
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "phase_started environment",
+            "phase_finished environment",
+            "phase_started provision",
+            "command_started provision",
+            "step_started provision connect to LXD",
+            "step_failed provision connect to LXD lxd_unreachable",
+            "phase_failed provision lxd_unreachable",
+            "error lxd_unreachable",
+        ],
+        "{run:#?}"
+    );
+    let environment = events
+        .iter()
+        .find(|e| e["event"] == "phase_finished")
+        .unwrap();
+    assert_eq!(environment["changed"], true, "{run:#?}");
+    assert_eq!(run.json()["error"]["kind"], "lxd_unreachable");
+}
