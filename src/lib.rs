@@ -11,11 +11,15 @@
 //!   `.env`, ...), and the `render` of them.
 //! - [`tasks`]: typed, idempotent host tasks (facts, plan, apply, verify) behind `configure`.
 //! - [`secret`]: the redacting wrapper for secrets.
+//! - [`error_kind`]: the kind (and exit code) of every failure; [`events`]: progress events from
+//!   the operations' steps to the CLI's monitor.
 //! - [`probe`]: protocol checks of a running tracker (UDP, HTTP, API, health check).
 //! - [`retry`]: the one helper for waiting and trying again.
 
 pub mod cli;
 pub mod config;
+pub mod error_kind;
+pub mod events;
 pub mod host;
 pub mod lxd;
 pub mod ops;

@@ -55,7 +55,7 @@ async fn a_session_is_a_host_for_the_tasks() {
     );
     let reader = std::io::Cursor::new(vec![7u8; 300_000]);
     let out = host
-        .sudo_stdin("wc -c", Stdin::Reader(Box::new(reader)))
+        .sudo_stdin("wc -c", Stdin::Reader(Box::new(reader)), None)
         .await
         .unwrap();
     assert_eq!(out.stdout_str().trim(), "300000");

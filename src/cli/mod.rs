@@ -8,10 +8,13 @@ mod create;
 mod deploy;
 mod destroy;
 mod docs;
+#[cfg(test)]
+mod error_kinds_tests;
 mod exists;
 mod image;
 mod list;
 mod logging;
+mod monitor;
 mod output;
 mod plan;
 mod provision;
@@ -30,6 +33,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::error_kind::{Classify, ErrorKind};
+use crate::events::{self, Events};
 use crate::ops::OpsError;
 pub use output::{Format, Output};
 
@@ -165,18 +170,14 @@ pub enum CliError {
 
 impl CliError {
     pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Ops(e) => e.exit_code(),
-            CliError::Usage(_) => 2,
-            CliError::Output(_) => 1,
-        }
+        self.kind().exit_code()
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> ErrorKind {
         match self {
             CliError::Ops(e) => e.kind(),
-            CliError::Usage(_) => "usage",
-            CliError::Output(_) => "io",
+            CliError::Usage(_) => ErrorKind::Usage,
+            CliError::Output(_) => ErrorKind::Io,
         }
     }
 
@@ -200,9 +201,20 @@ pub fn main() -> i32 {
     };
     let data = cli.global.data();
     let log_file = cli.command.log_target().map(|env| data.log_file(env));
-    logging::init(&cli.global, log_file.as_deref());
+    // The monitor shows the operations' progress events; logging writes around it.
+    let mode = monitor::Mode::choose(&cli.global);
+    let monitor = monitor::Monitor::new(mode);
+    logging::init(
+        &cli.global,
+        log_file.as_deref(),
+        mode,
+        monitor.stderr_writer(),
+    );
+    events::install(Events::new(monitor.clone()));
     let out = Output::new(cli.global.output);
-    match run(&cli, &out) {
+    let result = run(&cli, &out);
+    monitor.finish();
+    match result {
         Ok(()) => 0,
         Err(err) => {
             tracing::debug!("failed: {err:?}");

@@ -4,7 +4,9 @@
 //! On failure, stdout holds `{"error": {"kind": "...", "message": "...", "problems": [...]}}`
 //! and the exit code is non-zero; a failure that comes with a report (a failed `test`, `check` or
 //! `status --check`) prints that report with the `error` key added, still one document.
-//! Progress and logs always go to stderr.
+//! Progress and logs always go to stderr: with `--output json`, one JSON object per line
+//! (progress events from `cli/monitor.rs`, `"event": "log"` lines, and a last
+//! `"event": "error"` line on failure), so both streams parse.
 
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
@@ -12,6 +14,7 @@ use std::io::{IsTerminal, Write};
 use serde::Serialize;
 
 use crate::config::Problem;
+use crate::error_kind::ErrorKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -81,8 +84,23 @@ impl Output {
         }
     }
 
-    /// Reports a failure: on stderr for people, and as JSON on stdout in JSON mode.
-    pub fn error(&self, kind: &str, message: &str, problems: &[Problem]) {
+    /// Reports a failure: on stderr for people, and as JSON on stdout in JSON mode (with one
+    /// `"event": "error"` line on stderr instead of the text).
+    pub fn error(&self, kind: ErrorKind, message: &str, problems: &[Problem]) {
+        if self.is_json() {
+            let line = serde_json::json!({
+                "at": chrono::Utc::now(), "event": "error", "kind": kind, "message": message,
+                "exit_code": kind.exit_code()
+            });
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            let doc = error_document(kind, message, problems, self.held.borrow_mut().take());
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
+            return;
+        }
         let (red, bold, reset) = if self.color {
             ("\x1b[31m", "\x1b[1m", "\x1b[0m")
         } else {
@@ -97,21 +115,23 @@ impl Output {
             }
             let _ = writeln!(stderr, "      fix: {}", p.fix);
         }
-        if self.is_json() {
-            let error =
-                serde_json::json!({ "kind": kind, "message": message, "problems": problems });
-            let doc = match self.held.borrow_mut().take() {
-                Some(serde_json::Value::Object(mut report)) => {
-                    report.insert("error".into(), error);
-                    serde_json::Value::Object(report)
-                }
-                _ => serde_json::json!({ "error": error }),
-            };
-            let _ = writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
-            );
+    }
+}
+
+/// The document stdout holds on failure in JSON mode: `{"error": {...}}`, or the held report
+/// with its `error` key added.
+pub fn error_document(
+    kind: ErrorKind,
+    message: &str,
+    problems: &[Problem],
+    report: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let error = serde_json::json!({ "kind": kind, "message": message, "problems": problems });
+    match report {
+        Some(serde_json::Value::Object(mut report)) => {
+            report.insert("error".into(), error);
+            serde_json::Value::Object(report)
         }
+        _ => serde_json::json!({ "error": error }),
     }
 }

@@ -75,6 +75,16 @@ pub enum ConfigError {
     Invalid { problems: Vec<Problem> },
 }
 
+impl crate::error_kind::Classify for ConfigError {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        match self {
+            ConfigError::Read { .. } | ConfigError::Syntax { .. } | ConfigError::Invalid { .. } => {
+                crate::error_kind::ErrorKind::InvalidConfig
+            }
+        }
+    }
+}
+
 impl ConfigError {
     /// Every problem, one per entry; a read or syntax error is a single problem.
     pub fn problems(&self) -> Vec<Problem> {

@@ -237,7 +237,12 @@ impl Host for FakeHost {
         Box::pin(async move { Ok(self.answer(Call::Sudo(command.into()), command)) })
     }
 
-    fn sudo_stdin<'a>(&'a self, command: &'a str, stdin: Stdin) -> HostFuture<'a, ExecOutput> {
+    fn sudo_stdin<'a>(
+        &'a self,
+        command: &'a str,
+        stdin: Stdin,
+        _size: Option<u64>,
+    ) -> HostFuture<'a, ExecOutput> {
         Box::pin(async move {
             let bytes = match stdin {
                 Stdin::Bytes(b) => b,
@@ -353,7 +358,7 @@ mod tests {
         host.reply("docker load", [Reply::ok("Loaded image: a:1\n")]);
         let reader = std::io::Cursor::new(b"archive".to_vec());
         let out = host
-            .sudo_stdin("docker load", Stdin::Reader(Box::new(reader)))
+            .sudo_stdin("docker load", Stdin::Reader(Box::new(reader)), None)
             .await
             .unwrap();
         assert!(out.success());

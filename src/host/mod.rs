@@ -46,8 +46,14 @@ pub trait Host: Send + Sync {
     fn sudo<'a>(&'a self, command: &'a str) -> HostFuture<'a, ExecOutput>;
 
     /// [`sudo`](Self::sudo) with `stdin` streamed into the command (e.g. an image archive into
-    /// `docker load`), without holding it all in memory.
-    fn sudo_stdin<'a>(&'a self, command: &'a str, stdin: Stdin) -> HostFuture<'a, ExecOutput>;
+    /// `docker load`), without holding it all in memory. `size`, when known, is the total the
+    /// step's byte progress counts up to.
+    fn sudo_stdin<'a>(
+        &'a self,
+        command: &'a str,
+        stdin: Stdin,
+        size: Option<u64>,
+    ) -> HostFuture<'a, ExecOutput>;
 
     /// Places the files (as root), each atomically with its mode and owner; unchanged ones are
     /// not touched. Reports each file's change, in order.

@@ -29,9 +29,11 @@ impl Host for Session {
         &'a self,
         command: &'a str,
         stdin: Stdin,
+        size: Option<u64>,
     ) -> HostFuture<'a, crate::ssh::ExecOutput> {
         let options = ExecOptions {
             stdin: Some(stdin),
+            stdin_size: size,
             sink: None,
         };
         Box::pin(Session::sudo_with(self, command, options))

@@ -65,6 +65,20 @@ pub enum LxdError {
     Decode { doing: String, message: String },
 }
 
+impl crate::error_kind::Classify for LxdError {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            LxdError::NoSocket { .. } | LxdError::Unreachable { .. } => ErrorKind::LxdUnreachable,
+            LxdError::Timeout { .. } => ErrorKind::LxdTimeout,
+            LxdError::Busy { .. } => ErrorKind::LxdBusy,
+            LxdError::Api { .. } | LxdError::Operation { .. } | LxdError::Decode { .. } => {
+                ErrorKind::LxdFailed
+            }
+        }
+    }
+}
+
 impl LxdError {
     /// LXD answered 404.
     pub fn is_not_found(&self) -> bool {

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::OpsError;
 use super::host::{provisioned_host, ssh_target};
-use super::steps::StepRun;
+use super::steps::{Done, StepRun};
 use crate::host::Host;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session};
 use crate::state::{DataDir, EnvironmentState, HostSetup, Lifecycle};
@@ -69,9 +69,7 @@ pub async fn configure(
     let session = if options.dry_run {
         Session::connect(&target, &connect_options)
             .await
-            .map_err(|e| {
-                OpsError::Failed(format!("configure --dry-run: cannot reach the host: {e}"))
-            })?
+            .map_err(OpsError::typed)?
     } else {
         // Recorded as a step, so that a host that cannot be reached is named in the state.
         let mut run = StepRun::begin(data, &mut state, "configure")?;
@@ -218,8 +216,10 @@ async fn apply(
     let t = Instant::now();
     let plan = host::plan_docker_service(&facts);
     if plan.is_apply() {
-        run.step(state, "docker service", async |_s| {
-            host::apply_docker_service(session, &facts).await
+        run.step_changed(state, "docker service", async |_s| {
+            host::apply_docker_service(session, &facts)
+                .await
+                .map(Done::changed)
         })
         .await?;
     }
@@ -228,8 +228,10 @@ async fn apply(
     let t = Instant::now();
     let plan = host::plan_docker_group(&facts, goals);
     if plan.is_apply() {
-        run.step(state, "docker group", async |_s| {
-            host::apply_docker_group(session, goals).await
+        run.step_changed(state, "docker group", async |_s| {
+            host::apply_docker_group(session, goals)
+                .await
+                .map(Done::changed)
         })
         .await?;
     }
@@ -238,8 +240,8 @@ async fn apply(
     let t = Instant::now();
     let plan = host::plan_unattended(&facts, goals);
     if let Plan::Apply(files, _) = &plan {
-        run.step(state, "unattended upgrades", async |_s| {
-            session.upload(files).await
+        run.step_changed(state, "unattended upgrades", async |_s| {
+            session.upload(files).await.map(Done::changed)
         })
         .await?;
     }

@@ -30,6 +30,8 @@ use super::release::{self, ReleaseOptions, Released};
 use super::run::{self, RunOptions, Running};
 use super::test::{self, TestOptions};
 use crate::config;
+use crate::error_kind::Classify;
+use crate::events::{Events, What};
 use crate::host::Host;
 use crate::state::{DataDir, EnvironmentState};
 
@@ -93,17 +95,44 @@ impl Deployed {
         }
     }
 
+    /// Records a finished phase (and, outside a dry run, sends its end as an event).
     fn add(&mut self, phase: &'static str, changed: bool, detail: String, started: Instant) {
+        let elapsed_ms = started.elapsed().as_millis() as u64;
         if !self.dry_run {
-            tracing::info!("== {phase}: {detail}");
+            tracing::debug!("{phase}: {detail}");
+            Events::current().emit(What::PhaseFinished {
+                phase: phase.to_string(),
+                changed,
+                elapsed_ms,
+            });
         }
         self.phases.push(Phase {
             phase,
             changed,
             detail,
-            elapsed_ms: started.elapsed().as_millis() as u64,
+            elapsed_ms,
         });
     }
+}
+
+/// Runs the body of phase `name`, sending its start and, if it fails, its failure with the
+/// error's kind as events. [`Deployed::add`] sends its end.
+async fn phase<T>(
+    name: &'static str,
+    f: impl AsyncFnOnce() -> Result<T, OpsError>,
+) -> Result<T, OpsError> {
+    let events = Events::current();
+    events.emit(What::PhaseStarted {
+        phase: name.to_string(),
+    });
+    let t = Instant::now();
+    f().await.inspect_err(|e| {
+        events.emit(What::PhaseFailed {
+            phase: name.to_string(),
+            kind: e.kind(),
+            elapsed_ms: t.elapsed().as_millis() as u64,
+        })
+    })
 }
 
 pub async fn deploy(
@@ -165,7 +194,10 @@ async fn apply_phases(
     let mut d = Deployed::new(env, false);
     if let Some(file) = &options.env_file {
         let t = Instant::now();
-        let c = environment::create_environment(data, file, lock_wait)?;
+        let c = phase("environment", async || {
+            environment::create_environment(data, file, lock_wait)
+        })
+        .await?;
         let detail = format!("{} from {}", c.outcome, file.display());
         d.add("environment", c.outcome != "unchanged", detail, t);
     }
@@ -179,7 +211,10 @@ async fn apply_phases(
             t,
         );
     } else {
-        let p = provision::provision(data, env, &options.provision, lock_wait).await?;
+        let p = phase("provision", async || {
+            provision::provision(data, env, &options.provision, lock_wait).await
+        })
+        .await?;
         let detail = format!("{}:{} ({})", p.ip, p.ssh_port, p.instance);
         d.add("provision", p.changed, detail, t);
     }
@@ -220,7 +255,10 @@ async fn host_phases(
         ready_timeout: options.ready_timeout,
         ssh_timeout: SSH_RETRY,
     };
-    let c = configure::configure_on(data, state, session, &opts).await?;
+    let c = phase("configure", async || {
+        configure::configure_on(data, state, session, &opts).await
+    })
+    .await?;
     let mut detail = format!(
         "{}, compose: {}",
         c.os,
@@ -232,13 +270,19 @@ async fn host_phases(
     d.add("configure", c.changed, detail, t);
 
     let t = Instant::now();
-    let r = release::release_on(data, state, session, &ReleaseOptions::default()).await?;
+    let r = phase("release", async || {
+        release::release_on(data, state, session, &ReleaseOptions::default()).await
+    })
+    .await?;
     let changed_files = r.files.iter().filter(|f| f.change != "unchanged").count();
     let detail = format!("{changed_files} of {} files changed", r.files.len());
     d.add("release", r.changed, detail, t);
 
     let t = Instant::now();
-    let r = run::run_on(data, state, session, &options.run, &[]).await?;
+    let r = phase("run", async || {
+        run::run_on(data, state, session, &options.run, &[]).await
+    })
+    .await?;
     let detail = r
         .services
         .iter()
@@ -249,7 +293,10 @@ async fn host_phases(
     d.announce_urls = r.announce_urls;
 
     let t = Instant::now();
-    let tested = test::test_with(data, state, &TestOptions::default(), Some(session)).await?;
+    let tested = phase("test", async || {
+        test::test_with(data, state, &TestOptions::default(), Some(session)).await
+    })
+    .await?;
     let detail = format!(
         "{} of {} checks passed",
         tested.passed,
@@ -330,7 +377,10 @@ async fn host_plans(
         ready_timeout: options.ready_timeout,
         ssh_timeout: SSH_RETRY,
     };
-    let c = configure::configure_on(data, state, session, &opts).await?;
+    let c = phase("configure", async || {
+        configure::configure_on(data, state, session, &opts).await
+    })
+    .await?;
     let would: Vec<&str> = c
         .tasks
         .iter()

@@ -59,9 +59,7 @@ pub async fn connect_for(
 ) -> Result<Session, OpsError> {
     match connect_within(data, state, host, retry).await {
         Ok(session) => Ok(session),
-        Err(e) if dry_run => Err(OpsError::Failed(format!(
-            "{command} --dry-run: cannot reach the host: {e}"
-        ))),
+        Err(e) if dry_run => Err(OpsError::typed(e)),
         Err(e) => {
             let mut run = StepRun::begin(data, state, command)?;
             let failed = run

@@ -52,7 +52,7 @@ impl From<ImageError> for OpsError {
             ImageError::NoMetadataYaml { .. } | ImageError::Read { .. } => {
                 OpsError::Refused(e.to_string())
             }
-            other => OpsError::Failed(other.to_string()),
+            other => OpsError::typed(other),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod environment;
 pub mod host;
 pub mod image;
 pub mod keys;
+pub mod kinds;
 pub mod lxd_host;
 pub mod provision;
 pub mod register;
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::config::ConfigError;
+use crate::error_kind::{Classified, Classify};
 use crate::state::{LockError, StateError};
 
 /// One step of a lifecycle command, as reported to the user.
@@ -34,8 +36,8 @@ pub struct StepReport {
     pub detail: String,
 }
 
-/// Why an operation failed. [`OpsError::exit_code`] maps each to the CLI's exit code:
-/// 2 for invalid input or usage, 1 for an operation that failed.
+/// Why an operation failed. Its kind (`--output json`'s `kind`) and exit code come from
+/// [`Classify`], implemented in [`kinds`] with those of the operations' own error enums.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
     #[error(transparent)]
@@ -73,12 +75,19 @@ pub enum OpsError {
         #[source]
         source: std::io::Error,
     },
+    /// A recorded step failed; `error` is its error, kept whole (kind and source chain), and
+    /// `message` that chain as text.
     #[error("a step failed: {step}: {message}\n  Details: {}", trace_file.display())]
     StepFailed {
         step: String,
         message: String,
         trace_file: PathBuf,
+        #[source]
+        error: Classified,
     },
+    /// An operation failed outside a recorded step with a typed error (see [`OpsError::typed`]).
+    #[error(transparent)]
+    Typed(Classified),
 }
 
 impl OpsError {
@@ -87,31 +96,16 @@ impl OpsError {
         move |source| OpsError::Io { context, source }
     }
 
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            OpsError::Config(ConfigError::Read { .. }) => 2,
-            OpsError::Config(_) => 2,
-            OpsError::State(StateError::NotFound(_)) => 2,
-            OpsError::Refused(_) => 2,
-            OpsError::ConfigChanged { .. } => 2,
-            _ => 1,
-        }
+    /// Keeps a typed error, with its kind, as the operation's failure.
+    pub fn typed<E>(error: E) -> OpsError
+    where
+        E: Classify + std::error::Error + Send + Sync + 'static,
+    {
+        OpsError::Typed(Classified::new(error))
     }
 
-    /// A short machine-readable name for `--output json`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            OpsError::Config(_) => "invalid_config",
-            OpsError::State(StateError::NotFound(_)) => "not_found",
-            OpsError::State(_) => "state",
-            OpsError::Lock(_) => "locked",
-            OpsError::ConfigChanged { .. } => "config_changed",
-            OpsError::Refused(_) => "refused",
-            OpsError::Io { .. } => "io",
-            OpsError::StepFailed { .. } => "step_failed",
-            OpsError::CheckFailed(_) => "check_failed",
-            OpsError::TestFailed { .. } => "test_failed",
-            OpsError::Failed(_) => "failed",
-        }
+    /// The CLI's exit code, from the error's kind.
+    pub fn exit_code(&self) -> i32 {
+        self.kind().exit_code()
     }
 }

@@ -91,11 +91,7 @@ pub async fn release(
 
 /// The stack model of the state's configuration.
 pub(crate) fn render(state: &EnvironmentState) -> Result<RenderedStack, OpsError> {
-    stack::render(&state.config).map_err(|e| {
-        OpsError::Failed(format!(
-            "cannot build the stack from the environment's configuration: {e}"
-        ))
-    })
+    stack::render(&state.config).map_err(OpsError::typed)
 }
 
 /// The lines of the secret files that hold no secret: the stack rendered from the configuration
@@ -195,7 +191,7 @@ fn report<A>(step: &str, plan: &Plan<A>) -> StepReport {
 fn read_bundle_for(dir: Option<&Path>) -> Result<Option<Vec<BundleArchive>>, TaskError> {
     dir.map(bundle::read_bundle)
         .transpose()
-        .map_err(|e| TaskError::failed(images::TASK, e, "fix `images.offline_bundle`"))
+        .map_err(|e| TaskError::bundle(images::TASK, e, "fix `images.offline_bundle`"))
 }
 
 /// Reads the facts of every release task and reports their plans. Changes nothing.

@@ -121,6 +121,26 @@ fn body_suffix(body: &str) -> String {
     }
 }
 
+impl crate::error_kind::Classify for ProbeError {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            ProbeError::Timeout { .. }
+            | ProbeError::Refused { .. }
+            | ProbeError::Network { .. }
+            | ProbeError::Resolve { .. } => ErrorKind::TrackerUnreachable,
+            ProbeError::Tls { .. } => ErrorKind::TrackerTlsFailed,
+            ProbeError::AuthRejected { .. } => ErrorKind::TrackerAuthFailed,
+            ProbeError::HttpStatus { .. }
+            | ProbeError::BadResponse { .. }
+            | ProbeError::TrackerFailure { .. }
+            | ProbeError::Unhealthy { .. } => ErrorKind::TrackerFailed,
+            // A bad URL or an unreadable CA certificate on this side.
+            ProbeError::Setup { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
 impl ProbeError {
     /// A stable machine-readable kind, for JSON output and tests.
     pub fn kind(&self) -> &'static str {

@@ -263,6 +263,32 @@ pub enum SshError {
     Upload { host: String, detail: String },
 }
 
+impl crate::error_kind::Classify for SshError {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            Self::ConnectionRefused { .. }
+            | Self::Timeout { .. }
+            | Self::ConnectionReset { .. }
+            | Self::Unreachable { .. }
+            | Self::Resolve { .. } => ErrorKind::SshUnreachable,
+            Self::AuthRejected { .. } => ErrorKind::SshAuthFailed,
+            Self::HostKeyChanged { .. } => ErrorKind::SshHostKeyChanged,
+            Self::KeyUnreadable { .. }
+            | Self::KeyUnsupported { .. }
+            | Self::KeyEncryptedNoPassphrase { .. }
+            | Self::WrongPassphrase { .. }
+            | Self::Agent { .. } => ErrorKind::SshKeyUnusable,
+            Self::KnownHosts { .. } | Self::Stdin { .. } => ErrorKind::Io,
+            Self::Protocol { .. }
+            | Self::ConnectionLost { .. }
+            | Self::Channel { .. }
+            | Self::Upload { .. } => ErrorKind::SshFailed,
+            Self::CommandFailed { .. } => ErrorKind::RemoteCommandFailed,
+        }
+    }
+}
+
 impl SshError {
     /// Whether a connect attempt that failed this way is worth repeating.
     pub fn is_transient(&self) -> bool {

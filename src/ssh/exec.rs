@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::quote::shell_quote;
 use super::{Session, SshError};
+use crate::events::ByteCounter;
 
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,8 @@ impl fmt::Debug for Stdin {
 #[derive(Default)]
 pub struct ExecOptions {
     pub stdin: Option<Stdin>,
+    /// The size of a streamed stdin, when known: progress then says "12 MB of 117 MB".
+    pub stdin_size: Option<u64>,
     pub sink: Option<OutputSink>,
 }
 
@@ -62,10 +65,22 @@ impl ExecOptions {
         self
     }
 
-    /// Streams this reader to the command's standard input, then end-of-file.
+    /// Streams this reader to the command's standard input, then end-of-file. Inside a step,
+    /// the bytes sent are reported as its progress ([`crate::events::bytes`]).
     pub fn stdin_reader(mut self, reader: impl AsyncRead + Send + Unpin + 'static) -> Self {
         self.stdin = Some(Stdin::Reader(Box::new(reader)));
         self
+    }
+
+    /// [`ExecOptions::stdin_reader`] of `size` bytes in all.
+    pub fn stdin_reader_sized(
+        self,
+        reader: impl AsyncRead + Send + Unpin + 'static,
+        size: u64,
+    ) -> Self {
+        let mut options = self.stdin_reader(reader);
+        options.stdin_size = Some(size);
+        options
     }
 
     /// Hands every output line to `sink` as well as to `tracing`.
@@ -296,7 +311,11 @@ impl Session {
             .map_err(|e| self.lost(e))?;
         tracing::debug!(target: "ssh", host = %host, "exec: {command}");
         let (mut rx, tx) = channel.split();
-        let ExecOptions { stdin, sink } = options;
+        let ExecOptions {
+            stdin,
+            stdin_size,
+            sink,
+        } = options;
 
         // Feeding stdin runs alongside reading the output, so neither side can block the other.
         let mut stdin_error: Option<std::io::Error> = None;
@@ -307,13 +326,16 @@ impl Session {
                     Some(Stdin::Bytes(bytes)) => tx.data_bytes(bytes).await.map_err(|_| None)?,
                     Some(Stdin::Reader(mut reader)) => {
                         let mut buf = vec![0u8; 64 * 1024];
+                        let mut sent = ByteCounter::new(stdin_size);
                         loop {
                             let n = reader.read(&mut buf).await.map_err(Some)?;
                             if n == 0 {
                                 break;
                             }
                             tx.data_bytes(buf[..n].to_vec()).await.map_err(|_| None)?;
+                            sent.add(n);
                         }
+                        sent.finish();
                     }
                 }
                 tx.eof().await.map_err(|_| None)

@@ -265,6 +265,17 @@ pub enum StackError {
     MissingRootPassword,
 }
 
+impl crate::error_kind::Classify for StackError {
+    /// A stack that cannot be rendered comes from values in the environment file.
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        match self {
+            StackError::UnsafeValue { .. }
+            | StackError::BindAddress { .. }
+            | StackError::MissingRootPassword => crate::error_kind::ErrorKind::InvalidConfig,
+        }
+    }
+}
+
 /// Renders every file, directory, image and service of the stack for `config`, which must have
 /// been validated (`config::load`/`config::parse` do).
 pub fn render(config: &EnvironmentConfig) -> Result<RenderedStack, StackError> {

@@ -61,6 +61,16 @@ pub enum LockError {
     },
 }
 
+impl crate::error_kind::Classify for LockError {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            LockError::Held { .. } | LockError::Timeout { .. } => ErrorKind::Locked,
+            LockError::Io { .. } => ErrorKind::Io,
+        }
+    }
+}
+
 tokio::task_local! {
     /// The lock files held by the running command for the phases it runs ([`EnvLock::hold`]).
     static HELD: Vec<PathBuf>;

@@ -290,6 +290,20 @@ pub enum StateError {
     Lock(#[from] LockError),
 }
 
+impl crate::error_kind::Classify for StateError {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            StateError::NotFound(_) => ErrorKind::NotFound,
+            StateError::Unreadable { .. }
+            | StateError::SchemaVersion { .. }
+            | StateError::Invalid { .. }
+            | StateError::Write { .. } => ErrorKind::State,
+            StateError::Lock(e) => e.kind(),
+        }
+    }
+}
+
 /// The data directory: all environments' state, locks and logs.
 #[derive(Debug, Clone)]
 pub struct DataDir {

@@ -238,7 +238,7 @@ pub async fn up(host: &dyn Host, compose: &str) -> Result<Vec<String>, TaskError
         ))
         .await?;
     if !out.success() {
-        return Err(TaskError::failed(
+        return Err(TaskError::compose(
             UP,
             format!(
                 "`{compose} up -d` failed on the host:\n{}",
@@ -277,7 +277,7 @@ pub async fn restart(host: &dyn Host, compose: &str, services: &[String]) -> Res
     let command = format!("{} restart {} 2>&1", in_stack_dir(compose), list.join(" "));
     let out = host.sudo(&command).await?;
     if !out.success() {
-        return Err(TaskError::failed(
+        return Err(TaskError::compose(
             RESTART,
             format!(
                 "`{compose} restart {}` failed on the host:\n{}",

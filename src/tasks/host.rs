@@ -40,9 +40,9 @@ impl Distro {
         match (facts.os_id.as_str(), facts.os_version.as_str()) {
             ("debian", "12") => Ok(Distro::Debian12),
             ("ubuntu", "24.04") => Ok(Distro::Ubuntu2404),
-            (id, version) => Err(TaskError::failed(
-                "operating system",
-                format!(
+            (id, version) => Err(TaskError::UnsupportedOs {
+                task: "operating system".into(),
+                message: format!(
                     "the host runs {} (ID={id}, VERSION_ID={version}), which configure does not support",
                     if facts.os_pretty.is_empty() {
                         id
@@ -50,9 +50,10 @@ impl Distro {
                         &facts.os_pretty
                     }
                 ),
-                "use a Debian 12 or Ubuntu 24.04 image (e.g. `provider.image`: \
-                 `images:debian/12/cloud`, `ubuntu:24.04`, or the local `torrust/debian-12`)",
-            )),
+                fix: "use a Debian 12 or Ubuntu 24.04 image (e.g. `provider.image`: \
+                      `images:debian/12/cloud`, `ubuntu:24.04`, or the local `torrust/debian-12`)"
+                    .into(),
+            }),
         }
     }
 
@@ -286,7 +287,7 @@ pub async fn wait_ready(host: &dyn Host, timeout: Duration) -> Result<String, Ta
     let out = host.sudo(&script).await?;
     let text = out.stdout_str().trim().to_string();
     if out.status.code() == Some(3) {
-        return Err(TaskError::failed(
+        return Err(TaskError::apt(
             "wait for cloud-init and apt",
             format!("the package manager stayed busy for {secs} s ({text})"),
             "another apt/dpkg run holds the lock; wait for it (see `ps aux | grep -E 'apt|dpkg'` \
@@ -345,7 +346,7 @@ pub async fn apply_packages(host: &dyn Host, packages: &[String]) -> Result<(), 
         } else {
             "see the apt output above; fix the cause on the host, then run configure again"
         };
-        return Err(TaskError::failed(
+        return Err(TaskError::apt(
             "packages",
             format!(
                 "apt-get failed ({}): {}",

@@ -128,23 +128,23 @@ pub async fn apply(host: &dyn Host, action: &ImageAction) -> Result<Vec<String>,
     for path in &action.load {
         let t = Instant::now();
         let file = tokio::fs::File::open(path).await.map_err(|e| {
-            TaskError::failed(
+            TaskError::bundle(
                 TASK,
                 format!("cannot open {}: {e}", path.display()),
                 "check `images.offline_bundle` in the environment file and the archive's permissions",
             )
         })?;
         let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        tracing::info!(
+        crate::events::note(format!(
             "uploading {} ({:.1} MB) into `docker load`",
-            path.display(),
+            file_name(path),
             size as f64 / 1e6
-        );
+        ));
         let out = host
-            .sudo_stdin("docker load", Stdin::Reader(Box::new(file)))
+            .sudo_stdin("docker load", Stdin::Reader(Box::new(file)), Some(size))
             .await?;
         if !out.success() {
-            return Err(TaskError::failed(
+            return Err(TaskError::bundle(
                 TASK,
                 format!(
                     "`docker load` of {} failed: {}",
@@ -165,7 +165,7 @@ pub async fn apply(host: &dyn Host, action: &ImageAction) -> Result<Vec<String>,
             .sudo(&format!("docker pull -q {}", shell_quote(image)))
             .await?;
         if !out.success() {
-            return Err(TaskError::failed(
+            return Err(TaskError::image_missing(
                 TASK,
                 format!("cannot pull {image}: {}", out.stderr_str().trim()),
                 "the host needs access to the registry; on an air-gapped host, set \
@@ -191,9 +191,9 @@ pub fn check(
     if missing.is_empty() {
         return Ok(());
     }
-    Err(TaskError::NotVerified {
+    Err(TaskError::ImageMissing {
         task: TASK.into(),
-        found: format!(
+        message: format!(
             "the host lacks {} image(s) the compose file uses: {}",
             missing.len(),
             missing.join(", ")

@@ -113,10 +113,45 @@ pub enum TaskError {
         message: String,
         fix: String,
     },
+    /// apt or dpkg failed, or their lock stayed held.
+    #[error("{task}: {message}\n  {fix}")]
+    Apt {
+        task: String,
+        message: String,
+        fix: String,
+    },
+    /// The host runs an operating system the tasks do not support.
+    #[error("{task}: {message}\n  {fix}")]
+    UnsupportedOs {
+        task: String,
+        message: String,
+        fix: String,
+    },
     #[error("{task}: applied, but the check afterwards found: {found}\n  {fix}")]
     NotVerified {
         task: String,
         found: String,
+        fix: String,
+    },
+    /// The offline bundle could not be read or loaded.
+    #[error("{task}: {message}\n  {fix}")]
+    Bundle {
+        task: String,
+        message: String,
+        fix: String,
+    },
+    /// An image the stack uses could not be pulled, or is not on the host.
+    #[error("{task}: {message}\n  {fix}")]
+    ImageMissing {
+        task: String,
+        message: String,
+        fix: String,
+    },
+    /// `compose up` or `compose restart` failed on the host.
+    #[error("{task}: {message}\n  {fix}")]
+    Compose {
+        task: String,
+        message: String,
         fix: String,
     },
     #[error("cannot read the host's facts: {0}")]
@@ -133,11 +168,60 @@ pub enum TaskError {
 }
 
 impl TaskError {
+    pub fn bundle(task: &str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        TaskError::Bundle {
+            task: task.to_string(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    pub fn image_missing(task: &str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        TaskError::ImageMissing {
+            task: task.to_string(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    pub fn compose(task: &str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        TaskError::Compose {
+            task: task.to_string(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
     pub fn failed(task: &str, message: impl Into<String>, fix: impl Into<String>) -> Self {
         TaskError::Failed {
             task: task.to_string(),
             message: message.into(),
             fix: fix.into(),
+        }
+    }
+
+    pub fn apt(task: &str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        TaskError::Apt {
+            task: task.to_string(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl crate::error_kind::Classify for TaskError {
+    fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            TaskError::Ssh(e) => e.kind(),
+            TaskError::Failed { .. } | TaskError::Facts(_) => ErrorKind::TaskFailed,
+            TaskError::Apt { .. } => ErrorKind::AptFailed,
+            TaskError::UnsupportedOs { .. } => ErrorKind::UnsupportedOs,
+            TaskError::NotVerified { .. } => ErrorKind::NotVerified,
+            TaskError::Bundle { .. } => ErrorKind::BundleInvalid,
+            TaskError::ImageMissing { .. } => ErrorKind::ImageMissing,
+            TaskError::Compose { .. } => ErrorKind::ComposeFailed,
+            TaskError::Unhealthy { .. } => ErrorKind::HealthTimeout,
         }
     }
 }

@@ -1,0 +1,683 @@
+//! Every error variant the operations can fail with, through the step boundary (or as the
+//! operation's own error) to the CLI: its `kind`, its exit code, and the `--output json`
+//! document stdout holds. One case per variant; the last test checks that every
+//! [`ErrorKind`] is produced by at least one of them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::CliError;
+use super::output::error_document;
+use crate::config::{ConfigError, Problem};
+use crate::error_kind::{Classified, Classify, ErrorKind};
+use crate::lxd::LxdError;
+use crate::ops::OpsError;
+use crate::ops::image::ImageError;
+use crate::ops::lxd_host::{IpTimeout, IpWaitError};
+use crate::ops::provision::ProvisionError;
+use crate::probe::ProbeError;
+use crate::ssh::{ExitStatus, PassphraseOrigin, SshError};
+use crate::stack::StackError;
+use crate::state::{LockError, LockOwner, StateError};
+use crate::tasks::TaskError;
+
+/// What `StepRun` makes of a step's error.
+fn step<E: Classify + std::error::Error + Send + Sync + 'static>(error: E) -> OpsError {
+    OpsError::StepFailed {
+        step: "a step".into(),
+        message: error.to_string(),
+        trace_file: PathBuf::from("/data/e/traces/t.txt"),
+        error: Classified::new(error),
+    }
+}
+
+fn io() -> std::io::Error {
+    std::io::Error::other("disk on fire")
+}
+
+fn s(text: &str) -> String {
+    text.to_string()
+}
+
+fn ssh_errors() -> Vec<(SshError, &'static str)> {
+    let d = Duration::from_secs(1);
+    vec![
+        (
+            SshError::ConnectionRefused {
+                host: s("h"),
+                port: 22,
+                attempts: 1,
+                elapsed: d,
+            },
+            "ssh_unreachable",
+        ),
+        (
+            SshError::Timeout {
+                host: s("h"),
+                port: 22,
+                timeout: d,
+                attempts: 1,
+                elapsed: d,
+            },
+            "ssh_unreachable",
+        ),
+        (
+            SshError::ConnectionReset {
+                host: s("h"),
+                port: 22,
+                detail: s("reset"),
+                attempts: 1,
+                elapsed: d,
+            },
+            "ssh_unreachable",
+        ),
+        (
+            SshError::Unreachable {
+                host: s("h"),
+                port: 22,
+                detail: s("no route"),
+                attempts: 1,
+                elapsed: d,
+            },
+            "ssh_unreachable",
+        ),
+        (
+            SshError::Resolve {
+                host: s("h"),
+                port: 22,
+                detail: s("nxdomain"),
+            },
+            "ssh_unreachable",
+        ),
+        (
+            SshError::AuthRejected {
+                user: s("torrust"),
+                host: s("h"),
+                port: 22,
+                key_path: PathBuf::from("/k"),
+                fingerprint: s("SHA256:x"),
+                via_agent: false,
+            },
+            "ssh_auth_failed",
+        ),
+        (
+            SshError::HostKeyChanged {
+                host: s("h"),
+                port: 22,
+                known_hosts: PathBuf::from("/kh"),
+                line: 1,
+                pinned_fingerprint: s("SHA256:a"),
+                presented_fingerprint: s("SHA256:b"),
+            },
+            "ssh_host_key_changed",
+        ),
+        (
+            SshError::KeyUnreadable {
+                path: PathBuf::from("/k"),
+                source: io(),
+            },
+            "ssh_key_unusable",
+        ),
+        (
+            SshError::KeyUnsupported {
+                path: PathBuf::from("/k"),
+                detail: s("dsa"),
+            },
+            "ssh_key_unusable",
+        ),
+        (
+            SshError::KeyEncryptedNoPassphrase {
+                path: PathBuf::from("/k"),
+                fingerprint: s("SHA256:x"),
+                tried: s("nothing"),
+            },
+            "ssh_key_unusable",
+        ),
+        (
+            SshError::WrongPassphrase {
+                path: PathBuf::from("/k"),
+                origin: PassphraseOrigin::EnvVar,
+            },
+            "ssh_key_unusable",
+        ),
+        (
+            SshError::Agent {
+                socket: s("/agent"),
+                detail: s("gone"),
+            },
+            "ssh_key_unusable",
+        ),
+        (
+            SshError::KnownHosts {
+                path: PathBuf::from("/kh"),
+                detail: s("read-only"),
+            },
+            "io",
+        ),
+        (
+            SshError::Protocol {
+                host: s("h"),
+                port: 22,
+                detail: s("kex"),
+            },
+            "ssh_failed",
+        ),
+        (
+            SshError::ConnectionLost {
+                host: s("h"),
+                port: 22,
+                detail: s("eof"),
+            },
+            "ssh_failed",
+        ),
+        (
+            SshError::Channel {
+                host: s("h"),
+                command: s("true"),
+                detail: s("refused"),
+            },
+            "ssh_failed",
+        ),
+        (
+            SshError::Stdin {
+                host: s("h"),
+                command: s("cat"),
+                source: io(),
+            },
+            "io",
+        ),
+        (
+            SshError::CommandFailed {
+                host: s("h"),
+                command: s("false"),
+                status: ExitStatus::Code(1),
+                stderr_tail: String::new(),
+            },
+            "remote_command_failed",
+        ),
+        (
+            SshError::Upload {
+                host: s("h"),
+                detail: s("tar"),
+            },
+            "ssh_failed",
+        ),
+    ]
+}
+
+fn lxd_errors() -> Vec<(LxdError, &'static str)> {
+    vec![
+        (
+            LxdError::NoSocket {
+                looked: vec![PathBuf::from("/nope")],
+                configured: true,
+            },
+            "lxd_unreachable",
+        ),
+        (
+            LxdError::Unreachable {
+                endpoint: s("unix:/s"),
+                doing: s("x"),
+                message: s("refused"),
+                fix: s("start it"),
+            },
+            "lxd_unreachable",
+        ),
+        (
+            LxdError::Api {
+                doing: s("x"),
+                status: 500,
+                message: s("boom"),
+            },
+            "lxd_failed",
+        ),
+        (
+            LxdError::Operation {
+                doing: s("x"),
+                message: s("boom"),
+            },
+            "lxd_failed",
+        ),
+        (
+            LxdError::Timeout {
+                doing: s("x"),
+                secs: 3,
+            },
+            "lxd_timeout",
+        ),
+        (
+            LxdError::Decode {
+                doing: s("x"),
+                message: s("not json"),
+            },
+            "lxd_failed",
+        ),
+        (
+            LxdError::Busy {
+                doing: s("starting the instance"),
+                action: s("stop"),
+                message: s("Instance is busy running a \"stop\" operation"),
+            },
+            "lxd_busy",
+        ),
+    ]
+}
+
+fn owner() -> LockOwner {
+    LockOwner {
+        pid: 1,
+        host: s("here"),
+        command: s("release"),
+        started_at: chrono::Utc::now(),
+    }
+}
+
+/// (error as the CLI gets it, expected kind).
+fn cases() -> Vec<(CliError, &'static str)> {
+    let mut out: Vec<(CliError, &'static str)> = Vec::new();
+    let mut add = |e: OpsError, kind: &'static str| out.push((CliError::Ops(e), kind));
+
+    for (e, kind) in ssh_errors() {
+        add(step(e), kind);
+    }
+    for (e, kind) in lxd_errors() {
+        add(step(e), kind);
+    }
+    // Wrappers ask their inner error.
+    for (e, kind) in ssh_errors() {
+        add(step(TaskError::Ssh(e)), kind);
+    }
+    for (e, kind) in ssh_errors().into_iter().take(7) {
+        add(step(ProvisionError::Ssh(e)), kind);
+    }
+    for (e, kind) in lxd_errors() {
+        add(step(ProvisionError::Lxd(e)), kind);
+    }
+    for (e, kind) in lxd_errors() {
+        add(OpsError::typed(ImageError::Lxd(e)), kind);
+    }
+
+    add(
+        step(TaskError::failed("firewall", "ufw", "fix")),
+        "task_failed",
+    );
+    add(
+        step(TaskError::apt("packages", "apt-get failed", "fix")),
+        "apt_failed",
+    );
+    add(
+        step(TaskError::UnsupportedOs {
+            task: s("operating system"),
+            message: s("debian 11"),
+            fix: s("use 12"),
+        }),
+        "unsupported_os",
+    );
+    add(
+        step(TaskError::NotVerified {
+            task: s("docker group"),
+            found: s("missing"),
+            fix: s("again"),
+        }),
+        "not_verified",
+    );
+    add(step(TaskError::Facts(s("garbled"))), "task_failed");
+
+    let ip_timeout = || IpTimeout {
+        instance: s("i"),
+        network: s("lxdbr0"),
+        secs: 1,
+        status: s("Running"),
+    };
+    add(step(IpWaitError::Timeout(ip_timeout())), "ip_timeout");
+    add(
+        step(ProvisionError::NoIp(IpWaitError::Timeout(ip_timeout()))),
+        "ip_timeout",
+    );
+    add(
+        step(IpWaitError::LxdGone {
+            instance: s("i"),
+            secs: 1,
+            error: LxdError::Timeout {
+                doing: s("x"),
+                secs: 1,
+            },
+        }),
+        "lxd_unreachable",
+    );
+    add(
+        step(ProvisionError::UnknownImage {
+            image: s("torrust/debian-12"),
+            project: String::new(),
+        }),
+        "image_missing",
+    );
+    add(
+        step(ProvisionError::Missing {
+            what: "network",
+            name: s("lxdbr0"),
+            fix: s("create it"),
+        }),
+        "lxd_missing",
+    );
+    add(step(ProvisionError::Host(s("cloud-init"))), "step_failed");
+
+    add(
+        step(TaskError::bundle("images", "unreadable", "fix")),
+        "bundle_invalid",
+    );
+    add(
+        step(TaskError::image_missing("images", "cannot pull", "fix")),
+        "image_missing",
+    );
+    for e in [
+        StackError::UnsafeValue {
+            field: s("f"),
+            reason: s("newline"),
+        },
+        StackError::BindAddress {
+            field: s("f"),
+            value: s("x"),
+        },
+        StackError::MissingRootPassword,
+    ] {
+        add(OpsError::typed(e), "invalid_config");
+    }
+    add(
+        step(TaskError::compose(
+            "compose up",
+            "`docker compose up -d` failed",
+            "fix",
+        )),
+        "compose_failed",
+    );
+    add(
+        step(TaskError::Unhealthy {
+            waited: 180,
+            failing: s("tracker"),
+            logs: String::new(),
+        }),
+        "health_timeout",
+    );
+
+    let probe = |e: ProbeError, kind| (e, kind);
+    for (e, kind) in [
+        probe(
+            ProbeError::Timeout {
+                what: "announce",
+                target: s("udp://h:6969"),
+                proto: "UDP",
+                within: Duration::from_secs(1),
+            },
+            "tracker_unreachable",
+        ),
+        probe(
+            ProbeError::Refused {
+                what: "announce",
+                target: s("t"),
+                proto: "TCP",
+            },
+            "tracker_unreachable",
+        ),
+        probe(
+            ProbeError::Network {
+                what: "announce",
+                target: s("t"),
+                detail: s("reset"),
+            },
+            "tracker_unreachable",
+        ),
+        probe(
+            ProbeError::Resolve {
+                host: s("h"),
+                target: s("t"),
+                detail: s("nxdomain"),
+            },
+            "tracker_unreachable",
+        ),
+        probe(
+            ProbeError::Tls {
+                target: s("t"),
+                detail: s("untrusted"),
+            },
+            "tracker_tls_failed",
+        ),
+        probe(
+            ProbeError::AuthRejected {
+                target: s("t"),
+                detail: s("401"),
+            },
+            "tracker_auth_failed",
+        ),
+        probe(
+            ProbeError::HttpStatus {
+                what: "scrape",
+                target: s("t"),
+                status: 500,
+                body: String::new(),
+            },
+            "tracker_failed",
+        ),
+        probe(
+            ProbeError::BadResponse {
+                what: "scrape",
+                target: s("t"),
+                detail: s("html"),
+            },
+            "tracker_failed",
+        ),
+        probe(
+            ProbeError::TrackerFailure {
+                what: "announce",
+                target: s("t"),
+                reason: s("unregistered torrent"),
+            },
+            "tracker_failed",
+        ),
+        probe(
+            ProbeError::Unhealthy {
+                target: s("t"),
+                detail: s("udp down"),
+            },
+            "tracker_failed",
+        ),
+        probe(
+            ProbeError::Setup {
+                target: s("t"),
+                detail: s("bad url"),
+            },
+            "failed",
+        ),
+    ] {
+        add(OpsError::typed(e), kind);
+    }
+
+    add(
+        OpsError::typed(ImageError::Pack {
+            path: PathBuf::from("/rootfs"),
+            source: io(),
+        }),
+        "io",
+    );
+    add(
+        OpsError::from(ImageError::NoMetadataYaml {
+            path: PathBuf::from("/meta"),
+            kind: "directory",
+        }),
+        "refused",
+    );
+    add(
+        OpsError::typed(ImageError::NoMetadataYaml {
+            path: PathBuf::from("/meta"),
+            kind: "directory",
+        }),
+        "refused",
+    );
+    add(
+        OpsError::typed(ImageError::Read {
+            path: PathBuf::from("/img"),
+            source: io(),
+        }),
+        "io",
+    );
+
+    // The operations' own errors.
+    add(
+        OpsError::Config(ConfigError::Read {
+            path: PathBuf::from("e.json"),
+            source: io(),
+        }),
+        "invalid_config",
+    );
+    add(
+        OpsError::Config(ConfigError::Syntax {
+            message: s("eof"),
+            line: 1,
+            column: 2,
+            path: String::new(),
+        }),
+        "invalid_config",
+    );
+    add(
+        OpsError::Config(ConfigError::Invalid {
+            problems: vec![Problem::new("tracker", "bad", None, "fix it")],
+        }),
+        "invalid_config",
+    );
+    add(OpsError::State(StateError::NotFound(s("e"))), "not_found");
+    add(
+        OpsError::State(StateError::Unreadable {
+            env: s("e"),
+            path: PathBuf::from("/s"),
+            reason: s("garbled"),
+        }),
+        "state",
+    );
+    add(
+        OpsError::State(StateError::SchemaVersion {
+            env: s("e"),
+            found: 99,
+        }),
+        "state",
+    );
+    add(
+        OpsError::State(StateError::Write {
+            path: PathBuf::from("/s"),
+            source: io(),
+        }),
+        "state",
+    );
+    add(
+        OpsError::State(StateError::Lock(LockError::Held {
+            env: s("e"),
+            owner: owner(),
+        })),
+        "locked",
+    );
+    add(
+        OpsError::Lock(LockError::Held {
+            env: s("e"),
+            owner: owner(),
+        }),
+        "locked",
+    );
+    add(
+        OpsError::Lock(LockError::Timeout {
+            env: s("e"),
+            owner: owner(),
+            waited_secs: 3,
+        }),
+        "locked",
+    );
+    add(
+        OpsError::Lock(LockError::Io {
+            path: PathBuf::from("/l"),
+            source: io(),
+        }),
+        "io",
+    );
+    add(
+        OpsError::ConfigChanged {
+            env: s("e"),
+            lifecycle: s("running"),
+            fix: s("destroy"),
+        },
+        "config_changed",
+    );
+    add(OpsError::Refused(s("no host yet")), "refused");
+    add(OpsError::Failed(s("something")), "failed");
+    add(OpsError::CheckFailed(2), "check_failed");
+    add(
+        OpsError::TestFailed {
+            env: s("e"),
+            failed: 1,
+            total: 9,
+            next: s("look"),
+        },
+        "test_failed",
+    );
+    add(
+        OpsError::Io {
+            context: s("cannot read the key"),
+            source: io(),
+        },
+        "io",
+    );
+
+    out.push((CliError::Usage(s("bad name")), "usage"));
+    out.push((CliError::Output(io()), "io"));
+    out
+}
+
+#[test]
+fn every_error_reaches_the_json_document_with_its_kind_and_exit_code() {
+    for (err, kind) in cases() {
+        let got = err.kind();
+        assert_eq!(got.as_str(), kind, "{err:?}");
+        let code = if matches!(
+            kind,
+            "usage" | "invalid_config" | "not_found" | "config_changed" | "refused"
+        ) {
+            2
+        } else {
+            1
+        };
+        assert_eq!(err.exit_code(), code, "{err:?}");
+        let message = err.to_string();
+        let problems = err.problems();
+        assert_eq!(
+            error_document(got, &message, &problems, None),
+            json!({ "error": { "kind": kind, "message": message, "problems": problems } }),
+        );
+    }
+}
+
+#[test]
+fn a_report_keeps_its_fields_with_the_error_added() {
+    let doc = error_document(
+        ErrorKind::CheckFailed,
+        "2 check(s) failed",
+        &[],
+        Some(json!({ "ok": false, "checks": [] })),
+    );
+    assert_eq!(
+        doc,
+        json!({
+            "ok": false, "checks": [],
+            "error": { "kind": "check_failed", "message": "2 check(s) failed", "problems": [] }
+        })
+    );
+}
+
+#[test]
+fn every_kind_is_produced_by_an_error() {
+    let produced: std::collections::HashSet<ErrorKind> =
+        cases().iter().map(|(e, _)| e.kind()).collect();
+    let missing: Vec<ErrorKind> = ErrorKind::ALL
+        .into_iter()
+        .filter(|k| !produced.contains(k))
+        .collect();
+    assert_eq!(missing, []);
+}
