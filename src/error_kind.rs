@@ -62,13 +62,12 @@ pub enum ErrorKind {
     // Reports and fallbacks.
     CheckFailed,
     TestFailed,
-    StepFailed,
     Failed,
 }
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 36] = [
+    pub const ALL: [ErrorKind; 35] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
@@ -103,7 +102,6 @@ impl ErrorKind {
         ErrorKind::TrackerFailed,
         ErrorKind::CheckFailed,
         ErrorKind::TestFailed,
-        ErrorKind::StepFailed,
         ErrorKind::Failed,
     ];
 
@@ -144,7 +142,6 @@ impl ErrorKind {
             ErrorKind::TrackerFailed => "tracker_failed",
             ErrorKind::CheckFailed => "check_failed",
             ErrorKind::TestFailed => "test_failed",
-            ErrorKind::StepFailed => "step_failed",
             ErrorKind::Failed => "failed",
         }
     }

@@ -362,7 +362,44 @@ fn cases() -> Vec<(CliError, &'static str)> {
         }),
         "lxd_missing",
     );
-    add(step(ProvisionError::Host(s("cloud-init"))), "step_failed");
+    add(
+        step(ProvisionError::StartFailed {
+            instance: s("i"),
+            log: s("hook timed out"),
+            source: LxdError::Operation {
+                doing: s("starting"),
+                message: s("boom"),
+            },
+        }),
+        "lxd_failed",
+    );
+    add(
+        step(ProvisionError::AdoptedKeyRejected {
+            instance: s("i"),
+            env: s("e"),
+            source: ssh_errors()
+                .into_iter()
+                .map(|(e, _)| e)
+                .find(|e| matches!(e, SshError::AuthRejected { .. }))
+                .expect("an AuthRejected case"),
+        }),
+        "ssh_auth_failed",
+    );
+    add(
+        step(ProvisionError::KnownHosts {
+            path: PathBuf::from("/k"),
+            source: std::io::Error::other("read-only"),
+        }),
+        "io",
+    );
+    add(
+        step(ProvisionError::Task(TaskError::failed(
+            "cloud-init",
+            "status: error",
+            "fix",
+        ))),
+        "task_failed",
+    );
 
     add(
         step(TaskError::bundle("images", "unreadable", "fix")),

@@ -41,9 +41,10 @@ impl Classify for ProvisionError {
             ProvisionError::NoIp(e) => e.kind(),
             ProvisionError::UnknownImage { .. } => ErrorKind::ImageMissing,
             ProvisionError::Missing { .. } => ErrorKind::LxdMissing,
-            // Free text today (a start that kept failing, cloud-init not done, a key the
-            // instance refuses): no kind more precise than the step's.
-            ProvisionError::Host(_) => ErrorKind::StepFailed,
+            ProvisionError::StartFailed { source, .. } => source.kind(),
+            ProvisionError::AdoptedKeyRejected { .. } => ErrorKind::SshAuthFailed,
+            ProvisionError::KnownHosts { .. } => ErrorKind::Io,
+            ProvisionError::Task(e) => e.kind(),
         }
     }
 }

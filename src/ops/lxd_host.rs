@@ -1,5 +1,6 @@
 //! What provision and destroy need from LXD, built on [`crate::lxd`]: the environment's
-//! profile, its instance, its address, and preparing an image that has no cloud-init.
+//! profile, its instance and its address. (Preparing an image that has no cloud-init is a task:
+//! [`crate::tasks::lxd_access`].)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -65,7 +66,7 @@ pub fn user_data(username: &str, public_key: &str, ssh_port: u16) -> String {
 }
 
 /// Restarts sshd on Debian and Ubuntu, socket-activated (Ubuntu 24.04) or not.
-const RESTART_SSH: &str = "systemctl daemon-reload; if systemctl is-enabled ssh.socket >/dev/null 2>&1; then systemctl restart ssh.socket; fi; systemctl restart ssh || service ssh restart";
+pub(crate) const RESTART_SSH: &str = "systemctl daemon-reload; if systemctl is-enabled ssh.socket >/dev/null 2>&1; then systemctl restart ssh.socket; fi; systemctl restart ssh || service ssh restart";
 
 /// The profile the environment's instance uses: cloud-init user-data, nesting for Docker,
 /// limits, the root disk on the pool and the NIC on the network.
@@ -243,90 +244,6 @@ pub struct IpTimeout {
     pub network: String,
     pub secs: u64,
     pub status: String,
-}
-
-/// Sets up the SSH user, its key, sudo and the SSH port through LXD's exec and file APIs, for
-/// images without cloud-init. Idempotent. Returns whether anything changed.
-pub async fn prepare_without_cloud_init(
-    client: &LxdClient<UnixSocket>,
-    instance: &str,
-    username: &str,
-    public_key: &str,
-    ssh_port: u16,
-) -> Result<bool, LxdError> {
-    let check = |r: crate::lxd::ExecResult, what: &str| {
-        if r.exit_code == 0 {
-            Ok(r)
-        } else {
-            Err(LxdError::Operation {
-                doing: format!("{what} in instance '{instance}'"),
-                message: format!("exit code {}: {}", r.exit_code, r.stderr.trim()),
-            })
-        }
-    };
-    let script = format!(
-        "set -e; changed=0; \
-         if ! id -u {username} >/dev/null 2>&1; then useradd -m -s /bin/bash {username}; changed=1; fi; \
-         home=$(getent passwd {username} | cut -d: -f6); \
-         install -d -m 0700 -o {username} -g {username} \"$home/.ssh\"; \
-         echo \"$changed $(id -u {username}) $(id -g {username}) $home\""
-    );
-    let out = check(
-        client.exec(instance, &["sh", "-c", &script]).await?,
-        "creating the SSH user",
-    )?;
-    let fields: Vec<&str> = out.stdout.split_whitespace().collect();
-    let [changed, uid, gid, home] = fields[..] else {
-        return Err(LxdError::Decode {
-            doing: format!("creating the SSH user in instance '{instance}'"),
-            message: format!("unexpected output {:?}", out.stdout),
-        });
-    };
-    let mut any_change = changed == "1";
-    let uid: u32 = uid.parse().unwrap_or(0);
-    let gid: u32 = gid.parse().unwrap_or(0);
-
-    let files = [
-        (
-            format!("{home}/.ssh/authorized_keys"),
-            format!("{}\n", public_key.trim()),
-            uid,
-            gid,
-            0o600,
-        ),
-        (
-            format!("/etc/sudoers.d/90-torrust-{username}"),
-            format!("{username} ALL=(ALL) NOPASSWD:ALL\n"),
-            0,
-            0,
-            0o440,
-        ),
-    ];
-    for (path, contents, uid, gid, mode) in files {
-        let current = client.exec(instance, &["cat", &path]).await?;
-        if current.exit_code != 0 || current.stdout != contents {
-            client
-                .push_file(instance, &path, contents.into_bytes(), uid, gid, mode)
-                .await?;
-            any_change = true;
-        }
-    }
-    if ssh_port != 22 {
-        let path = "/etc/ssh/sshd_config.d/10-torrust-port.conf";
-        let contents = format!("Port {ssh_port}\n");
-        let current = client.exec(instance, &["cat", path]).await?;
-        if current.exit_code != 0 || current.stdout != contents {
-            client
-                .push_file(instance, path, contents.into_bytes(), 0, 0, 0o644)
-                .await?;
-            check(
-                client.exec(instance, &["sh", "-c", RESTART_SSH]).await?,
-                "restarting sshd",
-            )?;
-            any_change = true;
-        }
-    }
-    Ok(any_change)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use crate::config::{LxdProvider, Provider, SshCredentials};
 use crate::lxd::{LxdClient, LxdError, UnixSocket};
 use crate::ssh::{Session, SshError, Target};
 use crate::state::{DataDir, EnvironmentState, HostRecord, Lifecycle};
+use crate::tasks::{TaskError, cloud_init, lxd_access};
 
 /// The names of provision's steps, as recorded in the state and reported.
 mod step {
@@ -88,8 +89,40 @@ pub enum ProvisionError {
         name: String,
         fix: String,
     },
-    #[error("{0}")]
-    Host(String),
+    /// LXD's start of the instance kept failing; `log` is the end of LXD's log of it.
+    #[error(
+        "{source}\n  LXD's lxc.log for '{instance}' ends with:\n{log}\n  If it shows a hook that \
+         timed out, check that lxcfs is alive (`stat /var/lib/lxcfs`; \
+         `provisioning/host/prepare-lxd-host.sh` restarts it), then run provision again: it \
+         resumes here."
+    )]
+    StartFailed {
+        instance: String,
+        log: String,
+        #[source]
+        source: LxdError,
+    },
+    /// An instance that already existed and ran refuses the environment's key.
+    #[error(
+        "{source}\n  Instance '{instance}' already existed and was running, so its authorized key \
+         was set up earlier, for another key (e.g. the environment was re-created and a new key \
+         generated).\n  Fix: `torrust-tracker-deployer destroy {env}` and provision again, or set \
+         `ssh_credentials` to the key the instance accepts"
+    )]
+    AdoptedKeyRejected {
+        instance: String,
+        env: String,
+        #[source]
+        source: SshError,
+    },
+    #[error("cannot reset the pinned host key at {path}: {source}")]
+    KnownHosts {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Task(#[from] TaskError),
 }
 
 /// How long a rejected key is retried on an instance that was already running.
@@ -136,7 +169,7 @@ pub async fn provision(
     let adopted = !up.created && !up.started;
     let session = run
         .step(&mut state, step::WAIT_FOR_SSH, async |_s| {
-            wait_for_ssh(&w, &target, adopted, up.prepared.is_none(), &ip).await
+            wait_for_ssh(&w, &target, adopted, up.prepared.is_none()).await
         })
         .await?;
     let host_key = session.host_key_fingerprint().to_string();
@@ -402,8 +435,9 @@ async fn create_instance(
     // host we no longer have.
     let known_hosts = w.data.known_hosts(&state.name);
     if known_hosts.exists() {
-        std::fs::remove_file(&known_hosts).map_err(|e| {
-            ProvisionError::Host(format!("cannot reset {}: {e}", known_hosts.display()))
+        std::fs::remove_file(&known_hosts).map_err(|source| ProvisionError::KnownHosts {
+            path: known_hosts.clone(),
+            source,
         })?;
     }
     client
@@ -437,18 +471,10 @@ async fn prepare_ssh_access(
     client: &LxdClient<UnixSocket>,
     w: &Wanted<'_>,
 ) -> Result<Option<bool>, ProvisionError> {
-    let has_cloud_init = client
-        .exec(
-            &w.instance,
-            &["sh", "-c", "command -v cloud-init >/dev/null || exit 1"],
-        )
-        .await?
-        .exit_code
-        == 0;
-    if has_cloud_init {
+    if lxd_access::has_cloud_init(client, &w.instance).await? {
         return Ok(None);
     }
-    let changed = lxd_host::prepare_without_cloud_init(
+    let changed = lxd_access::prepare(
         client,
         &w.instance,
         &w.creds.username,
@@ -465,32 +491,20 @@ async fn wait_for_ssh(
     target: &Target,
     adopted: bool,
     by_cloud_init: bool,
-    ip: &str,
 ) -> Result<Session, ProvisionError> {
     let auth_grace = adopted.then_some(ADOPTED_AUTH_GRACE);
     let session = connect_until(target, w.options.ssh_timeout, auth_grace)
         .await
         .map_err(|e| match e {
-            e @ SshError::AuthRejected { .. } if adopted => ProvisionError::Host(format!(
-                "{e}\n  Instance '{}' already existed and was running, so its authorized key \
-                 was set up earlier, for another key (e.g. the environment was re-created and a \
-                 new key generated).\n  Fix: `torrust-tracker-deployer destroy {}` and provision \
-                 again, or set `ssh_credentials` to the key the instance accepts",
-                w.instance, w.env
-            )),
+            e @ SshError::AuthRejected { .. } if adopted => ProvisionError::AdoptedKeyRejected {
+                instance: w.instance.clone(),
+                env: w.env.to_string(),
+                source: e,
+            },
             e => e.into(),
         })?;
     if by_cloud_init {
-        let out = session
-            .exec("cloud-init status --wait >/dev/null 2>&1; cloud-init status")
-            .await?;
-        let status = out.stdout_str();
-        if !status.contains("done") {
-            return Err(ProvisionError::Host(format!(
-                "cloud-init on {ip} did not finish cleanly: {}.\n  See /var/log/cloud-init-output.log on the instance",
-                status.trim()
-            )));
-        }
+        cloud_init::wait_done(&session).await?;
     }
     Ok(session)
 }

@@ -10,6 +10,7 @@ use super::host::{self, connect_until, ssh_target};
 use super::steps::StepRun;
 use crate::ssh::SshError;
 use crate::state::{DataDir, HostRecord, Lifecycle};
+use crate::tasks::{TaskError, cloud_init};
 
 #[derive(Debug, Serialize)]
 pub struct Registered {
@@ -36,10 +37,10 @@ pub async fn register(
     let host_key = run
         .step(&mut state, "check SSH", async |_s| {
             let session = connect_until(&target, Duration::from_secs(30), None).await?;
-            session.exec("true").await?.check()?;
+            cloud_init::check_shell(&session).await?;
             let key = session.host_key_fingerprint().to_string();
             session.close().await;
-            Ok::<_, SshError>(key)
+            Ok::<_, TaskError>(key)
         })
         .await?;
     run.step(&mut state, "record host", async |s| {

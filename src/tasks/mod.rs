@@ -21,12 +21,14 @@
 
 pub mod bundle;
 pub mod caddy_ca;
+pub mod cloud_init;
 pub mod compose;
 pub mod dirs;
 pub mod facts;
 pub mod files;
 pub mod host;
 pub mod images;
+pub mod lxd_access;
 pub mod status_probe;
 
 use std::time::Duration;

@@ -70,13 +70,11 @@ pub(super) async fn start_instance(
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            Err(ProvisionError::Host(format!(
-                "{e}\n  LXD's lxc.log for '{instance}' ends with:\n{}\n  \
-                 If it shows a hook that timed out, check that lxcfs is alive \
-                 (`stat /var/lib/lxcfs`; `provisioning/host/prepare-lxd-host.sh` \
-                 restarts it), then run provision again: it resumes here.",
-                indent(&log, "    ")
-            )))
+            Err(ProvisionError::StartFailed {
+                instance: instance.to_string(),
+                log: indent(&log, "    "),
+                source: e,
+            })
         }
     }
 }
