@@ -84,7 +84,15 @@ fn a_killed_provision_resumes() {
     assert_eq!(st["last_run"]["status"], "running", "{st:#}");
 
     let run = provision(&sb, name).ok();
-    assert!(run.stderr.contains("previous `provision`"), "{run:?}");
+    // The JSON event that starts the command says which run it resumes.
+    let started = run
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "command_started")
+        .unwrap_or_else(|| panic!("no command_started event: {run:?}"));
+    assert_eq!(started["resumes"]["command"], "provision", "{started}");
+    assert_eq!(started["resumes"]["failed"], false, "{started}");
     let doc = run.json();
     assert_eq!(doc["instance"], instance.as_str());
     assert_eq!(ssh(&sb, name, "id -un").trim(), "torrust");
