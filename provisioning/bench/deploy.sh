@@ -42,6 +42,7 @@ remote() {
 }
 # Stops the stack and removes the files release uploads (directories and data stay), so that
 # both sides start from a configured host with its images and storage directories.
+# (`render` writes them under DIR mirroring the host's paths.)
 reset_stack() {
   remote "cd /opt/torrust && sudo $compose down -t 2 >/dev/null 2>&1; true"
   local files
@@ -51,9 +52,17 @@ reset_stack() {
 floor() {
   local t0 t1 c0
   c0=$(conns); t0=$(now)
-  tar -C "$work/render" --owner=0 --group=0 -c . | remote "sudo tar -x --no-same-owner -C / && \
-    cd /opt/torrust && sudo $compose up -d >/dev/null 2>&1"
-  until curl -fsS -o /dev/null "http://$ip:7070/health_check"; do sleep 0.05; done
+  remote "sudo tar -x -C / && cd /opt/torrust && sudo $compose up -d" \
+    <"$work/floor.tar" >>"$work/floor.log" 2>&1
+  until curl -fsS --max-time 1 -o /dev/null "http://$ip:7070/health_check" 2>/dev/null; do
+    if [ "$(secs "$t0" "$(now)" | cut -d. -f1)" -ge 120 ]; then
+      echo "floor: the tracker did not answer within 120 s; compose said:" >&2
+      cat "$work/floor.log" >&2
+      remote "cd /opt/torrust && sudo $compose ps" >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
   t1=$(now)
   echo "$(secs "$t0" "$t1") $(($(conns) - c0))"
 }
@@ -88,6 +97,9 @@ for round in $(seq 1 "$rounds"); do
 
   rm -rf "$work/render"
   "$bin" --data-dir "$data" -q render --env-name "$env" --instance-ip "$ip" --output-dir "$work/render" >/dev/null
+  # The floor uploads the very files release placed (owners and modes included), as one tar.
+  files=$(cd "$work/render" && find . -type f | sed 's|^\./||' | tr '\n' ' ')
+  remote "sudo tar -C / -cf - $files" >"$work/floor.tar"
   reset_stack
   t0=$(now); c0=$(conns)
   "$bin" --data-dir "$data" -q release "$env" >>"$work/out.log" 2>&1

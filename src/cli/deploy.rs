@@ -30,7 +30,11 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
     let env = env_name(&args.env)?;
     let options = DeployOptions {
         env_file: args.env_file.clone(),
-        provision: ProvisionOptions::default(),
+        // deploy connects right after provision and checks the pinned key then.
+        provision: ProvisionOptions {
+            trust_recorded_host: true,
+            ..ProvisionOptions::default()
+        },
         ready_timeout: Duration::from_secs(600),
         run: RunOptions {
             timeout: Duration::from_secs(args.run_timeout),

@@ -28,6 +28,7 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         ip_timeout: Duration::from_secs(args.ip_timeout),
         ssh_timeout: Duration::from_secs(args.ssh_timeout),
         lxd_timeout: Duration::from_secs(args.lxd_timeout),
+        trust_recorded_host: false,
     };
     let p = block_on(provision::provision(
         &global.data(),

@@ -45,6 +45,10 @@ pub struct ProvisionOptions {
     pub ssh_timeout: Duration,
     /// How long any one LXD operation (create, image download, start) may take.
     pub lxd_timeout: Duration,
+    /// Skip "wait for SSH" when the instance was already running at the recorded address with
+    /// a pinned host key: the caller connects next and checks that key itself (`deploy`, so
+    /// that a deployed environment costs one SSH connection).
+    pub trust_recorded_host: bool,
 }
 
 impl Default for ProvisionOptions {
@@ -53,6 +57,7 @@ impl Default for ProvisionOptions {
             ip_timeout: Duration::from_secs(120),
             ssh_timeout: Duration::from_secs(300),
             lxd_timeout: Duration::from_secs(300),
+            trust_recorded_host: false,
         }
     }
 }
@@ -167,16 +172,30 @@ pub async fn provision(
     // An instance that was already running before this run has long finished cloud-init: a
     // rejected key there will not fix itself, so don't wait it out.
     let adopted = !up.created && !up.started;
-    let session = run
-        .step(&mut state, step::WAIT_FOR_SSH, async |_s| {
-            wait_for_ssh(&w, &target, adopted, up.prepared.is_none()).await
-        })
-        .await?;
-    let host_key = session.host_key_fingerprint().to_string();
-    session.close().await;
-    let changed = previously_pinned.as_deref() != Some(host_key.as_str());
-    let detail = format!("{} ready, host key {host_key}", target.display());
-    reports.push(report(step::WAIT_FOR_SSH, changed, detail));
+    let recorded = recorded_host_key(&state, &ip, adopted, previously_pinned.as_deref());
+    let host_key = match recorded.filter(|_| options.trust_recorded_host) {
+        Some(key) => {
+            let detail = format!(
+                "{} recorded, host key {key} (checked by the next connection)",
+                target.display()
+            );
+            reports.push(report(step::WAIT_FOR_SSH, false, detail));
+            key
+        }
+        None => {
+            let session = run
+                .step(&mut state, step::WAIT_FOR_SSH, async |_s| {
+                    wait_for_ssh(&w, &target, adopted, up.prepared.is_none()).await
+                })
+                .await?;
+            let host_key = session.host_key_fingerprint().to_string();
+            session.close().await;
+            let changed = previously_pinned.as_deref() != Some(host_key.as_str());
+            let detail = format!("{} ready, host key {host_key}", target.display());
+            reports.push(report(step::WAIT_FOR_SSH, changed, detail));
+            host_key
+        }
+    };
 
     run.step(&mut state, step::RECORD_HOST, async |s| {
         s.host = Some(HostRecord {
@@ -207,6 +226,21 @@ pub async fn provision(
         changed: reports.iter().any(|r| r.changed),
         steps: reports,
     })
+}
+
+/// The host key of an instance that provision finished before and that was still running at the
+/// recorded address, with that key pinned: nothing about its SSH can have changed through us.
+fn recorded_host_key(
+    state: &EnvironmentState,
+    ip: &str,
+    adopted: bool,
+    pinned: Option<&str>,
+) -> Option<String> {
+    let provisioned =
+        state.lifecycle >= Lifecycle::Provisioned && state.lifecycle != Lifecycle::Destroyed;
+    let host = state.host.as_ref()?;
+    let key = host.host_key.as_deref()?;
+    (adopted && provisioned && host.ip == ip && pinned == Some(key)).then(|| key.to_string())
 }
 
 /// What the LXD steps left, for the SSH steps that follow.

@@ -252,7 +252,7 @@ async fn run_steps(
 
     let services = run
         .step(state, compose::HEALTH, async |_s| {
-            compose::wait_healthy(host, rendered, options.timeout, Duration::from_secs(2)).await
+            compose::wait_healthy(host, rendered, options.timeout, Duration::from_millis(500)).await
         })
         .await?;
     running.steps.push(StepReport {
