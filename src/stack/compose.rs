@@ -159,9 +159,11 @@ impl Healthcheck {
     fn cmd(command: Vec<String>, retries: u32, start_period: &'static str) -> Self {
         let mut test = vec!["CMD".to_string()];
         test.extend(command.into_iter().map(|a| literal(&a)));
+        // A check every 2 s: Docker runs the first one an interval after the start (Docker 20.10
+        // and Compose v1 have no `start_interval`), and `run` and `status` wait for it.
         Self {
             test,
-            interval: "10s",
+            interval: "2s",
             timeout: "5s",
             retries,
             start_period,

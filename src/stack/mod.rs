@@ -244,6 +244,10 @@ pub enum HealthProbe {
     Container { command: Vec<String> },
     /// An HTTP GET from the host that must answer 2xx.
     Http { url: String },
+    /// The TLS proxy (Caddy): any HTTP answer, whatever its status, from `url` on the host.
+    /// With `sni`, the URL's host name is resolved to 127.0.0.1 and the certificate is not
+    /// checked (a site of Caddy's internal CA): the answer proves its TLS site is up.
+    Proxy { url: String, sni: Option<String> },
     /// No probe: the container must be running (not restarting).
     Running,
 }
@@ -497,6 +501,22 @@ impl<'a> Plan<'a> {
         cmd
     }
 
+    /// Caddy is ready when a site of its internal CA completes a TLS handshake (those
+    /// certificates are made at start), else when it answers plain HTTP on port 80 (a site with
+    /// a Let's Encrypt certificate may wait for DNS: `test` says so, not `run`).
+    fn caddy_health(&self) -> HealthProbe {
+        match caddy::sites(self).into_iter().find(|s| s.internal_ca) {
+            Some(site) => HealthProbe::Proxy {
+                url: format!("https://{}/", site.domain),
+                sni: Some(site.domain),
+            },
+            None => HealthProbe::Proxy {
+                url: "http://127.0.0.1:80/".into(),
+                sni: None,
+            },
+        }
+    }
+
     fn health(&self, service: Service) -> HealthProbe {
         match service {
             Service::Tracker => HealthProbe::Container {
@@ -511,7 +531,8 @@ impl<'a> Plan<'a> {
             Service::Grafana if !self.grafana_tls() => HealthProbe::Http {
                 url: format!("http://127.0.0.1:{}/api/health", grafana::HOST_PORT),
             },
-            Service::Grafana | Service::Caddy => HealthProbe::Running,
+            Service::Caddy => self.caddy_health(),
+            Service::Grafana => HealthProbe::Running,
         }
     }
 

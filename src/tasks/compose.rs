@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::host::Host;
-use crate::ssh::{shell_join, shell_quote};
+use crate::ssh::shell_quote;
 use crate::stack::{HealthProbe, RenderedStack, layout};
 
 use super::{Plan, TaskError};
@@ -317,13 +317,17 @@ pub fn health_script(rendered: &RenderedStack) -> String {
                  then h=ok; else h=fail; fi\n",
                 u = shell_quote(url)
             )),
-            // The container's own health command, run now rather than at Docker's next
-            // interval (10 s): a service is ready as soon as its check passes.
-            HealthProbe::Container { command } => s.push_str(&format!(
-                "if [ \"${{st%% *}}\" = running ] && timeout 5 docker exec \"$id\" {} >/dev/null 2>&1; \
-                 then h=ok; else h=fail; fi\n",
-                shell_join(command)
-            )),
+            HealthProbe::Proxy { url, sni } => {
+                let resolve = sni
+                    .as_ref()
+                    .map(|d| format!("-k --resolve {}", shell_quote(&format!("{d}:443:127.0.0.1"))))
+                    .unwrap_or_default();
+                s.push_str(&format!(
+                    "if curl -sS -o /dev/null -m 3 {resolve} {u} 2>/dev/null; then h=ok; else h=fail; fi\n",
+                    u = shell_quote(url)
+                ));
+            }
+            HealthProbe::Container { .. } => s.push_str("h=-\n"),
             HealthProbe::Running => s.push_str("h=-\n"),
         }
         s.push_str(&format!("echo \"{name} $st $h\"; fi\n"));
@@ -332,7 +336,7 @@ pub fn health_script(rendered: &RenderedStack) -> String {
 }
 
 /// Parses a line of [`health_script`]: `service status health probe`, where `probe` is the
-/// result of the direct check (`ok`, `fail`, or `-` for none).
+/// result of the check from the host (`ok`, `fail`, or `-` for none).
 pub fn judge(line: &str, probe: &HealthProbe) -> (bool, String) {
     let f: Vec<&str> = line.split_whitespace().collect();
     let (status, health, http) = (
@@ -345,9 +349,8 @@ pub fn judge(line: &str, probe: &HealthProbe) -> (bool, String) {
     }
     let ok = status == "running"
         && match probe {
-            HealthProbe::Container { .. } => {
-                health == "healthy" || (http == "ok" && health != "unhealthy")
-            }
+            HealthProbe::Container { .. } => health == "healthy",
+            HealthProbe::Proxy { .. } => http == "ok" && health != "unhealthy",
             HealthProbe::Http { .. } => http == "ok" && health != "unhealthy",
             HealthProbe::Running => health != "unhealthy",
         };
@@ -355,16 +358,7 @@ pub fn judge(line: &str, probe: &HealthProbe) -> (bool, String) {
     if health != "none" {
         detail.push_str(&format!(", {health}"));
     }
-    if let HealthProbe::Container { .. } = probe
-        && http != "-"
-    {
-        detail.push_str(if http == "ok" {
-            ", health check passes"
-        } else {
-            ", health check fails"
-        });
-    }
-    if let HealthProbe::Http { url } = probe {
+    if let HealthProbe::Http { url } | HealthProbe::Proxy { url, .. } = probe {
         detail.push_str(&format!(
             ", {url} {}",
             if http == "ok" {
@@ -500,12 +494,12 @@ mod tests {
         assert!(judge("tracker running healthy -", &container).0);
         assert!(!judge("tracker running starting -", &container).0);
         assert!(!judge("tracker exited none -", &container).0);
-        // Its own check, run directly, passes before Docker's first interval says so.
-        let (ok, detail) = judge("tracker running starting ok", &container);
-        assert!(ok, "{detail}");
-        assert!(detail.contains("health check passes"), "{detail}");
-        assert!(!judge("tracker running starting fail", &container).0);
-        assert!(!judge("tracker running unhealthy ok", &container).0);
+        let proxy = HealthProbe::Proxy {
+            url: "https://tracker.local/".into(),
+            sni: Some("tracker.local".into()),
+        };
+        assert!(judge("caddy running none ok", &proxy).0);
+        assert!(!judge("caddy running none fail", &proxy).0);
         let http = HealthProbe::Http {
             url: "http://127.0.0.1:9090/-/ready".into(),
         };
