@@ -336,41 +336,10 @@ fn bare(domain: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Whether Caddy serves the domain with its internal CA (no public certificate for `.local`).
-fn is_local(domain: &str) -> bool {
-    let d = bare(domain);
-    d == "local" || d.ends_with(".local")
-}
-
-/// The TLS-proxied services whose certificate comes from Caddy's internal CA.
+/// The TLS-proxied services' domains whose certificate comes from Caddy's internal CA: the
+/// stack's own rule, so `test` trusts exactly what was deployed.
 fn local_tls_domains(config: &EnvironmentConfig) -> Vec<String> {
-    let t = &config.tracker;
-    let services = t
-        .http_trackers
-        .iter()
-        .map(|h| (h.use_tls_proxy, h.domain.as_deref()))
-        .chain([
-            (t.http_api.use_tls_proxy, t.http_api.domain.as_deref()),
-            (
-                t.health_check_api.use_tls_proxy,
-                t.health_check_api.domain.as_deref(),
-            ),
-        ])
-        .chain(
-            config
-                .grafana
-                .as_ref()
-                .map(|g| (g.use_tls_proxy, g.domain.as_deref())),
-        );
-    let mut out: Vec<String> = Vec::new();
-    for (tls, domain) in services {
-        if let Some(d) = domain.filter(|d| tls && is_local(d)).map(bare)
-            && !out.contains(&d)
-        {
-            out.push(d);
-        }
-    }
-    out
+    stack::internal_ca_domains(config).unwrap_or_default()
 }
 
 fn tls_notes(state: &EnvironmentState, tls: &TlsTrust) -> Vec<String> {

@@ -280,6 +280,20 @@ impl crate::error_kind::Classify for StackError {
     }
 }
 
+/// The domains the stack serves with Caddy's internal CA (`.local` names get no public
+/// certificate), each once, in the Caddyfile's order. The one rule for it: `test` trusts that CA
+/// for exactly these domains.
+pub fn internal_ca_domains(config: &EnvironmentConfig) -> Result<Vec<String>, StackError> {
+    let plan = Plan::new(config)?;
+    let mut out: Vec<String> = Vec::new();
+    for site in caddy::sites(&plan) {
+        if site.internal_ca && !out.contains(&site.domain) {
+            out.push(site.domain);
+        }
+    }
+    Ok(out)
+}
+
 /// Renders every file, directory, image and service of the stack for `config`, which must have
 /// been validated (`config::load`/`config::parse` do).
 pub fn render(config: &EnvironmentConfig) -> Result<RenderedStack, StackError> {
