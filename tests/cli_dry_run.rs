@@ -12,7 +12,7 @@ use crate::common;
 
 use common::{Sandbox, minimal};
 use serde_json::{Value, json};
-use sshd::{Sshd, TEST_USER, require_test_user};
+use sshd::{Sshd, require_test_user};
 
 const TOKEN: &str = "Dry-Run-Admin-Token-7c41";
 
@@ -131,21 +131,7 @@ fn release_and_run_dry_runs_refuse_an_environment_without_a_configured_host() {
 
 /// An environment registered on a running sshd (this machine), recorded as configured.
 fn configured_on_sshd(sb: &Sandbox, sshd: &Sshd, name: &str) {
-    let mut v = config(name);
-    v["ssh_credentials"] = json!({ "username": TEST_USER });
-    let file = sb.env_file("env.json", &v);
-    sb.run(&["create", "environment", "--env-file", &file]).ok();
-    sshd.authorize(TEST_USER, &sb.data().join(name).join("ssh/id_ed25519"));
-    let port = sshd.port.to_string();
-    sb.run(&[
-        "register",
-        name,
-        "--instance-ip",
-        "127.0.0.1",
-        "--ssh-port",
-        &port,
-    ])
-    .ok();
+    sb.register_on_sshd(sshd, name, config(name));
     // What configure records, written directly: configure itself would install packages here.
     let path = sb.data().join(name).join("state.json");
     let mut state: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

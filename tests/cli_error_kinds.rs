@@ -19,16 +19,11 @@ use sshd::{Sshd, TEST_USER, require_test_user};
 fn run_json(sb: &Sandbox, args: &[&str]) -> Run {
     let mut all = vec!["-o", "json"];
     all.extend_from_slice(args);
-    let out = sb
-        .command(&all)
+    sb.command(&all)
         .env_remove("SSH_AUTH_SOCK")
         .output()
-        .expect("binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("binary runs")
+        .into()
 }
 
 /// Every stderr line, parsed (panics on a line that is not a JSON object).
@@ -83,24 +78,7 @@ impl Host {
         require_test_user();
         let sb = Sandbox::new();
         let sshd = Sshd::start();
-        let mut cfg = minimal(name);
-        cfg["ssh_credentials"] = json!({ "username": TEST_USER });
-        let file = sb.env_file("env.json", &cfg);
-        sb.run(&["create", "environment", "--env-file", &file]).ok();
-        sshd.authorize(TEST_USER, &sb.data().join(name).join("ssh/id_ed25519"));
-        let port = sshd.port.to_string();
-        run_json(
-            &sb,
-            &[
-                "register",
-                name,
-                "--instance-ip",
-                "127.0.0.1",
-                "--ssh-port",
-                &port,
-            ],
-        )
-        .ok();
+        sb.register_on_sshd(&sshd, name, minimal(name));
         Host {
             sb,
             sshd,

@@ -41,16 +41,11 @@ fn register_args(sshd: &Sshd) -> Vec<String> {
 
 fn run(sb: &Sandbox, args: &[String]) -> Run {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = sb
-        .command(&args)
+    sb.command(&args)
         .env_remove("SSH_AUTH_SOCK")
         .output()
-        .expect("binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("binary runs")
+        .into()
 }
 
 /// Replaces what changes from run to run: timestamps, step times, the port, the host key's

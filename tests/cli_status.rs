@@ -57,19 +57,7 @@ impl Host {
         require_test_user();
         let sb = Sandbox::new();
         let sshd = Sshd::start();
-        let file = sb.env_file("env.json", &config(name));
-        sb.run(&["create", "environment", "--env-file", &file]).ok();
-        sshd.authorize(TEST_USER, &sb.data().join(name).join("ssh/id_ed25519"));
-        let port = sshd.port.to_string();
-        sb.run(&[
-            "register",
-            name,
-            "--instance-ip",
-            "127.0.0.1",
-            "--ssh-port",
-            &port,
-        ])
-        .ok();
+        sb.register_on_sshd(&sshd, name, config(name));
         let root = tempfile::Builder::new()
             .prefix("status-root-")
             .tempdir()
@@ -90,17 +78,12 @@ impl Host {
     fn status(&self, extra: &[&str]) -> Run {
         let mut args = vec!["status", self.name.as_str()];
         args.extend_from_slice(extra);
-        let out = self
-            .sb
+        self.sb
             .command(&args)
             .env(ROOT_ENV, self.root())
             .output()
-            .expect("binary runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .expect("binary runs")
+            .into()
     }
 
     fn status_json(&self) -> Value {

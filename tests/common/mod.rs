@@ -12,6 +12,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+use crate::support::sshd::{Sshd, TEST_USER};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_torrust-tracker-deployer");
 
 /// A temporary working directory; the binary's data directory is `<dir>/data`.
@@ -25,6 +27,16 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }
 
 impl Run {
@@ -77,12 +89,27 @@ impl Sandbox {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.command(args).output().expect("binary runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.command(args).output().expect("binary runs").into()
+    }
+
+    /// Creates environment `name` from `config`, its SSH user the sshd's test user, and
+    /// registers the running `sshd` (127.0.0.1) as its host, with the generated key authorized.
+    pub fn register_on_sshd(&self, sshd: &Sshd, name: &str, mut config: Value) {
+        config["ssh_credentials"]["username"] = json!(TEST_USER);
+        let file = self.env_file(&format!("{name}.json"), &config);
+        self.run(&["create", "environment", "--env-file", &file])
+            .ok();
+        sshd.authorize(TEST_USER, &self.data().join(name).join("ssh/id_ed25519"));
+        let port = sshd.port.to_string();
+        self.run(&[
+            "register",
+            name,
+            "--instance-ip",
+            "127.0.0.1",
+            "--ssh-port",
+            &port,
+        ])
+        .ok();
     }
 
     /// A test of one run of the binary that compares whole outputs: see [`Test`].
