@@ -95,7 +95,8 @@ impl Deployed {
         }
     }
 
-    /// Records a finished phase (and, outside a dry run, sends its end as an event).
+    /// Records a finished phase (and, outside a dry run, sends its end as an event: a dry run's
+    /// phases are plans, reported in the result only).
     fn add(&mut self, phase: &'static str, changed: bool, detail: String, started: Instant) {
         let elapsed_ms = started.elapsed().as_millis() as u64;
         if !self.dry_run {
@@ -377,10 +378,7 @@ async fn host_plans(
         ready_timeout: options.ready_timeout,
         ssh_timeout: SSH_RETRY,
     };
-    let c = phase("configure", async || {
-        configure::configure_on(data, state, session, &opts).await
-    })
-    .await?;
+    let c = configure::configure_on(data, state, session, &opts).await?;
     let would: Vec<&str> = c
         .tasks
         .iter()
