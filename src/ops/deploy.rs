@@ -514,23 +514,12 @@ mod tests {
             .map(|d| format!("{:o} {}:{}\n", d.mode, d.uid, d.gid))
             .collect();
         host.reply("stat -c", [Reply::ok(dirs)]);
-        let mut images = String::new();
-        let mut compose = String::from("--containers\n");
-        for s in &rendered.services {
-            compose.push_str(&format!(
-                "{} id-{} running h-{} sha256:i\n",
-                s.name, s.name, s.name
-            ));
-        }
-        compose.push_str("--hash\n");
-        for s in &rendered.services {
-            compose.push_str(&format!("{} h-{}\n", s.name, s.name));
-        }
-        compose.push_str("--images\n");
-        for i in &rendered.images {
-            images.push_str(&format!("{i} sha256:i\n"));
-            compose.push_str(&format!("{i} sha256:i\n"));
-        }
+        let images: String = rendered
+            .images
+            .iter()
+            .map(|i| format!("{i} sha256:i\n"))
+            .collect();
+        let compose = crate::ops::run::tests::facts(&rendered, None);
         host.reply("echo --containers", [Reply::ok(compose)]);
         host.reply("docker image inspect", [Reply::ok(images)]);
         let healthy: String = rendered

@@ -270,14 +270,14 @@ async fn run_steps(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::host::fake::{FakeHost, Reply};
     use crate::ops::release::tests::configured_state;
 
     /// Compose facts where every service runs its current definition and image, except
     /// `stopped`.
-    fn facts(rendered: &RenderedStack, stopped: Option<&str>) -> String {
+    pub(crate) fn facts(rendered: &RenderedStack, stopped: Option<&str>) -> String {
         let mut t = String::from("--containers\n");
         for s in &rendered.services {
             let state = if Some(s.name.as_str()) == stopped {
