@@ -72,12 +72,7 @@ pub fn run(r: &Running) -> String {
         t.push_str("\n  now:\n");
     }
     for s in &r.services {
-        t.push_str(&format!(
-            "  {:<11} {} {}\n",
-            s.service,
-            if s.healthy { "ok  " } else { "DOWN" },
-            s.detail
-        ));
+        t.push_str(&super::run::service_line(s));
     }
     t
 }

@@ -48,12 +48,7 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         t.push_str(&render_steps(&r.steps));
         t.push('\n');
         for s in &r.services {
-            t.push_str(&format!(
-                "  {:<11} {} {}\n",
-                s.service,
-                if s.healthy { "ok  " } else { "DOWN" },
-                s.detail
-            ));
+            t.push_str(&service_line(s));
         }
         if !r.announce_urls.is_empty() {
             t.push_str("\n  announce URLs:\n");
@@ -69,4 +64,14 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         t
     })?;
     Ok(())
+}
+
+/// One service's health, as `run` and its dry run print it.
+pub(super) fn service_line(s: &crate::ops::run::ServiceHealth) -> String {
+    format!(
+        "  {:<11} {} {}\n",
+        s.service,
+        if s.healthy { "ok  " } else { "DOWN" },
+        s.detail
+    )
 }
