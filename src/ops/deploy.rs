@@ -477,8 +477,7 @@ mod tests {
             "os_id=debian\nos_version=12\nos_pretty=Debian GNU/Linux 12 (bookworm)\n\
              systemd=yes\ndocker_active=active\ndocker_enabled=enabled\nin_docker_group=yes\n\
              compose_v1=1.29.2\n\
-             ufw=Status: active|Default: deny (incoming), allow (outgoing)||To Action From|\
-             22/tcp ALLOW IN Anywhere|\n",
+             ufw=active input=DROP allow=22,\n",
         );
         for p in Distro::Debian12.packages() {
             t.push_str(&format!("pkg.{p}=installed 1.0\n"));
@@ -528,7 +527,7 @@ mod tests {
             .map(|s| format!("{} running healthy ok\n", s.name))
             .collect();
         host.reply(
-            "docker inspect --format '{{.State.Status}}",
+            "{{.State.Status}} {{if .State.Health}}",
             [Reply::ok(healthy)],
         );
         // The files as a release placed them.

@@ -208,17 +208,18 @@ async fn run_steps(
     options: &RunOptions,
     running: &mut Running,
 ) -> Result<(), OpsError> {
-    let (up, recreated) = run
+    let (up, recreated, first_probe) = run
         .step(state, compose::UP, async |_s| {
             let facts = compose::read(host, compose_command, rendered).await?;
             let (plan, exact) = compose::plan_up(rendered, &facts);
             // Without the definitions' hashes only `up -d` can tell whether one changed.
-            let recreated = if plan.is_apply() || !exact {
-                compose::up(host, compose_command).await?
+            if plan.is_apply() || !exact {
+                let recreated = compose::up(host, compose_command).await?;
+                Ok::<_, TaskError>((plan, recreated, None))
             } else {
-                Vec::new()
-            };
-            Ok::<_, TaskError>((plan, recreated))
+                let first = compose::judge_all(rendered, &facts.health.join("\n"));
+                Ok((plan, Vec::new(), Some(first)))
+            }
         })
         .await?;
     // What `up -d` did, not what the facts predicted: a container started or removed keeps no
@@ -241,6 +242,8 @@ async fn run_steps(
 
     // Files a release changed are mounted into containers that `up -d` did not recreate.
     let restart = compose::plan_restart(&state.pending_restarts, &recreated);
+    // The health read with the facts holds only while nothing was restarted.
+    let first_probe = first_probe.filter(|_| !restart.is_apply());
     if let Plan::Apply(list, _) = &restart {
         run.step(state, compose::RESTART, async |_s| {
             compose::restart(host, compose_command, list).await
@@ -252,7 +255,8 @@ async fn run_steps(
 
     let services = run
         .step(state, compose::HEALTH, async |_s| {
-            compose::wait_healthy(host, rendered, options.timeout, Duration::from_millis(500)).await
+            let interval = Duration::from_millis(500);
+            compose::wait_healthy_from(host, rendered, options.timeout, interval, first_probe).await
         })
         .await?;
     running.steps.push(StepReport {
@@ -298,6 +302,14 @@ pub(crate) mod tests {
         for i in &rendered.images {
             t.push_str(&format!("{i} sha256:i\n"));
         }
+        t.push_str("--health\n");
+        for s in &rendered.services {
+            if Some(s.name.as_str()) == stopped {
+                t.push_str(&format!("{} exited none -\n", s.name));
+            } else {
+                t.push_str(&format!("{} running healthy ok\n", s.name));
+            }
+        }
         t
     }
 
@@ -328,7 +340,7 @@ pub(crate) mod tests {
         let host = FakeHost::new();
         host.reply("echo --containers", [Reply::ok(facts(&rendered, None))]);
         host.reply(
-            "docker inspect --format '{{.State.Status}}",
+            "{{.State.Status}} {{if .State.Health}}",
             [Reply::ok(healthy(&rendered))],
         );
         host.reply(" restart tracker", [Reply::ok("")]);
@@ -365,6 +377,17 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert!(!plan.changed, "{:?}", plan.steps);
+
+        // And a run reads its facts, with the first health probe, in one command.
+        host.clear_calls();
+        let ran = run_on(&data, &mut state, &host, &options(false), &[])
+            .await
+            .unwrap();
+        assert!(!ran.changed, "{:?}", ran.steps);
+        assert!(ran.services.iter().all(|s| s.healthy), "{:?}", ran.services);
+        let commands = host.commands();
+        assert_eq!(commands.len(), 1, "{commands:#?}");
+        assert!(commands[0].contains("echo --health"), "{commands:#?}");
     }
 
     #[tokio::test]
@@ -381,7 +404,7 @@ pub(crate) mod tests {
             [Reply::ok(facts(&rendered, Some(&first)))],
         );
         host.reply(
-            "docker inspect --format '{{.State.Status}}",
+            "{{.State.Status}} {{if .State.Health}}",
             [Reply::ok(healthy(&rendered))],
         );
         host.reply("docker ps -a --no-trunc", [Reply::ok("")]);
@@ -424,7 +447,7 @@ pub(crate) mod tests {
         let labels_differ = format!("{containers}--hash{rest}");
         host.reply("echo --containers", [Reply::ok(labels_differ)]);
         host.reply(
-            "docker inspect --format '{{.State.Status}}",
+            "{{.State.Status}} {{if .State.Health}}",
             [Reply::ok(healthy(&rendered))],
         );
         host.reply("docker ps -a --no-trunc", [Reply::ok("tracker same-id\n")]);

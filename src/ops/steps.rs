@@ -77,7 +77,7 @@ impl<'a> StepRun<'a> {
             completed_steps: Vec::new(),
             status: RunStatus::Running { step: None },
         });
-        data.save(state)?;
+        data.save_progress(state)?;
         let events = Events::current();
         events.emit(What::CommandStarted {
             command: command.to_string(),
@@ -138,6 +138,7 @@ impl<'a> StepRun<'a> {
             RunStatus::Running {
                 step: Some(name.to_string()),
             },
+            false,
         )?;
         self.events.emit(What::StepStarted {
             command: self.command.to_string(),
@@ -149,7 +150,7 @@ impl<'a> StepRun<'a> {
                 if let Some(run) = state.last_run.as_mut() {
                     run.completed_steps.push(name.to_string());
                 }
-                self.data.save(state)?;
+                self.data.save_progress(state)?;
                 self.events.emit(What::StepFinished {
                     command: self.command.to_string(),
                     step: name.to_string(),
@@ -184,7 +185,7 @@ impl<'a> StepRun<'a> {
         if let Some(run) = state.last_run.as_mut() {
             run.finished_at = Some(Utc::now());
         }
-        self.set_status(state, RunStatus::Succeeded)?;
+        self.set_status(state, RunStatus::Succeeded, true)?;
         self.events.emit(What::CommandFinished {
             command: self.command.to_string(),
             elapsed_ms: self.started.elapsed().as_millis() as u64,
@@ -192,11 +193,23 @@ impl<'a> StepRun<'a> {
         Ok(())
     }
 
-    fn set_status(&self, state: &mut EnvironmentState, status: RunStatus) -> Result<(), OpsError> {
+    /// Records `status`; `durable` waits for the disk (the end of a command), otherwise the
+    /// record is a progress marker that the command's last save repeats (see
+    /// [`DataDir::save_progress`]).
+    fn set_status(
+        &self,
+        state: &mut EnvironmentState,
+        status: RunStatus,
+        durable: bool,
+    ) -> Result<(), OpsError> {
         if let Some(run) = state.last_run.as_mut() {
             run.status = status;
         }
-        self.data.save(state)?;
+        if durable {
+            self.data.save(state)?;
+        } else {
+            self.data.save_progress(state)?;
+        }
         Ok(())
     }
 
@@ -240,7 +253,7 @@ impl<'a> StepRun<'a> {
             error: error.to_string(),
             trace_file: trace_file.clone(),
         };
-        if let Err(e) = self.set_status(state, status) {
+        if let Err(e) = self.set_status(state, status, true) {
             return e;
         }
         OpsError::StepFailed {

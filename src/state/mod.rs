@@ -423,6 +423,17 @@ impl DataDir {
 
     /// Writes the state atomically, mode 0600. Call only while holding the environment's lock.
     pub fn save(&self, state: &mut EnvironmentState) -> Result<(), StateError> {
+        self.write_state(state, true)
+    }
+
+    /// [`save`](Self::save) without waiting for the disk: for the progress records of a
+    /// command (which step it is in, which finished), which the command's final, durable save
+    /// repeats. A killed process loses nothing; a power loss may bring back the previous record.
+    pub fn save_progress(&self, state: &mut EnvironmentState) -> Result<(), StateError> {
+        self.write_state(state, false)
+    }
+
+    fn write_state(&self, state: &mut EnvironmentState, durable: bool) -> Result<(), StateError> {
         state.updated_at = Utc::now();
         let path = self.state_file(&state.name);
         fsutil::create_private_dir(&self.env_dir(&state.name)).map_err(|source| {
@@ -432,8 +443,12 @@ impl DataDir {
             }
         })?;
         let text = serde_json::to_string_pretty(state).expect("state serializes");
-        fsutil::write_atomic(&path, text.as_bytes(), 0o600)
-            .map_err(|source| StateError::Write { path, source })
+        let written = if durable {
+            fsutil::write_atomic(&path, text.as_bytes(), 0o600)
+        } else {
+            fsutil::write_atomic_unsynced(&path, text.as_bytes(), 0o600)
+        };
+        written.map_err(|source| StateError::Write { path, source })
     }
 
     /// Names of every directory that looks like an environment, sorted.

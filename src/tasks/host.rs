@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::facts::{self, Facts};
+use super::facts::{self, Facts, UfwFacts};
 use super::{Plan, TaskError};
 use crate::host::Host;
 use crate::ssh::{UploadFile, shell_quote};
@@ -226,23 +226,15 @@ pub fn plan_unattended(facts: &Facts, goals: &Goals) -> Plan<Vec<UploadFile>> {
     }
 }
 
-/// What `ufw status verbose` says about our goals.
-pub fn firewall_ok(status: &str, ssh_port: u16) -> bool {
-    let active = status.lines().any(|l| l.trim() == "Status: active");
-    let deny_in = status
-        .lines()
-        .any(|l| l.starts_with("Default:") && l.contains("deny (incoming)"));
-    let rule = format!("{ssh_port}/tcp");
-    let ssh_open = status.lines().any(|l| {
-        let mut words = l.split_whitespace();
-        words.next() == Some(rule.as_str()) && l.contains("ALLOW IN")
-    });
-    active && deny_in && ssh_open
+/// Whether ufw meets our goals: active, incoming denied, the SSH port allowed from anywhere.
+pub fn firewall_ok(ufw: &UfwFacts, ssh_port: u16) -> bool {
+    let port = ssh_port.to_string();
+    ufw.active && ufw.default_input == "DROP" && ufw.allowed_tcp.contains(&port)
 }
 
 /// Enable ufw (deny incoming, SSH allowed) unless it already is.
 pub fn plan_firewall(facts: &Facts, goals: &Goals) -> Plan<()> {
-    match &facts.ufw_status {
+    match &facts.ufw {
         Some(s) if firewall_ok(s, goals.ssh_port) => Plan::Nothing(format!(
             "ufw active: incoming denied except SSH ({}/tcp)",
             goals.ssh_port
@@ -271,11 +263,9 @@ pub async fn wait_ready(host: &dyn Host, timeout: Duration) -> Result<String, Ta
            [ -n \"$ci\" ] || ci=unknown\n\
          fi\n\
          locked() {{\n\
-           for f in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock; do\n\
-             [ -e \"$f\" ] || continue\n\
-             grep -q \":$(stat -c %i \"$f\") \" /proc/locks && return 0\n\
-           done\n\
-           return 1\n\
+           # `:INODE ` (the space ends the number) per lock file, looked up all at once.\n\
+           stat -c ':%i ' /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock \
+           /var/cache/apt/archives/lock 2>/dev/null | grep -qFf - /proc/locks\n\
          }}\n\
          waited=0\n\
          while locked; do\n\
@@ -500,12 +490,11 @@ mod tests {
             f.file_sha256
                 .insert(path.to_string(), sha256_hex(body.as_bytes()));
         }
-        f.ufw_status = Some(
-            "Status: active\nLogging: on (low)\nDefault: deny (incoming), allow (outgoing), disabled (routed)\n\n\
-             To                         Action      From\n--                         ------      ----\n\
-             22/tcp                     ALLOW IN    Anywhere\n"
-                .into(),
-        );
+        f.ufw = Some(UfwFacts {
+            active: true,
+            default_input: "DROP".into(),
+            allowed_tcp: vec!["22".into()],
+        });
         f.compose_v1 = Some("1.29.2".into());
         f
     }
@@ -605,18 +594,30 @@ mod tests {
             ..goals()
         };
         assert!(plan_firewall(&f, &g).is_apply());
-        assert!(!firewall_ok("Status: inactive\n", 22));
+        let ufw = f.ufw.clone().unwrap();
+        assert!(firewall_ok(&ufw, 22));
+        let inactive = UfwFacts {
+            active: false,
+            ..ufw.clone()
+        };
+        assert!(!firewall_ok(&inactive, 22));
+        let accepting = UfwFacts {
+            default_input: "ACCEPT".into(),
+            ..ufw.clone()
+        };
+        assert!(!firewall_ok(&accepting, 22));
         // A rule for another port that contains "22" does not count.
-        assert!(!firewall_ok(
-            "Status: active\nDefault: deny (incoming)\n2222/tcp ALLOW IN Anywhere\n",
-            22
-        ));
+        let other_port = UfwFacts {
+            allowed_tcp: vec!["2222".into()],
+            ..ufw
+        };
+        assert!(!firewall_ok(&other_port, 22));
     }
 
     #[test]
     fn a_refused_firewall_is_not_a_verification_failure() {
         let mut f = configured();
-        f.ufw_status = Some("Status: inactive\n".into());
+        f.ufw = Some(UfwFacts::default());
         assert!(verify(&f, &goals(), Distro::Debian12, true).is_empty());
         assert_eq!(verify(&f, &goals(), Distro::Debian12, false).len(), 1);
     }
