@@ -207,7 +207,7 @@ fn a_state_changed_by_hand_is_refused_with_what_is_wrong() {
     let original: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     type Change = fn(&mut serde_json::Value);
-    let cases: [(&str, Change, &str); 4] = [
+    let cases: [(&str, Change, &str); 6] = [
         (
             "another name",
             |s| s["name"] = "beta".into(),
@@ -230,7 +230,17 @@ fn a_state_changed_by_hand_is_refused_with_what_is_wrong() {
                 s["config"]["tracker"]["udp_trackers"][0]["bind_address"] =
                     "0.0.0.0:6969; id".into()
             },
-            "config.tracker.udp_trackers[0].bind_address",
+            "config.tracker.udp_trackers[0].bind_address: not a socket address",
+        ),
+        (
+            "a user name with a shell tail",
+            |s| s["config"]["ssh_credentials"]["username"] = "torrust; id".into(),
+            "config.ssh_credentials.username: invalid SSH username",
+        ),
+        (
+            "a domain with a shell tail",
+            |s| s["config"]["tracker"]["udp_trackers"][0]["domain"] = "a.example.com;id".into(),
+            "config.tracker.udp_trackers[0].domain: invalid domain",
         ),
         (
             "a host that is not an IP",

@@ -1705,6 +1705,68 @@ fn many_rule_violations_across_sections_are_collected() {
     }
 }
 
+/// Typed values (bind addresses, ports, domains, user and database names) are parsed by their
+/// types; a rejected one is reported once, at its path, and hides nothing else, and the cross-field
+/// rules do not trip over what stands in for it.
+#[test]
+fn rejected_typed_values_are_reported_once_and_hide_nothing() {
+    let v = apply(&[
+        ("/ssh_credentials/username", s("first.last")),
+        ("/ssh_credentials/port", Some(json!(0))),
+        ("/tracker/core/database", Some(mysql())),
+        ("/tracker/core/database/username", s("root")),
+        ("/tracker/core/database/database_name", s("")),
+        ("/tracker/core/database/port", Some(json!(0))),
+        ("/tracker/udp_trackers/0/bind_address", s("nope")),
+        (
+            "/tracker/udp_trackers/1",
+            Some(json!({"bind_address": "0:0"})),
+        ),
+        (
+            "/tracker/udp_trackers/0/domain",
+            s("bad_domain.example.com"),
+        ),
+        // Two rejected TCP addresses: no conflict between their stand-ins.
+        ("/tracker/http_trackers/0/bind_address", s("0.0.0.0:0")),
+        (
+            "/tracker/health_check_api/bind_address",
+            s("localhost:1313"),
+        ),
+        // A real conflict and a rule problem elsewhere are still found.
+        (
+            "/tracker/http_trackers/1",
+            Some(json!({"bind_address": "0.0.0.0:1212"})),
+        ),
+        ("/tracker/http_api/domain", s("api..example.com")),
+        ("/tracker/http_api/use_tls_proxy", Some(json!(true))),
+        ("/environment/name", s("Bad")),
+    ]);
+    let problems = problems_of(&v);
+    let expected = [
+        ("ssh_credentials.username", "invalid SSH username"),
+        ("ssh_credentials.port", "port 0"),
+        ("tracker.core.database.username", "`root`"),
+        ("tracker.core.database.database_name", "empty"),
+        ("tracker.core.database.port", "port 0"),
+        ("tracker.udp_trackers[0].bind_address", "IP:PORT"),
+        ("tracker.udp_trackers[1].bind_address", "IP:PORT"),
+        ("tracker.udp_trackers[0].domain", "invalid domain"),
+        ("tracker.http_trackers[0].bind_address", "port 0"),
+        ("tracker.health_check_api.bind_address", "IP:PORT"),
+        ("tracker.http_api.bind_address", "conflicts"),
+        ("tracker.http_api.domain", "invalid domain"),
+        ("https", "missing"),
+        ("environment.name", "lowercase"),
+    ];
+    for (path, text) in expected {
+        let at: Vec<&Problem> = problems.iter().filter(|p| p.path == path).collect();
+        assert_eq!(at.len(), 1, "{path}:\n{}", show(&problems));
+        assert!(at[0].message.contains(text), "{path}:\n{}", show(&problems));
+        assert!(!at[0].fix.is_empty());
+    }
+    assert_eq!(problems.len(), expected.len(), "{}", show(&problems));
+}
+
 #[test]
 fn structural_problems_are_all_reported_too() {
     let v = apply(&[
@@ -1891,8 +1953,8 @@ fn the_incumbent_minimal_lxd_example_parses_unchanged() {
     let c = &loaded.config;
     assert_eq!(c.name(), "minimal-lxd");
     assert_eq!(c.instance_name(), "torrust-tracker-vm-minimal-lxd");
-    assert_eq!(c.ssh_credentials.username, "torrust");
-    assert_eq!(c.ssh_credentials.port, 22);
+    assert_eq!(c.ssh_credentials.username.as_str(), "torrust");
+    assert_eq!(c.ssh_credentials.port.get(), 22);
     assert_eq!(
         c.ssh_credentials.private_key_path.as_deref(),
         Some(private.as_path())
@@ -1907,12 +1969,12 @@ fn the_incumbent_minimal_lxd_example_parses_unchanged() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(c.tracker.core.database, Database::Sqlite3(_)));
-    assert_eq!(c.tracker.udp_trackers[0].socket_addr().port(), 6969);
-    assert_eq!(c.tracker.http_trackers[0].port(), 7070);
-    assert_eq!(c.tracker.http_api.socket_addr().to_string(), "0.0.0.0:1212");
+    assert_eq!(c.tracker.udp_trackers[0].bind_address.port(), 6969);
+    assert_eq!(c.tracker.http_trackers[0].bind_address.port(), 7070);
+    assert_eq!(c.tracker.http_api.bind_address.to_string(), "0.0.0.0:1212");
     assert_eq!(
-        c.tracker.health_check_api.socket_addr().to_string(),
-        "127.0.0.1:1313"
+        c.tracker.health_check_api.bind_address.socket_addr(),
+        "127.0.0.1:1313".parse().unwrap()
     );
     assert_eq!(c.tracker.http_api.admin_token.expose(), "MyAccessToken");
     assert!(c.prometheus.is_none() && c.grafana.is_none() && c.https.is_none());
@@ -2024,7 +2086,10 @@ fn the_lxd_template_parses_as_is() {
     assert!(matches!(c.tracker.core.database, Database::Sqlite3(_)));
     assert_eq!(c.tracker.udp_trackers.len(), 1);
     assert_eq!(c.tracker.http_trackers.len(), 1);
-    assert_eq!(c.tracker.health_check_api.bind_address, "127.0.0.1:1313");
+    assert_eq!(
+        c.tracker.health_check_api.bind_address.to_string(),
+        "127.0.0.1:1313"
+    );
     assert_eq!(c.prometheus.as_ref().unwrap().scrape_interval_in_secs, 15);
     // The admin token is random.
     let other = config::parse(&config::template(ProviderKind::Lxd), nowhere()).unwrap();

@@ -414,10 +414,6 @@ fn cases() -> Vec<(CliError, &'static str)> {
             field: s("f"),
             reason: s("newline"),
         },
-        StackError::BindAddress {
-            field: s("f"),
-            value: s("x"),
-        },
         StackError::MissingRootPassword,
     ] {
         add(OpsError::typed(e), "invalid_config");

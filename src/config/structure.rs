@@ -1,17 +1,17 @@
-//! Syntax and structure: JSON parsing, the JSON Schema, and the structural walk of a file
-//! against that schema (unknown fields, missing fields, wrong JSON types), reporting every
-//! problem with its JSON path.
+//! The structural walk of a file against the JSON Schema of the types: unknown fields, missing
+//! fields, wrong JSON types, placeholders and values their type rejects, every problem with its
+//! JSON path.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use super::EnvironmentConfig;
-use super::error::{ConfigError, Problem};
-use crate::secret::REDACTED;
+use super::error::Problem;
+use super::json::{child, did_you_mean, is_placeholder, quoted, show_value};
+use super::values::{self, VALUE_TYPE_KEYWORD};
 
 /// A problem found by the walk. A structural one prevents typed deserialization (and so the
-/// rule pass); an unknown field or a placeholder does not.
+/// rule pass); an unknown field, a placeholder or a value its type rejects does not.
 pub(super) struct Found {
     pub problem: Problem,
     pub structural: bool,
@@ -29,101 +29,11 @@ impl From<Found> for Problem {
     }
 }
 
-/// Prefix of the placeholders of templates (ours and the incumbent's).
-pub(super) const PLACEHOLDER_PREFIX: &str = "REPLACE_WITH_";
-
-/// Whether a string value is an unreplaced template placeholder.
-pub(super) fn is_placeholder(value: &str) -> bool {
-    value
-        .trim()
-        .to_ascii_uppercase()
-        .starts_with(PLACEHOLDER_PREFIX)
-}
-
 /// The warning for the incumbent's stale top-level `caddy` section.
 pub(super) const LEGACY_CADDY_WARNING: &str = "the top-level `caddy` section is ignored: it has no \
      effect. TLS is configured by the `https` section (Let's Encrypt account) plus \
      `use_tls_proxy: true` and a `domain` on each service to serve over HTTPS; remove `caddy` \
      to silence this warning";
-
-/// Parses the text as JSON, reporting a syntax error with line, column and JSON path.
-pub(super) fn parse_json(text: &str) -> Result<Value, ConfigError> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value: Value = match serde_path_to_error::deserialize(&mut de) {
-        Ok(value) => value,
-        Err(e) => {
-            let path = json_path_of(e.path());
-            let inner = e.into_inner();
-            return Err(syntax_error(&inner, path));
-        }
-    };
-    if let Err(e) = de.end() {
-        return Err(syntax_error(&e, String::new()));
-    }
-    Ok(value)
-}
-
-fn syntax_error(e: &serde_json::Error, path: String) -> ConfigError {
-    let full = e.to_string();
-    // serde_json appends " at line L column C"; keep the message without it.
-    let message = match full.rfind(" at line ") {
-        Some(i) => full[..i].to_string(),
-        None => full,
-    };
-    ConfigError::Syntax {
-        message,
-        line: e.line(),
-        column: e.column(),
-        path,
-    }
-}
-
-/// Converts a serde_path_to_error path to our notation (`a.b[1].c`).
-fn json_path_of(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for segment in path.iter() {
-        match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Map { key } => push_key(&mut out, key),
-            Segment::Enum { variant } => push_key(&mut out, variant),
-            Segment::Unknown => {}
-        }
-    }
-    out
-}
-
-fn push_key(path: &mut String, key: &str) {
-    if !path.is_empty() {
-        path.push('.');
-    }
-    path.push_str(key);
-}
-
-fn child(path: &str, key: &str) -> String {
-    let mut p = path.to_string();
-    push_key(&mut p, key);
-    p
-}
-
-/// A JSON value as shown in a problem: compact, shortened, secrets redacted.
-pub(super) fn show_value(value: &Value, secret: bool) -> String {
-    if secret {
-        return REDACTED.to_string();
-    }
-    let text = value.to_string();
-    shorten(&text)
-}
-
-pub(super) fn shorten(text: &str) -> String {
-    const MAX: usize = 120;
-    if text.chars().count() <= MAX {
-        text.to_string()
-    } else {
-        let cut: String = text.chars().take(MAX).collect();
-        format!("{cut}…")
-    }
-}
 
 fn json_type(value: &Value) -> &'static str {
     match value {
@@ -152,26 +62,6 @@ fn article(type_name: &str) -> &'static str {
     }
 }
 
-/// The closest candidate to `word`, if close enough to be a likely typo.
-pub(super) fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let lower = word.to_ascii_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| {
-            let d = strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase());
-            (d, c)
-        })
-        .filter(|(d, c)| {
-            let len = c.chars().count().max(lower.chars().count());
-            *d <= (len / 3).max(1)
-        })
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 /// Like [`did_you_mean`], also accepting a candidate that starts with the word or that the
 /// word starts with (e.g. `use_tls` for `use_tls_proxy`).
 fn did_you_mean_field<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
@@ -191,7 +81,7 @@ fn did_you_mean_field<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
 /// Walks the file against the schema and returns every structural problem, unknown field and
 /// placeholder. Warnings (the legacy `caddy` section) go to `warnings`.
 pub(super) fn check(value: &Value, warnings: &mut Vec<String>) -> Vec<Found> {
-    let schema = schema_for_walk();
+    let schema = super::schema::for_walk();
     let mut walker = Walker {
         root: &schema,
         found: Vec::new(),
@@ -213,15 +103,6 @@ pub(super) fn check(value: &Value, warnings: &mut Vec<String>) -> Vec<Found> {
     walker.found
 }
 
-/// The schema without our post-processing (no `caddy`, no `unevaluatedProperties`).
-fn schema_for_walk() -> Value {
-    let generator = schemars::generate::SchemaSettings::draft2020_12()
-        .for_deserialize()
-        .into_generator();
-    serde_json::to_value(generator.into_root_schema_for::<EnvironmentConfig>())
-        .expect("a schema serializes")
-}
-
 struct Walker<'s> {
     root: &'s Value,
     found: Vec<Found>,
@@ -237,6 +118,8 @@ struct Parts<'s> {
     items: Option<&'s Value>,
     consts: Vec<&'s Value>,
     formats: Vec<&'s str>,
+    /// The typed value the schema describes (`values`), if any.
+    value_type: Option<&'s str>,
     secret: bool,
     description: Option<&'s str>,
 }
@@ -305,6 +188,9 @@ impl<'s> Walker<'s> {
         }
         if let Some(f) = obj.get("format").and_then(Value::as_str) {
             parts.formats.push(f);
+        }
+        if let Some(t) = obj.get(VALUE_TYPE_KEYWORD).and_then(Value::as_str) {
+            parts.value_type = Some(t);
         }
         if let Some(r) = obj.get("$ref").and_then(Value::as_str)
             && let Some(target) = self.resolve(r)
@@ -527,6 +413,16 @@ impl<'s> Walker<'s> {
             }
         }
 
+        if let Some(value_type) = parts.value_type
+            && !value.as_str().is_some_and(is_placeholder)
+        {
+            if let Err(e) = values::check(value_type, value) {
+                let shown = Some(show_value(value, secret));
+                self.report(path, e.message, shown, e.fix, false);
+            }
+            return;
+        }
+
         match value {
             Value::String(s) if is_placeholder(s) => {
                 self.report(
@@ -648,93 +544,6 @@ fn first_sentence(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-pub(super) fn quoted(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Deserializes the typed config. After a clean walk this should not fail; if it does (e.g. a
-/// duplicate key), the error is reported with its path, line and column.
-pub(super) fn deserialize(text: &str) -> Result<EnvironmentConfig, Found> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = json_path_of(e.path());
-        let inner = e.into_inner();
-        let full = inner.to_string();
-        let message = match full.rfind(" at line ") {
-            Some(i) => full[..i].to_string(),
-            None => full,
-        };
-        Found {
-            problem: Problem::new(
-                path,
-                format!(
-                    "{message} (line {}, column {})",
-                    inner.line(),
-                    inner.column()
-                ),
-                None,
-                "correct the value at that line and column (each field may appear only once \
-                 per object)",
-            ),
-            structural: true,
-        }
-    })
-}
-
-/// The published schema: draft 2020-12, strict about unknown fields, accepting (and marking as
-/// deprecated) the legacy top-level `caddy` section.
-pub(super) fn schema() -> Value {
-    let mut schema = schema_for_walk();
-    // Struct definitions referenced by the tagged unions get their strictness from the union
-    // branch (`unevaluatedProperties`, which sees both the tag and the `$ref`'d properties).
-    let mut tagged_targets = BTreeSet::new();
-    if let Some(Value::Object(defs)) = schema.get_mut("$defs") {
-        for def in defs.values_mut() {
-            if let Some(Value::Array(branches)) = def.get_mut("oneOf") {
-                for b in branches.iter_mut() {
-                    if b.get("properties").is_some()
-                        && let Some(r) = b.get("$ref").and_then(Value::as_str)
-                    {
-                        tagged_targets.insert(r.trim_start_matches("#/$defs/").to_string());
-                        b["unevaluatedProperties"] = Value::Bool(false);
-                    }
-                }
-            }
-        }
-        for (name, def) in defs.iter_mut() {
-            if def.get("properties").is_some() && !tagged_targets.contains(name) {
-                def["additionalProperties"] = Value::Bool(false);
-            }
-        }
-    }
-    if let Some(Value::Object(props)) = schema.get_mut("properties") {
-        props.insert(
-            "caddy".to_string(),
-            serde_json::json!({
-                "description": "Legacy section of the incumbent's example files. Accepted and \
-                    ignored, with a warning: it has no effect. Use `https` plus \
-                    `use_tls_proxy: true` on each service instead.",
-                "deprecated": true
-            }),
-        );
-    }
-    if let Some(Value::Object(props)) = schema.get_mut("properties") {
-        props.insert(
-            "$schema".to_string(),
-            serde_json::json!({
-                "description": "Optional: the URL or path of this schema, for editors. Ignored.",
-                "type": "string"
-            }),
-        );
-    }
-    schema["additionalProperties"] = Value::Bool(false);
-    schema
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -750,19 +559,5 @@ mod tests {
         assert_eq!(did_you_mean_field("Domain", &known), Some("domain"));
         assert_eq!(did_you_mean_field("colour", &known), None);
         assert_eq!(did_you_mean("lxdd", ["lxd", "hetzner"]), Some("lxd"));
-    }
-
-    #[test]
-    fn placeholders() {
-        assert!(is_placeholder("REPLACE_WITH_HETZNER_API_TOKEN"));
-        assert!(is_placeholder(" replace_with_x"));
-        assert!(!is_placeholder("my-token"));
-    }
-
-    #[test]
-    fn values_are_shortened_and_redacted() {
-        assert_eq!(show_value(&serde_json::json!("x"), true), REDACTED);
-        let long = show_value(&serde_json::json!("a".repeat(500)), false);
-        assert!(long.chars().count() <= 121);
     }
 }

@@ -1,15 +1,23 @@
 //! A complete environment file to start from.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use crate::secret::Secret;
 
+use super::model::default_ssh_port;
 use super::{
-    Core, Database, EnvironmentConfig, EnvironmentSection, HealthCheckApi, HetznerProvider,
-    HostSettings, HttpApi, HttpTracker, LxdProvider, Prometheus, Provider, ProviderKind,
-    SqliteDatabase, SshCredentials, Tracker, UdpTracker, default_ssh_port, default_username,
+    BindAddress, Core, Database, EnvironmentConfig, EnvironmentSection, HealthCheckApi,
+    HetznerProvider, HostSettings, HttpApi, HttpTracker, LxdProvider, Prometheus, Provider,
+    ProviderKind, SqliteDatabase, SshCredentials, Tracker, UdpTracker, Username,
 };
 
 /// The value of `provider.api_token` in the Hetzner template. Validation rejects it.
 pub const HETZNER_API_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_YOUR_HETZNER_API_TOKEN";
+
+/// `0.0.0.0:<port>`.
+fn all_interfaces(port: u16) -> BindAddress {
+    BindAddress::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).expect("not port 0")
+}
 
 /// Pretty JSON of a complete environment file with safe defaults: environment `my-tracker`,
 /// SQLite, one UDP and one HTTP tracker, the API with a random admin token, the health check on
@@ -36,7 +44,7 @@ pub fn template(kind: ProviderKind) -> String {
         ssh_credentials: SshCredentials {
             private_key_path: None,
             public_key_path: None,
-            username: default_username(),
+            username: Username::torrust(),
             port: default_ssh_port(),
         },
         provider,
@@ -48,25 +56,21 @@ pub fn template(kind: ProviderKind) -> String {
                 private: false,
             },
             udp_trackers: vec![UdpTracker {
-                bind_address: "0.0.0.0:6969".to_string(),
+                bind_address: all_interfaces(6969),
                 domain: None,
             }],
             http_trackers: vec![HttpTracker {
-                bind_address: "0.0.0.0:7070".to_string(),
+                bind_address: all_interfaces(7070),
                 domain: None,
                 use_tls_proxy: false,
             }],
             http_api: HttpApi {
-                bind_address: "0.0.0.0:1212".to_string(),
+                bind_address: all_interfaces(1212),
                 admin_token: Secret::generate(32),
                 domain: None,
                 use_tls_proxy: false,
             },
-            health_check_api: HealthCheckApi {
-                bind_address: "127.0.0.1:1313".to_string(),
-                domain: None,
-                use_tls_proxy: false,
-            },
+            health_check_api: HealthCheckApi::default(),
         },
         prometheus: Some(Prometheus::default()),
         grafana: None,

@@ -96,7 +96,7 @@ pub async fn configure_on(
     let started = Instant::now();
     let host_record = provisioned_host(state)?;
     let goals = Goals {
-        user: state.config.ssh_credentials.username.clone(),
+        user: state.config.ssh_credentials.username.to_string(),
         ssh_port: host_record.ssh_port,
         reboot_time: state
             .config

@@ -504,7 +504,7 @@ mod tests {
         host.reply(
             ". /etc/os-release",
             [Reply::ok(configured_facts(
-                &state.config.ssh_credentials.username,
+                state.config.ssh_credentials.username.as_str(),
             ))],
         );
         let dirs: String = rendered

@@ -15,7 +15,7 @@ pub fn ssh_target(data: &DataDir, state: &EnvironmentState, ip: &str, port: u16)
     Target {
         host: ip.to_string(),
         port,
-        user: state.config.ssh_credentials.username.clone(),
+        user: state.config.ssh_credentials.username.to_string(),
         private_key: state.private_key_path().unwrap_or_default(),
         known_hosts: data.known_hosts(&state.name),
     }

@@ -167,7 +167,7 @@ pub async fn provision(
     let up = lxd_steps(&mut run, &mut state, &w, &mut reports).await?;
     let ip = up.ip;
 
-    let target = ssh_target(data, &state, &ip, w.creds.port);
+    let target = ssh_target(data, &state, &ip, w.creds.port.get());
     let previously_pinned = target.pinned_fingerprint().ok().flatten();
     // An instance that was already running before this run has long finished cloud-init: a
     // rejected key there will not fix itself, so don't wait it out.
@@ -220,8 +220,8 @@ pub async fn provision(
         name: env.to_string(),
         instance: w.instance,
         ip,
-        ssh_port: w.creds.port,
-        ssh_user: w.creds.username,
+        ssh_port: w.creds.port.get(),
+        ssh_user: w.creds.username.to_string(),
         host_key,
         changed: reports.iter().any(|r| r.changed),
         steps: reports,
@@ -414,7 +414,8 @@ async fn ensure_profile(
     w: &Wanted<'_>,
     user_data_key: &str,
 ) -> Result<bool, ProvisionError> {
-    let user_data = lxd_host::user_data(&w.creds.username, &w.public_key, w.creds.port);
+    let user_data =
+        lxd_host::user_data(w.creds.username.as_str(), &w.public_key, w.creds.port.get());
     let wanted = lxd_host::profile(&w.provider, w.env, user_data_key, &user_data);
     let name = &w.provider.profile_name;
     match client.profile(name).await? {
@@ -511,9 +512,9 @@ async fn prepare_ssh_access(
     let changed = lxd_access::prepare(
         client,
         &w.instance,
-        &w.creds.username,
+        w.creds.username.as_str(),
         &w.public_key,
-        w.creds.port,
+        w.creds.port.get(),
     )
     .await?;
     Ok(Some(changed))
@@ -548,7 +549,7 @@ async fn wait_for_ssh(
 fn lxd_host_record(w: &Wanted<'_>) -> HostRecord {
     HostRecord {
         ip: String::new(),
-        ssh_port: w.creds.port,
+        ssh_port: w.creds.port.get(),
         host_key: None,
         instance: Some(w.instance.clone()),
         profile: Some(w.provider.profile_name.clone()),

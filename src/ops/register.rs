@@ -31,7 +31,7 @@ pub async fn register(
     let _lock = data.lock(env, "register", lock_wait)?;
     let mut state = data.load(env)?;
     host::no_provisioned_instance(&state)?;
-    let port = port.unwrap_or(state.config.ssh_credentials.port);
+    let port = port.unwrap_or(state.config.ssh_credentials.port.get());
     let target = ssh_target(data, &state, ip, port);
     let mut run = StepRun::begin(data, &mut state, "register")?;
     let host_key = run

@@ -339,7 +339,7 @@ fn bare(domain: &str) -> String {
 /// The TLS-proxied services' domains whose certificate comes from Caddy's internal CA: the
 /// stack's own rule, so `test` trusts exactly what was deployed.
 fn local_tls_domains(config: &EnvironmentConfig) -> Vec<String> {
-    stack::internal_ca_domains(config).unwrap_or_default()
+    stack::internal_ca_domains(config)
 }
 
 fn tls_notes(state: &EnvironmentState, tls: &TlsTrust) -> Vec<String> {

@@ -8,7 +8,8 @@
 
 use std::fmt::Write;
 
-use super::compose::bare;
+use crate::config::Domain;
+
 use super::{FileRole, Plan, Service, StackError, StackFile, grafana, layout};
 
 pub(crate) const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -27,21 +28,15 @@ pub(crate) struct Site {
     pub field: String,
 }
 
-/// Whether a domain can only get a certificate from Caddy's internal CA.
-pub(crate) fn is_local(domain: &str) -> bool {
-    let d = bare(domain).to_ascii_lowercase();
-    d == "local" || d.ends_with(".local")
-}
-
 pub(crate) fn sites(plan: &Plan<'_>) -> Vec<Site> {
     let t = &plan.config.tracker;
     let mut out = Vec::new();
-    let mut add = |field: String, domain: Option<&String>, upstream: String| {
+    let mut add = |field: String, domain: Option<&Domain>, upstream: String| {
         if let Some(domain) = domain {
             out.push(Site {
-                domain: bare(domain).to_string(),
+                domain: domain.name().to_string(),
                 upstream,
-                internal_ca: is_local(domain),
+                internal_ca: domain.is_local(),
                 field,
             });
         }

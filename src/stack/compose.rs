@@ -324,7 +324,7 @@ pub(crate) fn model(plan: &Plan<'_>) -> Result<ComposeFile, StackError> {
         if g.use_tls_proxy
             && let Some(domain) = &g.domain
         {
-            graf.env("GF_SERVER_ROOT_URL", format!("https://{}/", bare(domain)));
+            graf.env("GF_SERVER_ROOT_URL", format!("https://{}/", domain.name()));
         }
         graf.volumes = vec![
             layout::bind(&layout::grafana_data(), "/var/lib/grafana", false),
@@ -398,11 +398,6 @@ pub(crate) fn model(plan: &Plan<'_>) -> Result<ComposeFile, StackError> {
             .collect(),
     );
     Ok(ComposeFile { services, networks })
-}
-
-/// A domain without its trailing dot.
-pub(crate) fn bare(domain: &str) -> &str {
-    domain.strip_suffix('.').unwrap_or(domain)
 }
 
 /// MySQL runs in the stack: its `host` must be a name on the stack's network.

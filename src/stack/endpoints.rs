@@ -4,9 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use super::compose::bare;
 use super::{grafana, prometheus};
-use crate::config::EnvironmentConfig;
+use crate::config::{Domain, EnvironmentConfig};
 
 /// Where users and operators reach the stack. Contains no secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,18 +29,11 @@ pub struct Endpoints {
 }
 
 /// `host:port`, with the domain when there is one, else the IP (bracketed for IPv6).
-fn authority(domain: Option<&String>, host: IpAddr, port: u16) -> String {
+fn authority(domain: Option<&Domain>, host: IpAddr, port: u16) -> String {
     match domain {
-        Some(d) => format!("{}:{port}", bare(d)),
+        Some(d) => format!("{}:{port}", d.name()),
         None => SocketAddr::new(host, port).to_string(),
     }
-}
-
-fn port_of(bind_address: &str) -> u16 {
-    bind_address
-        .parse::<SocketAddr>()
-        .map(|a| a.port())
-        .unwrap_or_default()
 }
 
 /// The public addresses of the stack of `config` on the host at `host`.
@@ -53,7 +45,7 @@ pub fn endpoints(config: &EnvironmentConfig, host: IpAddr) -> Endpoints {
         .map(|u| {
             format!(
                 "udp://{}/announce",
-                authority(u.domain.as_ref(), host, port_of(&u.bind_address))
+                authority(u.domain.as_ref(), host, u.bind_address.port())
             )
         })
         .collect();
@@ -61,33 +53,33 @@ pub fn endpoints(config: &EnvironmentConfig, host: IpAddr) -> Endpoints {
         .http_trackers
         .iter()
         .map(|h| match (&h.domain, h.use_tls_proxy) {
-            (Some(d), true) => format!("https://{}/announce", bare(d)),
+            (Some(d), true) => format!("https://{}/announce", d.name()),
             _ => format!(
                 "http://{}/announce",
-                authority(h.domain.as_ref(), host, port_of(&h.bind_address))
+                authority(h.domain.as_ref(), host, h.bind_address.port())
             ),
         })
         .collect();
     let api = match (&t.http_api.domain, t.http_api.use_tls_proxy) {
-        (Some(d), true) => format!("https://{}/api", bare(d)),
+        (Some(d), true) => format!("https://{}/api", d.name()),
         _ => format!(
             "http://{}/api",
             authority(
                 t.http_api.domain.as_ref(),
                 host,
-                port_of(&t.http_api.bind_address)
+                t.http_api.bind_address.port()
             )
         ),
     };
     let health_check = match (&t.health_check_api.domain, t.health_check_api.use_tls_proxy) {
-        (Some(d), true) => Some(format!("https://{}/health_check", bare(d))),
+        (Some(d), true) => Some(format!("https://{}/health_check", d.name())),
         _ => None,
     };
     let grafana = config
         .grafana
         .as_ref()
         .map(|g| match (&g.domain, g.use_tls_proxy) {
-            (Some(d), true) => format!("https://{}/", bare(d)),
+            (Some(d), true) => format!("https://{}/", d.name()),
             _ => format!("http://{}/", authority(None, host, grafana::HOST_PORT)),
         });
     let prometheus = config

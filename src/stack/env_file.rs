@@ -42,11 +42,11 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 pub fn mysql_url(m: &MysqlDatabase) -> Secret {
     Secret::new(format!(
         "mysql://{}:{}@{}:{}/{}",
-        utf8_percent_encode(&m.username, URL_COMPONENT),
+        utf8_percent_encode(m.username.as_str(), URL_COMPONENT),
         utf8_percent_encode(m.password.expose(), URL_COMPONENT),
         m.host,
         m.port,
-        utf8_percent_encode(&m.database_name, URL_COMPONENT),
+        utf8_percent_encode(m.database_name.as_str(), URL_COMPONENT),
     ))
 }
 
@@ -181,13 +181,14 @@ pub(crate) fn file(plan: &Plan<'_>) -> Result<StackFile, StackError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Port;
 
     fn mysql(user: &str, password: &str, db: &str) -> MysqlDatabase {
         MysqlDatabase {
             host: "mysql".into(),
-            port: 3306,
-            database_name: db.into(),
-            username: user.into(),
+            port: Port::new(3306).unwrap(),
+            database_name: db.parse().unwrap(),
+            username: user.parse().unwrap(),
             password: Secret::new(password),
             root_password: Some(Secret::new("root")),
         }

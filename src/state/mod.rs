@@ -408,6 +408,24 @@ impl DataDir {
                 found: version,
             });
         }
+        // The configuration's typed values (bind addresses, domains, user names...) are parsed
+        // by its deserialization; check them first to name each rejected one with its path.
+        if let Some(config) = value.get("config") {
+            let problems: Vec<String> = crate::config::check_stored_json(config)
+                .iter()
+                .map(|p| match p.path.as_str() {
+                    "" => format!("config: {}", p.message),
+                    path => format!("config.{path}: {}", p.message),
+                })
+                .collect();
+            if !problems.is_empty() {
+                return Err(StateError::Invalid {
+                    env: env.to_string(),
+                    path,
+                    problems,
+                });
+            }
+        }
         let state: EnvironmentState =
             serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))?;
         let problems = state.problems(env);

@@ -1,0 +1,179 @@
+//! The optional services and extensions: `prometheus`, `grafana`, `backup`, `images` and
+//! `host`. (Their secrets are in `secrets`, their TLS in `tls`.)
+
+use super::{Report, v};
+use crate::config::EnvironmentConfig;
+use crate::config::images::{ImageService, check_image_reference, default_image};
+
+/// A 5-field cron schedule (minute hour day-of-month month day-of-week).
+fn check_cron(schedule: &str) -> Result<(), String> {
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "has {} field(s); exactly 5 are needed (minute hour day-of-month month day-of-week)",
+            fields.len()
+        ));
+    }
+    const NAMES: [&str; 19] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC", "SUN",
+        "MON", "TUE", "WED", "THU", "FRI", "SAT",
+    ];
+    for field in &fields {
+        for token in field.split([',', '-', '/']) {
+            if token.is_empty() {
+                return Err(format!("field {field:?} has an empty part"));
+            }
+            let all_digits = token.chars().all(|c| c.is_ascii_digit());
+            let is_name = NAMES.contains(&token.to_ascii_uppercase().as_str());
+            if !(all_digits || token == "*" || is_name) {
+                return Err(format!(
+                    "field {field:?} has {token:?}; use numbers, `*`, `,`, `-`, `/` or month and \
+                     day names"
+                ));
+            }
+        }
+    }
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .build();
+    parser
+        .parse(schedule)
+        .map(|_| ())
+        .map_err(|e| format!("is not a valid cron schedule: {e}"))
+}
+
+pub(super) fn services(config: &EnvironmentConfig, r: &mut Report) {
+    if let Some(p) = &config.prometheus
+        && p.scrape_interval_in_secs == 0
+    {
+        r.add(
+            "prometheus.scrape_interval_in_secs",
+            "the scrape interval must be greater than 0",
+            Some("0".into()),
+            "use a number of seconds >= 1 (default 15), or remove the field",
+        );
+    }
+    if let Some(g) = &config.grafana {
+        if config.prometheus.is_none() {
+            r.add(
+                "grafana",
+                "Grafana needs Prometheus as its data source, and `prometheus` is absent",
+                None,
+                "add `\"prometheus\": { \"scrape_interval_in_secs\": 15 }`, or remove the \
+                 `grafana` section",
+            );
+        }
+        if g.admin_user.trim().is_empty() {
+            r.add(
+                "grafana.admin_user",
+                "the Grafana admin user is empty",
+                v(&g.admin_user),
+                "name the Grafana admin user, e.g. `admin`",
+            );
+        }
+    }
+    if let Some(b) = &config.backup {
+        if let Err(e) = check_cron(&b.schedule) {
+            r.add(
+                "backup.schedule",
+                format!("invalid backup schedule: {e}"),
+                v(&b.schedule),
+                "use a 5-field cron schedule `minute hour day-of-month month day-of-week`, e.g. \
+                 `0 3 * * *` for every day at 03:00",
+            );
+        }
+        if b.retention_days == 0 {
+            r.add(
+                "backup.retention_days",
+                "the retention must be at least 1 day",
+                Some("0".into()),
+                "use a number of days >= 1 (default 7)",
+            );
+        }
+    }
+}
+
+pub(super) fn host(config: &EnvironmentConfig, r: &mut Report) {
+    let Some(host) = &config.host else {
+        return;
+    };
+    let time = &host.automatic_reboot_time;
+    let valid = time.len() == 5
+        && time.as_bytes()[2] == b':'
+        && matches!((time[..2].parse::<u8>(), time[3..].parse::<u8>()), (Ok(h), Ok(m)) if h < 24 && m < 60)
+        && time[..2]
+            .bytes()
+            .chain(time[3..].bytes())
+            .all(|b| b.is_ascii_digit());
+    if !valid {
+        r.add(
+            "host.automatic_reboot_time",
+            "not a time of day in `HH:MM` (24-hour) form",
+            v(time),
+            "use e.g. `02:00` or `23:30`, or remove the field for the default `02:00`",
+        );
+    }
+}
+
+pub(super) fn images(config: &EnvironmentConfig, r: &mut Report) {
+    let Some(images) = &config.images else {
+        return;
+    };
+    if let Some(bundle) = &images.offline_bundle
+        && !r.skip_files
+        && !bundle.is_dir()
+    {
+        r.add(
+            "images.offline_bundle",
+            "is not a directory",
+            v(&bundle.display().to_string()),
+            "point it at a directory of `docker save` archives (see docs/user-guide/offline.md), \
+             or remove it to pull images from the registry",
+        );
+    }
+    for service in ImageService::ALL {
+        if let Some(reference) = images.get(service)
+            && let Err(e) = check_image_reference(reference)
+        {
+            r.add(
+                format!("images.{}", service.key()),
+                format!("invalid image reference: {e}"),
+                v(reference),
+                format!(
+                    "use `name[:tag][@digest]`, e.g. `{}`, or remove it to use that default",
+                    default_image(service)
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron() {
+        for ok in [
+            "0 3 * * *",
+            "*/15 * * * *",
+            "0 0 1,15 * MON-FRI",
+            "0 12 * JAN sun",
+        ] {
+            assert!(check_cron(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "@daily",
+            "0 3 * *",
+            "0 0 3 * * *",
+            "60 * * * *",
+            "0 3 L * *",
+            "0 3 ? * *",
+            "0 3 * * 1#2",
+        ] {
+            assert!(check_cron(bad).is_err(), "{bad}");
+        }
+    }
+}
