@@ -95,6 +95,31 @@ fn configure_installs_docker_then_changes_nothing() {
     }
     let text = sb.run(&["configure", name]).ok();
     assert!(text.stdout.contains("nothing changed"), "{text:?}");
+
+    // An interrupted dpkg (what a kill -9 leaves: a journal entry in /var/lib/dpkg/updates, here
+    // ufw's record, half-configured) stops apt; configure finishes dpkg's work first.
+    exec_in(
+        &instance,
+        "awk -v RS= -v ORS='\\n\\n' '/^Package: ufw\\n/' /var/lib/dpkg/status \
+           | sed 's/^Status: install ok installed$/Status: install ok half-configured/' \
+           > /var/lib/dpkg/updates/0000",
+    );
+    let (code, apt) = exec_out(&instance, "apt-get install -y ufw 2>&1");
+    assert_ne!(code, 0, "apt still runs: {apt}");
+    assert!(apt.contains("dpkg --configure -a"), "{apt}");
+    let repaired = sb.run(&["-o", "json", "configure", name]).ok().json();
+    let repair = repaired["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "repair dpkg")
+        .unwrap_or_else(|| panic!("no repair task: {repaired:#}"));
+    assert_eq!(repair["status"], "changed", "{repair}");
+    let (code, audit) = exec_out(
+        &instance,
+        "ls -A /var/lib/dpkg/updates; dpkg --audit; apt-get install -y ufw >/dev/null",
+    );
+    assert_eq!((code, audit.trim()), (0, ""), "{audit}");
 }
 
 #[test]

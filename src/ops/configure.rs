@@ -179,6 +179,10 @@ async fn dry_run(
         };
         tasks.push(TaskReport::new(name, status, text, Duration::ZERO));
     };
+    let p = host::plan_dpkg_repair(&facts);
+    if p.is_apply() {
+        add("repair dpkg", true, p.text());
+    }
     let p = host::plan_packages(&facts, distro);
     add("packages", p.is_apply(), p.text());
     let p = host::plan_docker_service(&facts);
@@ -314,6 +318,18 @@ async fn facts_steps(
         distro.label(),
         t.elapsed(),
     ));
+
+    let t = Instant::now();
+    let plan = host::plan_dpkg_repair(&facts);
+    if plan.is_apply() {
+        facts = run
+            .step(state, "repair dpkg", async |_s| {
+                host::apply_dpkg_repair(session).await?;
+                host::read_facts(session, goals).await
+            })
+            .await?;
+        tasks.push(report("repair dpkg", &plan, t));
+    }
 
     let t = Instant::now();
     let plan = host::plan_packages(&facts, distro);

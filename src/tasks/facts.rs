@@ -37,6 +37,9 @@ pub struct Facts {
     pub user_in_docker_group: bool,
     /// sha256 of files tasks manage, by path (absent files are not listed).
     pub file_sha256: BTreeMap<String, String>,
+    /// dpkg was interrupted (its journal in `/var/lib/dpkg/updates` is not empty, or `dpkg
+    /// --audit` lists half-installed packages): apt refuses to run until `dpkg --configure -a`.
+    pub dpkg_interrupted: bool,
     /// ufw's state, when ufw is installed.
     pub ufw: Option<UfwFacts>,
     /// `docker compose version --short`, when the v2 plugin answers.
@@ -91,6 +94,10 @@ pub fn script(user: &str, files: &[&str]) -> String {
          echo \"os_version=$VERSION_ID\"\n\
          echo \"os_pretty=$PRETTY_NAME\"\n\
          [ -d /run/systemd/system ] && echo systemd=yes || echo systemd=no\n",
+    );
+    s.push_str(
+        "if [ -n \"$(ls -A /var/lib/dpkg/updates)\" ] || [ -n \"$(dpkg --audit)\" ]; then \
+         echo dpkg_interrupted=yes; fi\n",
     );
     // One dpkg-query for all (a package dpkg never heard of prints nothing).
     s.push_str(&format!(
@@ -148,6 +155,7 @@ impl Facts {
                 "docker_active" => f.docker_active = value == "active",
                 "docker_enabled" => f.docker_enabled = value == "enabled",
                 "in_docker_group" => f.user_in_docker_group = value == "yes",
+                "dpkg_interrupted" => f.dpkg_interrupted = value == "yes",
                 "ufw" => f.ufw = Some(UfwFacts::parse(value)),
                 "compose_v2" if !value.is_empty() => f.compose_v2 = Some(value.to_string()),
                 "compose_v1" if !value.is_empty() => f.compose_v1 = Some(value.to_string()),

@@ -311,6 +311,40 @@ pub async fn read_facts(host: &dyn Host, goals: &Goals) -> Result<Facts, TaskErr
 
 const APT: &str = "DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300";
 
+/// Finish what an interrupted dpkg left (apt refuses to run until then).
+pub fn plan_dpkg_repair(facts: &Facts) -> Plan<()> {
+    if facts.dpkg_interrupted {
+        Plan::Apply(
+            (),
+            "dpkg was interrupted: `dpkg --configure -a` finishes its work".into(),
+        )
+    } else {
+        Plan::Nothing("dpkg is consistent".into())
+    }
+}
+
+/// `dpkg --configure -a`, keeping the configuration files as they are.
+pub async fn apply_dpkg_repair(host: &dyn Host) -> Result<(), TaskError> {
+    let out = host
+        .sudo(
+            "DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a 2>&1",
+        )
+        .await?;
+    if !out.success() {
+        return Err(TaskError::apt(
+            "repair dpkg",
+            format!(
+                "`dpkg --configure -a` failed ({}): {}",
+                out.status,
+                last_lines(&out.stdout_str(), 8)
+            ),
+            "run `sudo dpkg --configure -a` on the host to see the whole error; fix it, then run \
+             configure again",
+        ));
+    }
+    Ok(())
+}
+
 /// One `apt-get update` and one `apt-get install` for all missing packages.
 pub async fn apply_packages(host: &dyn Host, packages: &[String]) -> Result<(), TaskError> {
     let list: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
@@ -430,6 +464,12 @@ pub fn verify(
     firewall_refused: bool,
 ) -> Vec<(&'static str, String)> {
     let mut failures = Vec::new();
+    if facts.dpkg_interrupted {
+        failures.push((
+            "repair dpkg",
+            "dpkg still reports an interrupted run (`dpkg --audit`)".into(),
+        ));
+    }
     if let Plan::Apply(missing, _) = plan_packages(facts, distro) {
         failures.push(("packages", format!("not installed: {}", missing.join(" "))));
     }
@@ -612,6 +652,34 @@ mod tests {
             ..ufw
         };
         assert!(!firewall_ok(&other_port, 22));
+    }
+
+    #[test]
+    fn an_interrupted_dpkg_is_repaired_before_anything_else() {
+        let mut f = configured();
+        assert!(!plan_dpkg_repair(&f).is_apply());
+        f.dpkg_interrupted = true;
+        assert!(plan_dpkg_repair(&f).is_apply());
+        assert_eq!(
+            verify(&f, &goals(), Distro::Debian12, false)[0].0,
+            "repair dpkg"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_dpkg_repair_says_how_to_see_why() {
+        use crate::host::fake::{FakeHost, Reply};
+        let host = FakeHost::new();
+        host.reply(
+            "--configure -a",
+            [Reply {
+                stdout: "dpkg: error processing package x (--configure)\n".into(),
+                ..Reply::fail(1, "")
+            }],
+        );
+        let err = apply_dpkg_repair(&host).await.unwrap_err().to_string();
+        assert!(err.contains("error processing package x"), "{err}");
+        assert!(err.contains("sudo dpkg --configure -a"), "{err}");
     }
 
     #[test]
