@@ -282,9 +282,28 @@ pub fn assemble(
     };
     let ok = docker.is_available() && summary.problems() == 0;
 
+    let hints = hints(env, &docker, &services, &summary);
+    Status {
+        name: env.to_string(),
+        host: String::new(),
+        lifecycle: Lifecycle::Created,
+        files_root: None,
+        docker,
+        services,
+        files,
+        summary,
+        ok,
+        hints,
+        ssh_connections: 1,
+        elapsed_ms: elapsed.as_millis() as u64,
+    }
+}
+
+/// What to run about what differs.
+fn hints(env: &str, docker: &Docker, services: &[ServiceStatus], summary: &Summary) -> Vec<String> {
     let cmd = |c: &str| format!("`torrust-tracker-deployer {c} {env}`");
     let mut hints = Vec::new();
-    match &docker {
+    match docker {
         Docker::Available => {}
         Docker::NotInstalled => hints.push(format!(
             "Docker is not installed on the host: {} installs it",
@@ -341,20 +360,7 @@ pub fn assemble(
             ));
         }
     }
-    Status {
-        name: env.to_string(),
-        host: String::new(),
-        lifecycle: Lifecycle::Created,
-        files_root: None,
-        docker,
-        services,
-        files,
-        summary,
-        ok,
-        hints,
-        ssh_connections: 1,
-        elapsed_ms: elapsed.as_millis() as u64,
-    }
+    hints
 }
 
 #[cfg(test)]
