@@ -6,7 +6,7 @@
 //! interrupted run is resumed by running the command again.
 //!
 //! `register` (adopt an existing host) and `destroy` live in their own modules; the start with
-//! its retries in [`start`].
+//! its retries in `provision/start.rs`.
 
 use std::time::Duration;
 

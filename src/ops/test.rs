@@ -126,8 +126,8 @@ pub async fn test(
     test_with(data, &state, options, None).await
 }
 
-/// [`test`] of a state already loaded. `host`: a connection to reuse for reading Caddy's root
-/// CA (deploy's); `None` connects when the CA is needed.
+/// [`test`](fn@test) of a state already loaded. `host`: a connection to reuse for reading
+/// Caddy's root CA (deploy's); `None` connects when the CA is needed.
 pub async fn test_with(
     data: &DataDir,
     state: &EnvironmentState,
