@@ -1,9 +1,9 @@
 //! Error kinds: the stable, machine-readable name of every way a command fails, and its exit code.
 //!
 //! Each module's error enum says which [`ErrorKind`] each of its variants is by implementing
-//! [`Classify`], right beside the enum (SSH in `ssh/error.rs`, LXD in `lxd/client.rs`, the
-//! operations' own enums in `ops/kinds.rs`, ...). A wrapper variant asks its inner error. A kind
-//! is never guessed from an error's text.
+//! [`Classify`], right beside the enum (SSH in `ssh/error.rs`, LXD in `lxd/error.rs`, the
+//! `Host` transports' `HostError` in `host/mod.rs`, the operations' own enums in `ops/kinds.rs`,
+//! ...). A wrapper variant asks its inner error. A kind is never guessed from an error's text.
 //!
 //! A failed step keeps its error whole in a [`Classified`] (the kind beside the boxed source), so
 //! the trace file still shows the full chain, and the CLI reads the kind for `--output json` and

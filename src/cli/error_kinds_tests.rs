@@ -12,6 +12,7 @@ use super::CliError;
 use super::output::error_document;
 use crate::config::{ConfigError, Problem};
 use crate::error_kind::{Classified, Classify, ErrorKind};
+use crate::host::HostError;
 use crate::lxd::LxdError;
 use crate::ops::OpsError;
 use crate::ops::image::ImageError;
@@ -287,8 +288,28 @@ fn cases() -> Vec<(CliError, &'static str)> {
     }
     // Wrappers ask their inner error.
     for (e, kind) in ssh_errors() {
-        add(step(TaskError::Ssh(e)), kind);
+        add(step(TaskError::from(e)), kind);
     }
+    // A task over LXD exec (provision's SSH access on an image without cloud-init).
+    for (e, kind) in lxd_errors() {
+        add(step(TaskError::Host(HostError::Lxd(e))), kind);
+    }
+    add(
+        step(TaskError::Host(HostError::Input {
+            host: s("lxd:web"),
+            command: s("docker load"),
+            source: io(),
+        })),
+        "io",
+    );
+    add(
+        step(HostError::Unsupported {
+            host: s("lxd:web"),
+            what: s("a TCP connection to 127.0.0.1:1212"),
+            why: s("no port forward"),
+        }),
+        "failed",
+    );
     for (e, kind) in ssh_errors().into_iter().take(7) {
         add(step(ProvisionError::Ssh(e)), kind);
     }

@@ -3,16 +3,22 @@
 //! Tasks ([`crate::tasks`]) never hold an SSH session: they talk to a `&dyn Host`, which runs
 //! commands (as the login user or as root), places files, reads a file back, streams a large
 //! input into a command, and opens TCP connections from the host (a port forward, to reach a
-//! service bound to the host's loopback). Two implementations:
+//! service bound to the host's loopback). Three implementations:
 //!
 //! - [`Session`](crate::ssh::Session) (in `ssh.rs`): the real host over one SSH connection;
+//! - [`lxd::LxdHost`]: an LXD instance through LXD's exec and files APIs, for the work done
+//!   before SSH answers (an image without cloud-init); it opens no TCP connection;
 //! - [`fake::FakeHost`]: in memory, for unit tests. It records every call and answers the
 //!   replies a test scripted, and keeps uploaded files so that a second run sees them.
+//!
+//! Every method fails with a [`HostError`]: the transport's own error inside, so an error's
+//! kind (`ssh_auth_failed`, `lxd_unreachable`, ...) is the transport's.
 //!
 //! The methods return boxed futures (not `async fn`) so that the trait stays object-safe: ops
 //! pass one `&dyn Host` through every phase.
 
 pub mod fake;
+pub mod lxd;
 mod ssh;
 
 use std::future::Future;
@@ -20,10 +26,66 @@ use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::ssh::{ExecOutput, FileChange, SshError, Stdin, UploadFile};
+use crate::error_kind::{Classify, ErrorKind};
+use crate::lxd::LxdError;
+use crate::ssh::{ExecOutput, FileChange, SshError, Stdin, UploadFile, shell_quote};
 
-/// What every [`Host`] method returns: a future that fails with an [`SshError`].
-pub type HostFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SshError>> + Send + 'a>>;
+/// What every [`Host`] method returns: a future that fails with a [`HostError`].
+pub type HostFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, HostError>> + Send + 'a>>;
+
+/// How a [`Host`] call failed: the error of the transport it went over, or a call that
+/// transport cannot make.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    Lxd(#[from] LxdError),
+    /// The input for a command could not be read here.
+    #[error("reading the input for `{command}` on {host} failed: {source}")]
+    Input {
+        host: String,
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host's transport cannot do this (e.g. a TCP connection over LXD exec).
+    #[error("{what} is not possible on {host}: {why}")]
+    Unsupported {
+        host: String,
+        what: String,
+        why: String,
+    },
+}
+
+impl Classify for HostError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            HostError::Ssh(e) => e.kind(),
+            HostError::Lxd(e) => e.kind(),
+            HostError::Input { .. } => ErrorKind::Io,
+            // A caller asked the wrong transport: a defect, not something to fix on the host.
+            HostError::Unsupported { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+/// The exit code of [`download_script`] when the file does not exist.
+const ABSENT: u32 = 3;
+
+/// `cat`s the file, or exits [`ABSENT`] when there is none: [`Host::download`] as a command.
+fn download_script(path: &str) -> String {
+    let p = shell_quote(path);
+    format!("if [ -e {p} ]; then exec cat -- {p}; else exit {ABSENT}; fi")
+}
+
+/// [`download_script`]'s output as [`Host::download`]'s answer.
+fn downloaded(out: ExecOutput) -> Result<Option<Vec<u8>>, SshError> {
+    if out.status.code() == Some(ABSENT) {
+        return Ok(None);
+    }
+    Ok(Some(out.check()?.stdout))
+}
 
 /// A byte stream both ways: what [`Host::connect_tcp`] returns.
 pub trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -68,4 +130,29 @@ pub trait Host: Send + Sync {
     /// A TCP connection from the host to `address:port`, as the host sees it (`127.0.0.1` is
     /// the host itself): a local port forward, carried over the existing connection.
     fn connect_tcp<'a>(&'a self, address: &'a str, port: u16) -> HostFuture<'a, HostStream>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_download_script_reads_a_file_or_says_it_is_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("it's here");
+        std::fs::write(&file, "a\nb\n").unwrap();
+        let run = |p: &std::path::Path| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(download_script(p.to_str().unwrap()))
+                .output()
+                .unwrap()
+        };
+        let out = run(&file);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(out.stdout, b"a\nb\n");
+        let out = run(&dir.path().join("none"));
+        assert_eq!(out.status.code(), Some(ABSENT as i32));
+        assert!(out.stdout.is_empty());
+    }
 }

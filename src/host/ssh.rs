@@ -1,16 +1,7 @@
 //! [`Host`] over SSH: a [`Session`] runs every call on its one connection.
 
-use super::{Host, HostFuture, HostStream};
-use crate::ssh::{ExecOptions, Session, SshError, Stdin, UploadFile, shell_quote};
-
-/// The exit code of [`download`](Host::download)'s script when the file does not exist.
-const ABSENT: u32 = 3;
-
-/// `cat`s the file, or exits [`ABSENT`] when there is none.
-fn download_script(path: &str) -> String {
-    let p = shell_quote(path);
-    format!("if [ -e {p} ]; then exec cat -- {p}; else exit {ABSENT}; fi")
-}
+use super::{Host, HostError, HostFuture, HostStream, download_script, downloaded};
+use crate::ssh::{ExecOptions, Session, SshError, Stdin, UploadFile};
 
 impl Host for Session {
     fn display(&self) -> String {
@@ -18,11 +9,11 @@ impl Host for Session {
     }
 
     fn exec<'a>(&'a self, command: &'a str) -> HostFuture<'a, crate::ssh::ExecOutput> {
-        Box::pin(Session::exec(self, command))
+        Box::pin(async move { Ok(Session::exec(self, command).await?) })
     }
 
     fn sudo<'a>(&'a self, command: &'a str) -> HostFuture<'a, crate::ssh::ExecOutput> {
-        Box::pin(Session::sudo(self, command))
+        Box::pin(async move { Ok(Session::sudo(self, command).await?) })
     }
 
     fn sudo_stdin<'a>(
@@ -36,30 +27,27 @@ impl Host for Session {
             stdin_size: size,
             sink: None,
         };
-        Box::pin(Session::sudo_with(self, command, options))
+        Box::pin(async move { Ok(Session::sudo_with(self, command, options).await?) })
     }
 
     fn upload<'a>(
         &'a self,
         files: &'a [UploadFile],
     ) -> HostFuture<'a, Vec<crate::ssh::FileChange>> {
-        Box::pin(Session::upload(self, files))
+        Box::pin(async move { Ok(Session::upload(self, files).await?) })
     }
 
     fn compare<'a>(
         &'a self,
         files: &'a [UploadFile],
     ) -> HostFuture<'a, Vec<crate::ssh::FileChange>> {
-        Box::pin(Session::compare(self, files))
+        Box::pin(async move { Ok(Session::compare(self, files).await?) })
     }
 
     fn download<'a>(&'a self, path: &'a str) -> HostFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let out = Session::sudo(self, &download_script(path)).await?;
-            if out.status.code() == Some(ABSENT) {
-                return Ok(None);
-            }
-            Ok(Some(out.check()?.stdout))
+            Ok(downloaded(out)?)
         })
     }
 
@@ -70,9 +58,9 @@ impl Host for Session {
                 .handle
                 .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0)
                 .await
-                .map_err(|e| {
+                .map_err(|e| -> HostError {
                     if self.is_closed() {
-                        self.lost(e)
+                        self.lost(e).into()
                     } else {
                         SshError::Channel {
                             host: self.target().host.clone(),
@@ -83,35 +71,11 @@ impl Host for Session {
                                  forwarding (`AllowTcpForwarding`)?"
                             ),
                         }
+                        .into()
                     }
                 })?;
             let stream: HostStream = Box::new(channel.into_stream());
             Ok(stream)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_download_script_reads_a_file_or_says_it_is_absent() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("it's here");
-        std::fs::write(&file, "a\nb\n").unwrap();
-        let run = |p: &std::path::Path| {
-            std::process::Command::new("sh")
-                .arg("-c")
-                .arg(download_script(p.to_str().unwrap()))
-                .output()
-                .unwrap()
-        };
-        let out = run(&file);
-        assert_eq!(out.status.code(), Some(0));
-        assert_eq!(out.stdout, b"a\nb\n");
-        let out = run(&dir.path().join("none"));
-        assert_eq!(out.status.code(), Some(ABSENT as i32));
-        assert!(out.stdout.is_empty());
     }
 }

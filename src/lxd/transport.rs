@@ -31,6 +31,31 @@ pub fn bytes(data: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// A body fed through a channel: the sender's side reads the source (and reports progress) in
+/// the caller's task, while the request is sent. A body that read its source itself would be
+/// read in the connection's task, outside the step it belongs to. An `Err` sent aborts the
+/// request.
+pub fn channel(capacity: usize) -> (tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    (tx, ChannelBody(rx).boxed())
+}
+
+struct ChannelBody(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|r| r.map(hyper::body::Frame::data)))
+    }
+}
+
 /// What a transport failed at, before LXD could answer.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -51,6 +76,31 @@ impl TransportError {
     }
 }
 
+/// LXD's answer to one request: its status, headers (the files API says what a path is in
+/// `X-LXD-Type`) and whole body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// An answer without headers.
+    pub fn new(status: StatusCode, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            headers: hyper::HeaderMap::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A header's value, when it is there and is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
 /// One HTTP exchange with the LXD API.
 pub trait Transport: Send + Sync {
     /// Where requests go, for messages (`unix:/var/lib/lxd/unix.socket`).
@@ -62,7 +112,7 @@ pub trait Transport: Send + Sync {
         path_and_query: &str,
         headers: Vec<(&'static str, String)>,
         body: Body,
-    ) -> impl Future<Output = Result<(StatusCode, Bytes), TransportError>> + Send;
+    ) -> impl Future<Output = Result<Response, TransportError>> + Send;
 }
 
 /// LXD's local Unix socket: one connection per request (see the module docs for why).
@@ -94,7 +144,7 @@ impl Transport for UnixSocket {
         path_and_query: &str,
         headers: Vec<(&'static str, String)>,
         body: Body,
-    ) -> Result<(StatusCode, Bytes), TransportError> {
+    ) -> Result<Response, TransportError> {
         let mut request = Request::builder()
             .method(method)
             .uri(path_and_query)
@@ -121,14 +171,17 @@ impl Transport for UnixSocket {
             .send_request(request)
             .await
             .map_err(|e| TransportError::new(chain(&e)))?;
-        let status = response.status();
-        let body = response
-            .into_body()
+        let (parts, body) = response.into_parts();
+        let body = body
             .collect()
             .await
             .map_err(|e| TransportError::new(format!("reading the response: {e}")))?
             .to_bytes();
-        Ok((status, body))
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 }
 
@@ -232,11 +285,11 @@ mod tests {
         // Sequential requests, back to back, then bursts of concurrent ones: the patterns of an
         // operation wait next to state polling.
         for _ in 0..20 {
-            let (status, _) = socket
+            let response = socket
                 .send(Method::GET, "/1.0", vec![], empty())
                 .await
                 .unwrap();
-            assert_eq!(status, StatusCode::OK);
+            assert_eq!(response.status, StatusCode::OK);
         }
         for _ in 0..5 {
             let (a, b, c) = tokio::join!(

@@ -1,6 +1,6 @@
 //! What provision and destroy need from LXD, built on [`crate::lxd`]: the environment's
-//! profile, its instance and its address. (Preparing an image that has no cloud-init is a task:
-//! [`crate::tasks::lxd_access`].)
+//! profile, its instance and its address. (Preparing an image that has no cloud-init is a task,
+//! [`crate::tasks::lxd_access`], run over [`crate::host::lxd::LxdHost`].)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use crate::lxd::api::{Auth, ImageRef, InstanceSource, NewInstance};
 use crate::lxd::transport::Transport;
 use crate::lxd::{LxdClient, LxdError, Profile, ProfileSpec, UnixSocket, find_socket};
 use crate::retry::Schedule;
+use crate::tasks::lxd_access::{PORT_CONF, RESTART_SSH};
 
 /// While LXD says an instance is busy with another operation (the stop hooks of a failed start
 /// hold it for a minute or more), a delete or create is tried again every 5 s for 3 minutes.
@@ -53,20 +54,16 @@ pub fn user_data(username: &str, public_key: &str, ssh_port: u16) -> String {
     if ssh_port != 22 {
         doc.push_str(&format!(
             "write_files:\n\
-             \x20 - path: /etc/ssh/sshd_config.d/10-torrust-port.conf\n\
+             \x20 - path: {PORT_CONF}\n\
              \x20   permissions: \"0644\"\n\
              \x20   content: |\n\
              \x20     Port {ssh_port}\n\
              runcmd:\n\
-             \x20 - [sh, -c, \"{}\"]\n",
-            RESTART_SSH
+             \x20 - [sh, -c, \"{RESTART_SSH}\"]\n"
         ));
     }
     doc
 }
-
-/// Restarts sshd on Debian and Ubuntu, socket-activated (Ubuntu 24.04) or not.
-pub(crate) const RESTART_SSH: &str = "systemctl daemon-reload; if systemctl is-enabled ssh.socket >/dev/null 2>&1; then systemctl restart ssh.socket; fi; systemctl restart ssh || service ssh restart";
 
 /// The profile the environment's instance uses: cloud-init user-data, nesting for Docker,
 /// limits, the root disk on the pool and the NIC on the network.
@@ -336,7 +333,7 @@ mod tests {
             _path: &str,
             _headers: Vec<(&'static str, String)>,
             _body: crate::lxd::transport::Body,
-        ) -> Result<(hyper::StatusCode, bytes::Bytes), crate::lxd::transport::TransportError>
+        ) -> Result<crate::lxd::transport::Response, crate::lxd::transport::TransportError>
         {
             let answer = {
                 let mut answers = self.0.lock().unwrap();
@@ -347,11 +344,9 @@ mod tests {
                 }
             };
             match answer {
-                Some(state) => Ok((
+                Some(state) => Ok(crate::lxd::transport::Response::new(
                     hyper::StatusCode::OK,
-                    serde_json::to_vec(&json!({"type": "sync", "metadata": state}))
-                        .unwrap()
-                        .into(),
+                    serde_json::to_vec(&json!({"type": "sync", "metadata": state})).unwrap(),
                 )),
                 None => Err(crate::lxd::transport::TransportError {
                     message: "connecting to /script: Connection refused (os error 111)".into(),

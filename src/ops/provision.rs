@@ -6,7 +6,7 @@
 //! interrupted run is resumed by running the command again.
 //!
 //! `register` (adopt an existing host) and `destroy` live in their own modules; the start with
-//! its retries in [`start`].
+//! its retries in `provision/start.rs`.
 
 use std::time::Duration;
 
@@ -21,10 +21,12 @@ use super::lxd_host::{self, IpWaitError};
 use super::steps::StepRun;
 use super::{OpsError, StepReport};
 use crate::config::{LxdProvider, Provider, SshCredentials};
+use crate::host::lxd::LxdHost;
 use crate::lxd::{LxdClient, LxdError, UnixSocket};
 use crate::ssh::{Session, SshError, Target};
 use crate::state::{DataDir, EnvironmentState, HostRecord, Lifecycle};
-use crate::tasks::{TaskError, cloud_init, lxd_access};
+use crate::tasks::lxd_access::{self, SshAccess};
+use crate::tasks::{TaskError, cloud_init};
 
 /// The names of provision's steps, as recorded in the state and reported.
 mod step {
@@ -501,23 +503,22 @@ async fn wait_for_ipv4(
 }
 
 /// Step "prepare SSH access": nothing when the image has cloud-init (`None`); otherwise sets up
-/// the user and key through LXD and says whether anything changed.
+/// the user and key as tasks on the instance through LXD (SSH does not let us in yet) and says
+/// whether anything changed.
 async fn prepare_ssh_access(
     client: &LxdClient<UnixSocket>,
     w: &Wanted<'_>,
 ) -> Result<Option<bool>, ProvisionError> {
-    if lxd_access::has_cloud_init(client, &w.instance).await? {
+    let host = LxdHost::new(client, &w.instance).login_as(w.creds.username.as_str());
+    if lxd_access::has_cloud_init(&host).await? {
         return Ok(None);
     }
-    let changed = lxd_access::prepare(
-        client,
-        &w.instance,
-        w.creds.username.as_str(),
-        &w.public_key,
-        w.creds.port.get(),
-    )
-    .await?;
-    Ok(Some(changed))
+    let access = SshAccess {
+        username: w.creds.username.as_str(),
+        public_key: &w.public_key,
+        port: w.creds.port.get(),
+    };
+    Ok(Some(lxd_access::prepare(&host, &access).await?))
 }
 
 /// Step "wait for SSH": a session on the instance, once cloud-init (if the image has it) is done.

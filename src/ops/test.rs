@@ -126,8 +126,8 @@ pub async fn test(
     test_with(data, &state, options, None).await
 }
 
-/// [`test`] of a state already loaded. `host`: a connection to reuse for reading Caddy's root
-/// CA (deploy's); `None` connects when the CA is needed.
+/// [`test`](fn@test) of a state already loaded. `host`: a connection to reuse for reading
+/// Caddy's root CA (deploy's); `None` connects when the CA is needed.
 pub async fn test_with(
     data: &DataDir,
     state: &EnvironmentState,
@@ -139,45 +139,8 @@ pub async fn test_with(
     let ip = host_ip(state)?;
     let mut tls = tls_trust(options)?;
     let mut plan = plan(&state.config, ip)?;
-    // `.local` domains are served with Caddy's internal CA: trust its root as the host has it,
-    // read over SSH (the host key is pinned), unless --ca-cert or --insecure says otherwise.
-    let local = local_tls_domains(&state.config);
-    let mut host_ca = false;
-    if matches!(tls, TlsTrust::System) && !local.is_empty() {
-        match fetch_host_ca(data, state, host).await {
-            Ok(path) => {
-                plan.notes.push(format!(
-                    "{} use(s) Caddy's internal CA: its root was read from the host over SSH \
-                     and trusted for this test (saved in {})",
-                    local.join(", "),
-                    path.display()
-                ));
-                tls = TlsTrust::ExtraRootPem(path);
-                host_ca = true;
-            }
-            Err(why) => plan.notes.push(format!(
-                "could not read the root of Caddy's internal CA from the host: {why}"
-            )),
-        }
-    }
-    let resolve = if options.use_dns {
-        if !plan.resolve.is_empty() {
-            plan.notes.push(format!(
-                "--use-dns: the domains ({}) were resolved through DNS",
-                names(&plan.resolve)
-            ));
-        }
-        BTreeMap::new()
-    } else {
-        if !plan.resolve.is_empty() {
-            plan.notes.push(format!(
-                "the domains ({}) were answered with the host's IP {ip}, not DNS; pass --use-dns \
-                 to test the DNS records too",
-                names(&plan.resolve)
-            ));
-        }
-        plan.resolve.clone()
-    };
+    let host_ca = trust_host_ca(data, state, host, &mut tls, &mut plan.notes).await;
+    let resolve = resolve_overrides(options, &mut plan, ip);
     plan.notes.extend(tls_notes(state, &tls));
     if state.lifecycle < Lifecycle::Running {
         plan.notes.push(format!(
@@ -228,6 +191,65 @@ pub async fn test_with(
         report,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// `.local` domains are served with Caddy's internal CA: trusts its root as the host has it,
+/// read over SSH (the host key is pinned), unless --ca-cert or --insecure says otherwise.
+/// Returns whether it did; says what happened in `notes`.
+async fn trust_host_ca(
+    data: &DataDir,
+    state: &EnvironmentState,
+    host: Option<&dyn Host>,
+    tls: &mut TlsTrust,
+    notes: &mut Vec<String>,
+) -> bool {
+    let local = local_tls_domains(&state.config);
+    if !matches!(tls, TlsTrust::System) || local.is_empty() {
+        return false;
+    }
+    match fetch_host_ca(data, state, host).await {
+        Ok(path) => {
+            notes.push(format!(
+                "{} use(s) Caddy's internal CA: its root was read from the host over SSH and \
+                 trusted for this test (saved in {})",
+                local.join(", "),
+                path.display()
+            ));
+            *tls = TlsTrust::ExtraRootPem(path);
+            true
+        }
+        Err(why) => {
+            notes.push(format!(
+                "could not read the root of Caddy's internal CA from the host: {why}"
+            ));
+            false
+        }
+    }
+}
+
+/// The names the checks resolve without DNS: the plan's domains answered with the host's IP,
+/// or none with `--use-dns`. Says which in the plan's notes.
+fn resolve_overrides(
+    options: &TestOptions,
+    plan: &mut Plan,
+    ip: IpAddr,
+) -> BTreeMap<String, IpAddr> {
+    if plan.resolve.is_empty() {
+        return BTreeMap::new();
+    }
+    if options.use_dns {
+        plan.notes.push(format!(
+            "--use-dns: the domains ({}) were resolved through DNS",
+            names(&plan.resolve)
+        ));
+        return BTreeMap::new();
+    }
+    plan.notes.push(format!(
+        "the domains ({}) were answered with the host's IP {ip}, not DNS; pass --use-dns to test \
+         the DNS records too",
+        names(&plan.resolve)
+    ));
+    plan.resolve.clone()
 }
 
 /// Where Caddy keeps the root certificate of its internal CA, on the host.

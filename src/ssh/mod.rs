@@ -33,6 +33,7 @@ pub use exec::{ExecOptions, ExecOutput, ExitStatus, OutputSink, OutputStream, St
 pub use quote::{shell_join, shell_quote};
 pub use session::Session;
 pub use upload::{Change, FileChange, UploadFile};
+pub(crate) use upload::{RootShell, place};
 
 use crate::secret::Secret;
 

@@ -18,7 +18,7 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 use sha2::{Digest, Sha256};
 
-use super::exec::{ExecOptions, tail};
+use super::exec::{ExecOptions, ExecOutput, tail};
 use super::quote::shell_quote;
 use super::{Session, SshError};
 
@@ -277,174 +277,245 @@ fn random_suffix() -> String {
         .collect()
 }
 
+/// Where [`place`] runs its two scripts, as root: over SSH a [`Session`], over LXD exec
+/// [`crate::host::lxd::LxdHost`].
+pub(crate) trait RootShell: Sync {
+    type Error: From<SshError> + Send;
+
+    /// The host, for messages.
+    fn host_name(&self) -> String;
+
+    /// Runs `script` as root.
+    fn root(&self, script: &str) -> impl Future<Output = Result<ExecOutput, Self::Error>> + Send;
+
+    /// Runs `script` as root with `input` on its standard input.
+    fn root_with_input(
+        &self,
+        script: &str,
+        input: Vec<u8>,
+    ) -> impl Future<Output = Result<ExecOutput, Self::Error>> + Send;
+
+    /// The error for a failed upload (a bad path, a probe or a placement that failed).
+    fn upload_failed(&self, detail: String) -> Self::Error {
+        SshError::Upload {
+            host: self.host_name(),
+            detail,
+        }
+        .into()
+    }
+}
+
+impl RootShell for Session {
+    type Error = SshError;
+
+    fn host_name(&self) -> String {
+        self.target().host.clone()
+    }
+
+    async fn root(&self, script: &str) -> Result<ExecOutput, SshError> {
+        self.sudo(script).await
+    }
+
+    async fn root_with_input(&self, script: &str, input: Vec<u8>) -> Result<ExecOutput, SshError> {
+        self.sudo_with(script, ExecOptions::new().stdin_bytes(input))
+            .await
+    }
+}
+
 impl Session {
     /// Places `files` on the host, each atomically and with its mode, owner and group, and
     /// reports which changed. Unchanged files are not touched. Parent directories are created
     /// (mode 0755) when missing.
     pub async fn upload(&self, files: &[UploadFile]) -> Result<Vec<FileChange>, SshError> {
-        self.place(files, true).await
+        place(self, files, true).await
     }
 
     /// What [`upload`](Self::upload) would do to each file, from the same one-round-trip
     /// inspection (hash, mode, owner), without changing anything on the host.
     pub async fn compare(&self, files: &[UploadFile]) -> Result<Vec<FileChange>, SshError> {
-        self.place(files, false).await
+        place(self, files, false).await
+    }
+}
+
+/// Inspects the files on the host and, when `apply` is set, places those that differ.
+pub(crate) async fn place<S: RootShell>(
+    shell: &S,
+    files: &[UploadFile],
+    apply: bool,
+) -> Result<Vec<FileChange>, S::Error> {
+    let mut seen = HashSet::new();
+    for f in files {
+        validate_path(&f.remote_path).map_err(|e| shell.upload_failed(e))?;
+        if !seen.insert(f.remote_path.as_str()) {
+            return Err(shell.upload_failed(format!("{} is listed twice", f.remote_path)));
+        }
+    }
+    let mut changes = Vec::with_capacity(files.len());
+    for batch in batches(files) {
+        changes.extend(place_batch(shell, batch, apply).await?);
+    }
+    Ok(changes)
+}
+
+/// `files` cut into runs whose scripts fit one command line (an argument of `sh -c`, at most
+/// 128 KiB on Linux).
+fn batches(files: &[UploadFile]) -> Vec<&[UploadFile]> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, f) in files.iter().enumerate() {
+        let cost = script_estimate(std::slice::from_ref(f));
+        if i > start && size + cost > MAX_SCRIPT {
+            out.push(&files[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += cost;
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
+/// [`place`] for files whose scripts fit one command.
+async fn place_batch<S: RootShell>(
+    shell: &S,
+    files: &[UploadFile],
+    apply: bool,
+) -> Result<Vec<FileChange>, S::Error> {
+    // Round trip 1: what is there now.
+    let probe = shell.root(&probe_script(files)).await?;
+    if !probe.success() {
+        return Err(shell.upload_failed(format!(
+            "cannot inspect the current files ({}): {}",
+            probe.status,
+            tail(&probe.stderr, 2000)
+        )));
+    }
+    let remote =
+        parse_probe(&probe.stdout_str(), files.len()).map_err(|e| shell.upload_failed(e))?;
+    if let Some((f, _)) = files
+        .iter()
+        .zip(&remote)
+        .find(|(_, r)| **r == Remote::Other)
+    {
+        return Err(shell.upload_failed(format!(
+            "{} exists and is not a regular file",
+            f.remote_path
+        )));
+    }
+    let plans: Vec<Plan> = files.iter().zip(&remote).map(|(f, r)| plan(f, r)).collect();
+    let result: Vec<FileChange> = files
+        .iter()
+        .zip(&plans)
+        .map(|(f, p)| FileChange {
+            remote_path: f.remote_path.clone(),
+            change: p.change,
+        })
+        .collect();
+    if !apply || plans.iter().all(|p| p.change == Change::Unchanged) {
+        return Ok(result);
     }
 
-    /// Inspects the files on the host and, when `apply` is set, places those that differ.
-    async fn place(&self, files: &[UploadFile], apply: bool) -> Result<Vec<FileChange>, SshError> {
-        let host = self.target().host.clone();
-        let err = |detail: String| SshError::Upload {
-            host: host.clone(),
-            detail,
-        };
-        let mut seen = HashSet::new();
-        for f in files {
-            validate_path(&f.remote_path).map_err(err)?;
-            if !seen.insert(f.remote_path.as_str()) {
-                return Err(err(format!("{} is listed twice", f.remote_path)));
-            }
-        }
-        if files.is_empty() {
-            return Ok(Vec::new());
-        }
-        // A command line is one argument of `sh -c` (at most 128 KiB on Linux): split huge lists.
-        if files.len() > 1 && script_estimate(files) > MAX_SCRIPT {
-            let (first, second) = files.split_at(files.len() / 2);
-            let mut changes = Box::pin(self.place(first, apply)).await?;
-            changes.extend(Box::pin(self.place(second, apply)).await?);
-            return Ok(changes);
-        }
-
-        // Round trip 1: what is there now.
-        let probe = self.sudo(&probe_script(files)).await?;
-        if !probe.success() {
-            return Err(err(format!(
-                "cannot inspect the current files ({}): {}",
-                probe.status,
-                tail(&probe.stderr, 2000)
-            )));
-        }
-        let remote = parse_probe(&probe.stdout_str(), files.len()).map_err(err)?;
-        if let Some((f, _)) = files
-            .iter()
-            .zip(&remote)
-            .find(|(_, r)| **r == Remote::Other)
-        {
-            return Err(err(format!(
-                "{} exists and is not a regular file",
-                f.remote_path
-            )));
-        }
-        let plans: Vec<Plan> = files.iter().zip(&remote).map(|(f, r)| plan(f, r)).collect();
-        let result: Vec<FileChange> = files
-            .iter()
-            .zip(&plans)
-            .map(|(f, p)| FileChange {
-                remote_path: f.remote_path.clone(),
-                change: p.change,
-            })
-            .collect();
-        if !apply || plans.iter().all(|p| p.change == Change::Unchanged) {
-            return Ok(result);
-        }
-
-        // Round trip 2: the archive and the script that places its files.
-        let mut archive = tar::Builder::new(Vec::new());
-        let mut dirs: Vec<&str> = Vec::new();
-        let mut temps: Vec<String> = Vec::new();
-        let mut chowns: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut chmods: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut moves = String::new();
-        let mtime = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        for (f, p) in files.iter().zip(&plans) {
-            if p.change == Change::Unchanged {
-                continue;
-            }
-            let mode = format!("{:o}", f.mode & 0o7777);
-            let dest = shell_quote(&f.remote_path);
-            if p.write {
-                let (dir, name) = split_dir(&f.remote_path);
-                if !dirs.contains(&dir) {
-                    dirs.push(dir);
-                }
-                let tmp = format!(
-                    "{}/.{name}.tmp-{}",
-                    dir.trim_end_matches('/'),
-                    random_suffix()
-                );
-                let mut header = tar::Header::new_gnu();
-                header.set_size(f.contents.len() as u64);
-                header.set_mode(0o600);
-                header.set_uid(0);
-                header.set_gid(0);
-                header.set_mtime(mtime);
-                header.set_entry_type(tar::EntryType::Regular);
-                archive
-                    .append_data(
-                        &mut header,
-                        tmp.trim_start_matches('/'),
-                        f.contents.as_slice(),
-                    )
-                    .map_err(|e| err(format!("cannot build the archive: {e}")))?;
-                let t = shell_quote(&tmp);
-                if let Some(c) = &p.chown {
-                    chowns.entry(c.clone()).or_default().push(t.clone());
-                }
-                chmods.entry(mode).or_default().push(t.clone());
-                let _ = writeln!(moves, "mv -f {t} {dest}");
-                temps.push(t);
-            } else {
-                if let Some(c) = &p.chown {
-                    chowns.entry(c.clone()).or_default().push(dest.clone());
-                }
-                chmods.entry(mode).or_default().push(dest);
-            }
-        }
-        // Owner before mode (chown may clear setuid bits), both before the renames; one process
-        // per distinct owner or mode rather than per file.
-        let mut body = String::new();
-        for (spec, paths) in &chowns {
-            let _ = writeln!(body, "chown {} {}", shell_quote(spec), paths.join(" "));
-        }
-        for (mode, paths) in &chmods {
-            let _ = writeln!(body, "chmod {mode} {}", paths.join(" "));
-        }
-        body.push_str(&moves);
-        let archive = archive
-            .into_inner()
-            .map_err(|e| err(format!("cannot build the archive: {e}")))?;
-
-        let mut script = String::from("set -e\n");
-        if !temps.is_empty() {
-            let cleanup = format!("rm -f -- {}", temps.join(" "));
-            let _ = writeln!(script, "trap {} EXIT", shell_quote(&cleanup));
-            let quoted_dirs: Vec<String> = dirs.iter().map(|d| shell_quote(d)).collect();
-            let _ = writeln!(script, "umask 022\nmkdir -p {}", quoted_dirs.join(" "));
-            let _ = writeln!(script, "umask 077\ntar -x -f - -C /");
-        }
-        script.push_str(&body);
-
-        let out = self
-            .sudo_with(&script, ExecOptions::new().stdin_bytes(archive))
-            .await?;
-        if !out.success() {
-            return Err(err(format!(
-                "placing the files failed ({}): {}",
-                out.status,
-                tail(&out.stderr, 2000)
-            )));
-        }
-        for c in &result {
-            if c.change != Change::Unchanged {
-                tracing::debug!(target: "ssh", host = %host, "upload: {:?} {}", c.change, c.remote_path);
-            }
-        }
-        Ok(result)
+    // Round trip 2: the archive and the script that places its files.
+    let (script, archive) = placement(files, &plans).map_err(|e| shell.upload_failed(e))?;
+    let out = shell.root_with_input(&script, archive).await?;
+    if !out.success() {
+        return Err(shell.upload_failed(format!(
+            "placing the files failed ({}): {}",
+            out.status,
+            tail(&out.stderr, 2000)
+        )));
     }
+    let host = shell.host_name();
+    for c in &result {
+        if c.change != Change::Unchanged {
+            tracing::debug!(target: "ssh", host = %host, "upload: {:?} {}", c.change, c.remote_path);
+        }
+    }
+    Ok(result)
+}
+
+/// The script that places the changed files, and the tar archive it reads on stdin: the new
+/// contents under temporary names beside their targets.
+fn placement(files: &[UploadFile], plans: &[Plan]) -> Result<(String, Vec<u8>), String> {
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut dirs: Vec<&str> = Vec::new();
+    let mut temps: Vec<String> = Vec::new();
+    let mut chowns: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut chmods: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut moves = String::new();
+    let mtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for (f, p) in files.iter().zip(plans) {
+        if p.change == Change::Unchanged {
+            continue;
+        }
+        let mode = format!("{:o}", f.mode & 0o7777);
+        let dest = shell_quote(&f.remote_path);
+        if !p.write {
+            if let Some(c) = &p.chown {
+                chowns.entry(c.clone()).or_default().push(dest.clone());
+            }
+            chmods.entry(mode).or_default().push(dest);
+            continue;
+        }
+        let (dir, name) = split_dir(&f.remote_path);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+        let tmp = format!(
+            "{}/.{name}.tmp-{}",
+            dir.trim_end_matches('/'),
+            random_suffix()
+        );
+        let mut header = tar::Header::new_gnu();
+        header.set_size(f.contents.len() as u64);
+        header.set_mode(0o600);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(mtime);
+        header.set_entry_type(tar::EntryType::Regular);
+        archive
+            .append_data(
+                &mut header,
+                tmp.trim_start_matches('/'),
+                f.contents.as_slice(),
+            )
+            .map_err(|e| format!("cannot build the archive: {e}"))?;
+        let t = shell_quote(&tmp);
+        if let Some(c) = &p.chown {
+            chowns.entry(c.clone()).or_default().push(t.clone());
+        }
+        chmods.entry(mode).or_default().push(t.clone());
+        let _ = writeln!(moves, "mv -f {t} {dest}");
+        temps.push(t);
+    }
+    // Owner before mode (chown may clear setuid bits), both before the renames; one process
+    // per distinct owner or mode rather than per file.
+    let mut body = String::new();
+    for (spec, paths) in &chowns {
+        let _ = writeln!(body, "chown {} {}", shell_quote(spec), paths.join(" "));
+    }
+    for (mode, paths) in &chmods {
+        let _ = writeln!(body, "chmod {mode} {}", paths.join(" "));
+    }
+    body.push_str(&moves);
+    let archive = archive
+        .into_inner()
+        .map_err(|e| format!("cannot build the archive: {e}"))?;
+
+    let mut script = String::from("set -e\n");
+    if !temps.is_empty() {
+        let cleanup = format!("rm -f -- {}", temps.join(" "));
+        let _ = writeln!(script, "trap {} EXIT", shell_quote(&cleanup));
+        let quoted_dirs: Vec<String> = dirs.iter().map(|d| shell_quote(d)).collect();
+        let _ = writeln!(script, "umask 022\nmkdir -p {}", quoted_dirs.join(" "));
+        let _ = writeln!(script, "umask 077\ntar -x -f - -C /");
+    }
+    script.push_str(&body);
+    Ok((script, archive))
 }
 
 #[cfg(test)]
@@ -556,6 +627,19 @@ mod tests {
         let p = plan(&g, &file(same_sha(), 0o600, "nobody"));
         assert_eq!(p.chown.as_deref(), Some("65534:0"));
         assert_eq!(plan(&g, &Remote::Absent).chown, None);
+    }
+
+    #[test]
+    fn long_lists_are_cut_into_batches_that_fit_one_command() {
+        let file = |i: usize| UploadFile::new(format!("/srv/{}/{i}", "d".repeat(200)), "", 0o644);
+        let few: Vec<UploadFile> = (0..3).map(file).collect();
+        assert_eq!(batches(&few), [&few[..]]);
+        let many: Vec<UploadFile> = (0..200).map(file).collect();
+        let cut = batches(&many);
+        assert!(cut.len() > 1);
+        assert!(cut.iter().all(|b| script_estimate(b) <= MAX_SCRIPT));
+        assert_eq!(cut.iter().map(|b| b.len()).sum::<usize>(), many.len());
+        assert!(batches(&[]).is_empty());
     }
 
     fn same_sha() -> String {

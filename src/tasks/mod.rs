@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::host::HostError;
 use crate::ssh::SshError;
 
 /// What a task found or did.
@@ -107,8 +108,9 @@ impl<A> Plan<A> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
+    /// The host could not be reached or a command on it failed (over SSH or LXD).
     #[error(transparent)]
-    Ssh(#[from] SshError),
+    Host(#[from] HostError),
     #[error("{task}: {message}\n  {fix}")]
     Failed {
         task: String,
@@ -211,11 +213,17 @@ impl TaskError {
     }
 }
 
+impl From<SshError> for TaskError {
+    fn from(e: SshError) -> Self {
+        TaskError::Host(e.into())
+    }
+}
+
 impl crate::error_kind::Classify for TaskError {
     fn kind(&self) -> crate::error_kind::ErrorKind {
         use crate::error_kind::ErrorKind;
         match self {
-            TaskError::Ssh(e) => e.kind(),
+            TaskError::Host(e) => e.kind(),
             TaskError::Failed { .. } | TaskError::Facts(_) => ErrorKind::TaskFailed,
             TaskError::Apt { .. } => ErrorKind::AptFailed,
             TaskError::UnsupportedOs { .. } => ErrorKind::UnsupportedOs,

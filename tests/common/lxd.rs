@@ -49,14 +49,22 @@ pub fn exec_out(instance: &str, script: &str) -> (i32, String) {
     let r = runtime()
         .block_on(lxd().exec(instance, &["sh", "-c", script]))
         .unwrap();
-    (r.exit_code as i32, r.stdout)
+    (
+        r.exit_code as i32,
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+    )
 }
 
 pub fn exec_in(instance: &str, script: &str) {
     let r = runtime()
         .block_on(lxd().exec(instance, &["sh", "-c", script]))
         .unwrap();
-    assert_eq!(r.exit_code, 0, "{script}: {}", r.stderr);
+    assert_eq!(
+        r.exit_code,
+        0,
+        "{script}: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
 }
 
 /// An environment file for `name` on the given image, with a unique instance and profile.

@@ -1,0 +1,123 @@
+//! Instances: reading one, its state and log, creating, starting and stopping, deleting; and
+//! waiting for the operations left running on it.
+
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use super::api::{Instance, InstanceState, NewInstance, Operations, StateAction};
+use super::client::{LxdClient, check_status};
+use super::error::LxdError;
+use super::transport::{self, Transport};
+
+impl<T: Transport> LxdClient<T> {
+    pub async fn instance(&self, name: &str) -> Result<Option<Instance>, LxdError> {
+        self.get_opt(
+            &format!("reading instance '{name}'"),
+            &format!("/1.0/instances/{name}"),
+        )
+        .await
+    }
+
+    /// The tail (last `lines` lines) of one of an instance's log files, e.g. `lxc.log`: the
+    /// place LXD's start/stop failures are explained. `None` when the file is not there.
+    pub async fn instance_log_tail(
+        &self,
+        name: &str,
+        file: &str,
+        lines: usize,
+    ) -> Result<Option<String>, LxdError> {
+        let doing = format!("reading log '{file}' of instance '{name}'");
+        let path = format!("/1.0/instances/{name}/logs/{file}");
+        let response = self
+            .raw(&doing, Method::GET, &path, Vec::new(), transport::empty())
+            .await?;
+        if response.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        // An error envelope: surface LXD's own text.
+        check_status(&doing, &response)?;
+        let text = String::from_utf8_lossy(&response.body);
+        let all: Vec<&str> = text.lines().collect();
+        Ok(Some(all[all.len().saturating_sub(lines)..].join("\n")))
+    }
+
+    /// Waits for the background operations still running on an instance (a create, start or
+    /// stop that an interrupted command left behind). Returns how many there were.
+    pub async fn wait_instance_operations(&self, name: &str) -> Result<usize, LxdError> {
+        let doing = format!("listing the operations of instance '{name}'");
+        let ops: Operations = self.get(&doing, "/1.0/operations?recursion=1").await?;
+        let ids: Vec<(String, String)> = ops
+            .running
+            .into_iter()
+            .filter(|op| !op.id.is_empty() && op.touches_instance(name))
+            .map(|op| {
+                let description = if op.description.is_empty() {
+                    "?".to_string()
+                } else {
+                    op.description
+                };
+                (op.id, description)
+            })
+            .collect();
+        for (id, description) in &ids {
+            tracing::info!("waiting for LXD to finish '{description}' on instance '{name}'");
+            let doing = format!("waiting for '{description}' on instance '{name}'");
+            match self
+                .wait_operation(&doing, id, self.operation_timeout)
+                .await
+            {
+                // Gone already, or failed: the caller reads the instance's state next.
+                Ok(_) | Err(LxdError::Operation { .. } | LxdError::Busy { .. }) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ids.len())
+    }
+
+    /// Creates an instance (waits for the image download and unpack).
+    pub async fn create_instance(&self, request: &NewInstance) -> Result<(), LxdError> {
+        self.send_json(
+            &format!("creating instance '{}'", request.name),
+            Method::POST,
+            "/1.0/instances",
+            request,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn instance_state(&self, name: &str) -> Result<InstanceState, LxdError> {
+        self.get(
+            &format!("reading the state of instance '{name}'"),
+            &format!("/1.0/instances/{name}/state"),
+        )
+        .await
+    }
+
+    /// `start`, `stop` (with `force`), `restart`.
+    pub async fn change_state(
+        &self,
+        name: &str,
+        action: StateAction,
+        force: bool,
+    ) -> Result<(), LxdError> {
+        self.send_json(
+            &format!("{} instance '{name}'", action.doing()),
+            Method::PUT,
+            &format!("/1.0/instances/{name}/state"),
+            &json!({ "action": action, "timeout": 30, "force": force }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes an instance; a missing one is fine. Returns whether it existed.
+    pub async fn delete_instance(&self, name: &str) -> Result<bool, LxdError> {
+        self.delete_opt(
+            &format!("deleting instance '{name}'"),
+            &format!("/1.0/instances/{name}"),
+        )
+        .await
+    }
+}
