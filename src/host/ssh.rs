@@ -1,6 +1,6 @@
 //! [`Host`] over SSH: a [`Session`] runs every call on its one connection.
 
-use super::{Host, HostFuture, HostStream};
+use super::{AttachIo, AttachRequest, Attached, Host, HostFuture, HostStream};
 use crate::ssh::{ExecOptions, Session, SshError, Stdin, UploadFile, shell_quote};
 
 /// The exit code of [`download`](Host::download)'s script when the file does not exist.
@@ -88,6 +88,10 @@ impl Host for Session {
             let stream: HostStream = Box::new(channel.into_stream());
             Ok(stream)
         })
+    }
+
+    fn attach<'a>(&'a self, request: &'a AttachRequest, io: AttachIo) -> HostFuture<'a, Attached> {
+        Box::pin(Session::attach(self, request, io))
     }
 }
 
