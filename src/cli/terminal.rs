@@ -25,7 +25,10 @@ pub fn wants_pty() -> bool {
 
 /// The local terminal as the remote one should be: `TERM` and the size (80x24 if unknown).
 pub fn local_pty() -> Pty {
-    let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
+    let (cols, rows) = crossterm::terminal::size()
+        .ok()
+        .filter(|(c, r)| *c > 0 && *r > 0)
+        .unwrap_or((80, 24));
     Pty {
         term: std::env::var("TERM")
             .ok()
