@@ -375,7 +375,7 @@ mod tests {
                 Reply::ok(all(&rendered, "exited")),
             ],
         );
-        host.reply("docker-compose stop --", [Reply::ok("Stopping ... done\n")]);
+        host.reply("docker-compose stop ", [Reply::ok("Stopping ... done\n")]);
         let done = operate_on(&data, &mut state, &host, Verb::Stop, &options(&[]))
             .await
             .unwrap();
@@ -389,7 +389,7 @@ mod tests {
         assert_eq!(data.load("rel").unwrap().lifecycle, Lifecycle::Stopped);
         let stop = &host.commands()[1];
         assert!(
-            stop.starts_with("cd /opt/torrust && docker-compose stop -- tracker"),
+            stop.starts_with("cd /opt/torrust && docker-compose stop tracker"),
             "{stop}"
         );
 
@@ -402,7 +402,7 @@ mod tests {
         // start: only the stopped ones, then the health wait; running again.
         let host = FakeHost::new();
         host.reply("echo --containers", [Reply::ok(all(&rendered, "exited"))]);
-        host.reply("docker-compose start --", [Reply::ok("")]);
+        host.reply("docker-compose start ", [Reply::ok("")]);
         host.reply(
             "docker inspect --format '{{.State.Status}}",
             [Reply::ok(healthy(&rendered))],
@@ -429,7 +429,7 @@ mod tests {
                 Reply::ok(facts(&rendered, Some("tracker"))),
             ],
         );
-        host.reply("stop -- tracker 2>&1", [Reply::ok("")]);
+        host.reply("stop tracker 2>&1", [Reply::ok("")]);
         let done = operate_on(&data, &mut state, &host, Verb::Stop, &options(&["tracker"]))
             .await
             .unwrap();
@@ -438,7 +438,7 @@ mod tests {
 
         let host = FakeHost::new();
         host.reply("echo --containers", [Reply::ok(facts(&rendered, None))]);
-        host.reply("restart -- tracker 2>&1", [Reply::ok("")]);
+        host.reply("restart tracker 2>&1", [Reply::ok("")]);
         host.reply(
             "docker inspect --format '{{.State.Status}}",
             [Reply::ok("tracker running healthy -\n")],
@@ -457,7 +457,7 @@ mod tests {
         assert!(
             host.commands()
                 .iter()
-                .any(|c| c.contains("restart -- tracker"))
+                .any(|c| c.contains("restart tracker"))
         );
     }
 

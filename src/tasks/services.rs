@@ -4,7 +4,7 @@
 //! - facts: [`compose::read`] (each container's state);
 //! - plan: [`plan_stop`] (the running ones) and [`plan_start`] (the stopped ones; a service
 //!   without a container cannot be started: `run` creates it), both pure;
-//! - apply: [`apply`] (`compose stop|start|restart [--] SERVICE...`);
+//! - apply: [`apply`] (`compose stop|start|restart SERVICE...`);
 //! - verify: [`verify_stopped`] reads the states again; start and restart wait for health with
 //!   [`compose::wait_healthy`] on the services concerned ([`only`]).
 
@@ -145,11 +145,11 @@ pub fn plan_start(
     Ok(Plan::Apply(down, text))
 }
 
-/// The command line of `compose VERB [-- SERVICE...]` in the stack's directory.
+/// The command line of `compose VERB [SERVICE...]` in the stack's directory. (No `--` before
+/// the services: Compose v1's `start` does not take one. The names are the model's.)
 pub fn command(compose: &str, verb: Verb, services: &[String]) -> String {
     let mut c = format!("{} {}", in_stack_dir(compose), verb.as_str());
     if !services.is_empty() {
-        c.push_str(" --");
         for s in services {
             c.push(' ');
             c.push_str(&shell_quote(s));
@@ -270,7 +270,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn commands_name_the_services_after_a_double_dash() {
+    async fn commands_name_the_services() {
         assert_eq!(
             command("docker-compose", Verb::Stop, &[]),
             "cd /opt/torrust && docker-compose stop 2>&1"
@@ -281,10 +281,10 @@ mod tests {
                 Verb::Restart,
                 &["tracker".into(), "mysql".into()]
             ),
-            "cd /opt/torrust && docker compose restart -- tracker mysql 2>&1"
+            "cd /opt/torrust && docker compose restart tracker mysql 2>&1"
         );
         let host = FakeHost::new();
-        host.reply(" start -- tracker", [Reply::fail(1, "")]);
+        host.reply(" start tracker", [Reply::fail(1, "")]);
         let err = apply(&host, "docker-compose", Verb::Start, &["tracker".into()])
             .await
             .unwrap_err();
