@@ -92,6 +92,142 @@ fn tracker_test_passes(sb: &Sandbox, name: &str) {
     assert_eq!(counted["ok"], true);
 }
 
+/// `logs ENV tracker --tail 20` shows the tracker's last lines, each with its service;
+/// `--output json` gives one object per line; `logs --follow` ends cleanly on SIGINT and
+/// leaves no Compose process behind on the host.
+fn logs_show_each_service_and_follow_ends_on_sigint(sb: &Sandbox, name: &str) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let logs = sb.run(&["logs", name, "tracker", "--tail", "20"]).ok();
+    let lines: Vec<&str> = logs.stdout.lines().collect();
+    assert!(!lines.is_empty() && lines.len() <= 20, "{logs:?}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("tracker | ")),
+        "{logs:?}"
+    );
+    let all = sb.run(&["-o", "json", "logs", name, "--tail", "3"]).ok();
+    let services: std::collections::BTreeSet<String> = all
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter_map(|v| v["service"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        services.contains("tracker") && services.contains("prometheus"),
+        "{all:?}"
+    );
+
+    let mut child = sb
+        .command(&["logs", name, "--follow", "--tail", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains(" | "), "{first:?}");
+    let sent = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "logs --follow still runs 10 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    // `[c]` keeps pgrep's own shell out of what it finds.
+    let mut left = String::new();
+    for _ in 0..10 {
+        left = sb
+            .run(&["ssh", name, "--", "pgrep -af '[c]ompose.*logs' || true"])
+            .ok()
+            .stdout;
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(left, "", "left running on the host");
+}
+
+/// `stop` records `stopped`; `test` then refuses, naming `start`; `start` waits for health and
+/// `test` passes again. `restart` of one service waits for that one.
+fn stop_then_start_and_test_follows(sb: &Sandbox, name: &str) {
+    let stopped = sb.run(&["-o", "json", "stop", name]).ok().json();
+    assert_eq!(stopped["lifecycle"], "stopped", "{stopped:#}");
+    assert!(
+        stopped["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "exited"),
+        "{stopped:#}"
+    );
+    assert_eq!(state(sb, name)["lifecycle"], "stopped");
+    let refused = sb.run(&["test", name]).code(2);
+    assert!(
+        refused.stderr.contains("is stopped")
+            && refused
+                .stderr
+                .contains(&format!("torrust-tracker-deployer start {name}")),
+        "{refused:?}"
+    );
+    let status = sb.run(&["-o", "json", "status", name]).ok().json();
+    assert_eq!(status["lifecycle"], "stopped", "{status:#}");
+
+    let started = sb.run(&["-o", "json", "start", name]).ok().json();
+    assert_eq!(started["lifecycle"], "running", "{started:#}");
+    assert!(
+        started["health"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["healthy"] == true),
+        "{started:#}"
+    );
+    tracker_test_passes(sb, name);
+
+    let restarted = sb
+        .run(&["-o", "json", "restart", name, "tracker"])
+        .ok()
+        .json();
+    assert_eq!(restarted["services"], json!(["tracker"]), "{restarted:#}");
+    assert_eq!(restarted["health"][0]["healthy"], true, "{restarted:#}");
+    assert_eq!(restarted["lifecycle"], "running");
+}
+
+/// `ssh ENV -- COMMAND` prints the host's file and passes the exit status through; `exec` runs
+/// in the tracker's container.
+fn ssh_and_exec_pass_the_exit_status_through(sb: &Sandbox, name: &str) {
+    let os = sb.run(&["ssh", name, "--", "cat", "/etc/os-release"]).ok();
+    assert!(os.stdout.contains("Debian GNU/Linux 12"), "{os:?}");
+    sb.run(&["ssh", name, "--", "sh", "-c", "exit 7"]).code(7);
+    let inside = sb
+        .run(&[
+            "exec",
+            name,
+            "tracker",
+            "--",
+            "sh",
+            "-c",
+            "echo in $(hostname); exit 5",
+        ])
+        .code(5);
+    assert!(inside.stdout.starts_with("in "), "{inside:?}");
+}
+
 #[test]
 #[ignore = "needs LXD, the tracker build and the offline bundle: provisioning/test.sh prepares it and runs it"]
 fn sqlite_stack_deploys_tests_updates_and_destroys() {
@@ -137,6 +273,11 @@ fn sqlite_stack_deploys_tests_updates_and_destroys() {
     // The live view agrees: every service runs, no file drifts.
     let status = sb.run(&["-o", "json", "status", name, "--check"]).ok();
     assert!(!status.stdout.contains("E2eAdminToken"), "{status:?}");
+
+    // Operating it: logs, stop and start, a shell on the host and in a container.
+    logs_show_each_service_and_follow_ends_on_sigint(&sb, name);
+    stop_then_start_and_test_follows(&sb, name);
+    ssh_and_exec_pass_the_exit_status_through(&sb, name);
 
     // 3. a second deploy of the same file is a no-op.
     let again = deploy(&sb, name, &file);

@@ -10,10 +10,12 @@ mod destroy;
 mod docs;
 #[cfg(test)]
 mod error_kinds_tests;
+mod exec;
 mod exists;
 mod image;
 mod list;
 mod logging;
+mod logs;
 mod monitor;
 mod output;
 mod plan;
@@ -22,9 +24,14 @@ mod purge;
 mod register;
 mod release;
 mod render;
+mod restart;
 mod run;
 mod show;
+mod ssh;
+mod start;
 mod status;
+mod stop;
+mod terminal;
 mod test;
 mod validate;
 
@@ -116,6 +123,21 @@ pub enum Command {
     /// Check from here that the deployed tracker works: UDP and HTTP announces and scrapes, the
     /// API's health and statistics, Grafana's health; exit 1 if any check fails.
     Test(test::Args),
+    /// Show the services' logs from the host, each line with its service (`--follow` until
+    /// Ctrl-C).
+    Logs(logs::Args),
+    /// Stop the stack's services (all by default); stopping all records the environment as
+    /// `stopped`.
+    Stop(stop::Args),
+    /// Start the stopped services (all by default) and wait until they are healthy.
+    Start(start::Args),
+    /// Restart the services (all by default) and wait until they are healthy.
+    Restart(restart::Args),
+    /// Open a shell on the host, or run a command there (`-- COMMAND...`); exits with its
+    /// status. Over the deployer's own SSH connection, to the pinned host key.
+    Ssh(ssh::Args),
+    /// Run a command in a service's container (`-- COMMAND...`); exits with its status.
+    Exec(exec::Args),
     /// Write the files `release` would upload (compose file, tracker.toml, .env, ...) under a
     /// local directory, offline.
     Render(render::Args),
@@ -147,6 +169,12 @@ impl Command {
             Command::Destroy(a) => Some(Some(&a.env)),
             Command::Status(a) => Some(Some(&a.env)),
             Command::Test(a) => Some(Some(&a.env)),
+            Command::Logs(a) => Some(Some(&a.env)),
+            Command::Stop(a) => Some(Some(&a.env)),
+            Command::Start(a) => Some(Some(&a.env)),
+            Command::Restart(a) => Some(Some(&a.env)),
+            Command::Ssh(a) => Some(Some(&a.env)),
+            Command::Exec(a) => Some(Some(&a.env)),
             Command::Image(_) => Some(None),
             // purge removes the environment's own log, so it logs to the shared file.
             Command::Purge(_) => Some(None),
@@ -215,7 +243,7 @@ pub fn main() -> i32 {
     let result = run(&cli, &out);
     monitor.finish();
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(err) => {
             tracing::debug!("failed: {err:?}");
             out.error(err.kind(), &err.to_string(), &err.problems());
@@ -224,9 +252,16 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
+/// Runs the command; its exit code on success (0, or what `ssh` and `exec` pass through).
+fn run(cli: &Cli, out: &Output) -> Result<i32, CliError> {
     let global = &cli.global;
-    match &cli.command {
+    let done = match &cli.command {
+        Command::Ssh(a) => return ssh::run(a, global, out),
+        Command::Exec(a) => return exec::run(a, global, out),
+        Command::Logs(a) => logs::run(a, global, out),
+        Command::Stop(a) => stop::run(a, global, out),
+        Command::Start(a) => start::run(a, global, out),
+        Command::Restart(a) => restart::run(a, global, out),
         Command::Create(c) => create::run(c, global, out),
         Command::Validate(a) => validate::run(a, out),
         Command::Provision(a) => provision::run(a, global, out),
@@ -247,7 +282,8 @@ fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
         Command::Purge(a) => purge::run(a, global, out),
         Command::Docs => docs::run(out),
         Command::Completions(a) => completions::run(a),
-    }
+    };
+    done.map(|()| 0)
 }
 
 /// Checks an environment name given on the command line (it becomes a directory name).

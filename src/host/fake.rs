@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Host, HostFuture, HostStream};
+use super::{AttachIo, AttachRequest, Attached, Host, HostFuture, HostStream};
 use crate::ssh::{Change, ExecOutput, ExitStatus, FileChange, SshError, Stdin, UploadFile};
 
 /// One call a task made.
@@ -27,6 +27,9 @@ pub enum Call {
     Download(String),
     /// A TCP connection from the host to this address and port.
     ConnectTcp(String, u16),
+    /// An attached command (its command line is matched against the replies; the login
+    /// shell's is empty) and the bytes its input got.
+    Attach(AttachRequest, Vec<u8>),
 }
 
 /// A scripted answer to a command.
@@ -138,6 +141,7 @@ impl FakeHost {
             .into_iter()
             .filter_map(|c| match c {
                 Call::Exec(c) | Call::Sudo(c) | Call::SudoStdin(c, _) => Some(c),
+                Call::Attach(r, _) => Some(r.command.unwrap_or_default()),
                 _ => None,
             })
             .collect()
@@ -294,6 +298,38 @@ impl Host for FakeHost {
                 .map_err(|e| refused(e.to_string()))?;
             let stream: HostStream = Box::new(stream);
             Ok(stream)
+        })
+    }
+
+    /// Reads the input to its end, then writes the scripted reply's stdout and stderr to the
+    /// local streams and ends with its code. (`stop` is not waited for.)
+    fn attach<'a>(&'a self, request: &'a AttachRequest, io: AttachIo) -> HostFuture<'a, Attached> {
+        Box::pin(async move {
+            let AttachIo {
+                stdin,
+                mut stdout,
+                mut stderr,
+                ..
+            } = io;
+            let command = request.command.clone().unwrap_or_default();
+            let failed = |e: std::io::Error| SshError::Channel {
+                host: "fake".into(),
+                command: command.clone(),
+                detail: format!("local stream: {e}"),
+            };
+            let mut input = Vec::new();
+            if let Some(mut r) = stdin {
+                r.read_to_end(&mut input).await.map_err(failed)?;
+            }
+            let out = self.answer(Call::Attach(request.clone(), input), &command);
+            stdout.write_all(&out.stdout).await.map_err(failed)?;
+            stdout.flush().await.map_err(failed)?;
+            stderr.write_all(&out.stderr).await.map_err(failed)?;
+            stderr.flush().await.map_err(failed)?;
+            Ok(Attached {
+                status: out.status,
+                stopped: false,
+            })
         })
     }
 }

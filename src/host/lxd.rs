@@ -22,7 +22,10 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 use tokio::io::AsyncReadExt;
 
-use super::{Host, HostError, HostFuture, HostStream, download_script, downloaded};
+use super::{
+    AttachIo, AttachRequest, Attached, Host, HostError, HostFuture, HostStream, download_script,
+    downloaded,
+};
 use crate::events::ByteCounter;
 use crate::lxd::transport::{self, Transport};
 use crate::lxd::{FileMode, InstancePath, LxdClient, LxdError};
@@ -256,6 +259,19 @@ impl<T: Transport> Host for LxdHost<'_, T> {
                 host: self.name(),
                 what: format!("a TCP connection to {address}:{port}"),
                 why: "LXD's exec API carries no port forward; connect over SSH instead".into(),
+            })
+        })
+    }
+
+    fn attach<'a>(&'a self, request: &'a AttachRequest, _io: AttachIo) -> HostFuture<'a, Attached> {
+        Box::pin(async move {
+            Err(HostError::Unsupported {
+                host: self.name(),
+                what: format!(
+                    "attaching to `{}`",
+                    request.command.as_deref().unwrap_or("a login shell")
+                ),
+                why: "this LXD host runs recorded commands only; attach over SSH instead".into(),
             })
         })
     }

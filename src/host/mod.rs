@@ -2,8 +2,9 @@
 //!
 //! Tasks ([`crate::tasks`]) never hold an SSH session: they talk to a `&dyn Host`, which runs
 //! commands (as the login user or as root), places files, reads a file back, streams a large
-//! input into a command, and opens TCP connections from the host (a port forward, to reach a
-//! service bound to the host's loopback). Three implementations:
+//! input into a command, opens TCP connections from the host (a port forward, to reach a
+//! service bound to the host's loopback), and attaches a command to local streams (a shell, a
+//! log stream: [`Host::attach`]). Three implementations:
 //!
 //! - [`Session`](crate::ssh::Session) (in `ssh.rs`): the real host over one SSH connection;
 //! - [`lxd::LxdHost`]: an LXD instance through LXD's exec and files APIs, for the work done
@@ -25,10 +26,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error_kind::{Classify, ErrorKind};
 use crate::lxd::LxdError;
-use crate::ssh::{ExecOutput, FileChange, SshError, Stdin, UploadFile, shell_quote};
+use crate::ssh::{ExecOutput, ExitStatus, FileChange, SshError, Stdin, UploadFile, shell_quote};
 
 /// What every [`Host`] method returns: a future that fails with a [`HostError`].
 pub type HostFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, HostError>> + Send + 'a>>;
@@ -95,6 +97,54 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
 /// A TCP connection opened from the host.
 pub type HostStream = Box<dyn Duplex>;
 
+/// A terminal for [`Host::attach`]: its type (`TERM`) and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pty {
+    pub term: String,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// What [`Host::attach`] runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachRequest {
+    /// A shell command line; `None` for the login shell (give it a `pty`).
+    pub command: Option<String>,
+    /// As root (`sudo -n`, unless the login user is root). Only with a command.
+    pub sudo: bool,
+    /// A pseudo-terminal on the host; `None`: plain pipes (stdout and stderr apart, bytes as
+    /// they are).
+    pub pty: Option<Pty>,
+}
+
+/// A local byte source for [`AttachIo::stdin`].
+pub type LocalRead = Box<dyn AsyncRead + Send + Unpin>;
+/// A local byte sink for [`AttachIo::stdout`] and [`AttachIo::stderr`].
+pub type LocalWrite = Box<dyn AsyncWrite + Send + Unpin>;
+/// What [`AttachIo::stop`] waits on.
+pub type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The local ends of an attached command.
+pub struct AttachIo {
+    /// Sent to the command, then end-of-file. `None`: nothing is sent, and the command's input
+    /// stays open until `stop` (a remote script can watch it to learn that we went away).
+    pub stdin: Option<LocalRead>,
+    pub stdout: LocalWrite,
+    pub stderr: LocalWrite,
+    /// New terminal sizes (columns, rows), forwarded as window-change requests.
+    pub resize: Option<UnboundedReceiver<(u16, u16)>>,
+    /// Resolves when the local side is done (Ctrl-C): see [`Host::attach`].
+    pub stop: Option<StopSignal>,
+}
+
+/// How an attached command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attached {
+    pub status: ExitStatus,
+    /// Ended by [`AttachIo::stop`] rather than by itself.
+    pub stopped: bool,
+}
+
 /// A machine that tasks act on.
 pub trait Host: Send + Sync {
     /// `user@host:port` (or what stands for it), for messages.
@@ -130,6 +180,14 @@ pub trait Host: Send + Sync {
     /// A TCP connection from the host to `address:port`, as the host sees it (`127.0.0.1` is
     /// the host itself): a local port forward, carried over the existing connection.
     fn connect_tcp<'a>(&'a self, address: &'a str, port: u16) -> HostFuture<'a, HostStream>;
+
+    /// Runs `request` with its input and output attached to `io`'s local streams, as they
+    /// come, and resolves with its exit status. Nothing is kept in memory.
+    ///
+    /// When `io.stop` resolves first: the command's input is closed (end-of-file), it is sent
+    /// SIGINT (where the server delivers signals), and after a short grace the channel is
+    /// closed whether or not it ended; the result then says `stopped`.
+    fn attach<'a>(&'a self, request: &'a AttachRequest, io: AttachIo) -> HostFuture<'a, Attached>;
 }
 
 #[cfg(test)]

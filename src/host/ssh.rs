@@ -1,6 +1,9 @@
 //! [`Host`] over SSH: a [`Session`] runs every call on its one connection.
 
-use super::{Host, HostError, HostFuture, HostStream, download_script, downloaded};
+use super::{
+    AttachIo, AttachRequest, Attached, Host, HostError, HostFuture, HostStream, download_script,
+    downloaded,
+};
 use crate::ssh::{ExecOptions, Session, SshError, Stdin, UploadFile};
 
 impl Host for Session {
@@ -77,5 +80,9 @@ impl Host for Session {
             let stream: HostStream = Box::new(channel.into_stream());
             Ok(stream)
         })
+    }
+
+    fn attach<'a>(&'a self, request: &'a AttachRequest, io: AttachIo) -> HostFuture<'a, Attached> {
+        Box::pin(async move { Ok(Session::attach(self, request, io).await?) })
     }
 }

@@ -308,6 +308,9 @@ const BUILT_COMMANDS: &[&str] = &[
     "purge",
     "status",
     "test",
+    "stop",
+    "start",
+    "restart",
 ];
 
 fn next_step(state: &EnvironmentState) -> NextStep {
@@ -338,6 +341,7 @@ fn next_step(state: &EnvironmentState) -> NextStep {
         Lifecycle::Configured => ("release", "upload the tracker stack"),
         Lifecycle::Released => ("run", "start the tracker stack"),
         Lifecycle::Running => ("test", "check that the tracker answers"),
+        Lifecycle::Stopped => ("start", "start the stopped stack"),
         Lifecycle::Destroyed => ("purge", "remove the local data"),
     };
     let available = BUILT_COMMANDS.contains(&command);

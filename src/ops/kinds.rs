@@ -13,6 +13,7 @@ use super::OpsError;
 use super::image::ImageError;
 use super::lxd_host::{IpTimeout, IpWaitError};
 use super::provision::ProvisionError;
+use super::services::UnknownService;
 use crate::error_kind::{Classify, ErrorKind};
 
 impl Classify for OpsError {
@@ -73,5 +74,11 @@ impl Classify for ImageError {
             // Converted to `refused` by `From<ImageError> for OpsError`: the input is wrong.
             ImageError::NoMetadataYaml { .. } => ErrorKind::Refused,
         }
+    }
+}
+
+impl Classify for UnknownService {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Usage
     }
 }

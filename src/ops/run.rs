@@ -149,7 +149,8 @@ pub async fn run_on(
         )
         .await?;
         state.pending_restarts.clear();
-        let lifecycle = (state.lifecycle < Lifecycle::Running).then_some(Lifecycle::Running);
+        // Released, or stopped (`stop`): `up -d` started it.
+        let lifecycle = (state.lifecycle != Lifecycle::Running).then_some(Lifecycle::Running);
         run.finish(state, lifecycle)?;
     }
     running.changed = running.steps.iter().any(|s| s.changed);

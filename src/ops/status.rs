@@ -250,6 +250,12 @@ pub async fn status(
     );
     status.host = target.display();
     status.lifecycle = state.lifecycle;
+    if state.lifecycle == Lifecycle::Stopped {
+        status.hints.insert(
+            0,
+            format!("the stack was stopped with `stop`: `torrust-tracker-deployer start {env}` starts it"),
+        );
+    }
     status.files_root = options.files_root.clone();
     Ok(status)
 }

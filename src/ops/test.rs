@@ -303,6 +303,11 @@ fn host_ip(state: &EnvironmentState) -> Result<IpAddr, OpsError> {
              `torrust-tracker-deployer deploy {env}`"
         )));
     }
+    if state.lifecycle == Lifecycle::Stopped {
+        return Err(OpsError::Refused(format!(
+            "environment '{env}' is stopped (`stop` stopped its whole stack): there is no              tracker to test. Start it with `torrust-tracker-deployer start {env}`, then test again"
+        )));
+    }
     let Some(host) = state.host.as_ref().filter(|h| !h.ip.is_empty()) else {
         return Err(OpsError::Refused(format!(
             "environment '{env}' has no host yet (state '{}'): there is no tracker to test. \
@@ -632,6 +637,17 @@ mod tests {
         );
         state.lifecycle = Lifecycle::Destroyed;
         assert_eq!(host_ip(&state).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn a_stopped_stack_is_refused_naming_start() {
+        let mut state = EnvironmentState::new(config(&minimal()), None);
+        state.lifecycle = Lifecycle::Stopped;
+        let e = host_ip(&state).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let m = e.to_string();
+        assert!(m.contains("is stopped"), "{m}");
+        assert!(m.contains("torrust-tracker-deployer start ops-test"), "{m}");
     }
 
     #[test]

@@ -233,7 +233,7 @@ impl Lines {
     }
 }
 
-fn signal_name(sig: &russh::Sig) -> String {
+pub(crate) fn signal_name(sig: &russh::Sig) -> String {
     match sig {
         russh::Sig::Custom(s) => s.clone(),
         other => format!("{other:?}"),

@@ -16,6 +16,7 @@
 //!
 //! Every failure is an [`SshError`] whose message says what failed, why, and the fix.
 
+mod attach;
 mod auth;
 mod error;
 mod exec;

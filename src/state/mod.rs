@@ -40,6 +40,9 @@ pub enum Lifecycle {
     Configured,
     Released,
     Running,
+    /// The whole stack was stopped with `stop` (its containers kept); `start`, `run` or
+    /// `deploy` start it again.
+    Stopped,
     Destroyed,
 }
 
@@ -51,6 +54,7 @@ impl Lifecycle {
             Lifecycle::Configured => "configured",
             Lifecycle::Released => "released",
             Lifecycle::Running => "running",
+            Lifecycle::Stopped => "stopped",
             Lifecycle::Destroyed => "destroyed",
         }
     }

@@ -17,7 +17,9 @@
 //! - release: [`dirs`] (storage directories), [`files`] (file upload, dry-run diffs),
 //!   [`images`] (load from the [`bundle`] or pull);
 //! - run: [`compose`] (up, restarts, health);
-//! - test: [`caddy_ca`] (the internal CA's root); status: [`status_probe`].
+//! - test: [`caddy_ca`] (the internal CA's root); status: [`status_probe`];
+//! - operating a running stack: [`services`] (stop, start, restart), [`logs`], [`shell`]
+//!   (`ssh` and `exec`).
 
 pub mod bundle;
 pub mod caddy_ca;
@@ -28,7 +30,10 @@ pub mod facts;
 pub mod files;
 pub mod host;
 pub mod images;
+pub mod logs;
 pub mod lxd_access;
+pub mod services;
+pub mod shell;
 pub mod status_probe;
 
 use std::time::Duration;
