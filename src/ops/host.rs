@@ -214,6 +214,7 @@ mod tests {
             instance: Some("torrust-tracker-vm-demo".into()),
             profile: Some("torrust-profile-demo".into()),
             registered: false,
+            cloud_init: None,
         })
     }
 
@@ -222,6 +223,7 @@ mod tests {
             instance: None,
             profile: None,
             registered: true,
+            cloud_init: None,
             ..lxd_host(Some("SHA256:abc")).unwrap()
         })
     }

@@ -203,6 +203,7 @@ pub async fn provision(
         s.host = Some(HostRecord {
             ip: ip.clone(),
             host_key: Some(host_key.clone()),
+            cloud_init: Some(up.prepared.is_none()),
             ..lxd_host_record(&w)
         });
         Ok::<_, ProvisionError>(())
@@ -302,12 +303,22 @@ async fn lxd_steps(
         .await?;
     reports.push(report(step::WAIT_FOR_IPV4, false, ip.clone()));
 
-    let prepared = run
-        .step(state, step::PREPARE_SSH_ACCESS, async |_s| {
+    // cloud-init belongs to the image: an instance found running, recorded with it, still has it.
+    let recorded_cloud_init = !created
+        && !started
+        && state.host.as_ref().is_some_and(|h| {
+            h.cloud_init == Some(true) && h.instance.as_deref() == Some(w.instance.as_str())
+        });
+    let prepared = if recorded_cloud_init {
+        None
+    } else {
+        run.step(state, step::PREPARE_SSH_ACCESS, async |_s| {
             prepare_ssh_access(&client, w).await
         })
-        .await?;
+        .await?
+    };
     let detail = match prepared {
+        None if recorded_cloud_init => "by cloud-init (recorded)",
         None => "by cloud-init",
         Some(true) => "no cloud-init: user and key set up through LXD",
         Some(false) => "no cloud-init: user and key already set up",
@@ -555,6 +566,7 @@ fn lxd_host_record(w: &Wanted<'_>) -> HostRecord {
         instance: Some(w.instance.clone()),
         profile: Some(w.provider.profile_name.clone()),
         registered: false,
+        cloud_init: None,
     }
 }
 

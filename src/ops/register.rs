@@ -51,6 +51,7 @@ pub async fn register(
             instance: None,
             profile: None,
             registered: true,
+            cloud_init: None,
         });
         Ok::<_, SshError>(())
     })

@@ -348,6 +348,7 @@ pub(crate) mod tests {
             instance: None,
             profile: None,
             registered: true,
+            cloud_init: None,
         });
         state.host_setup = Some(HostSetup {
             os: "debian-12".into(),

@@ -607,6 +607,7 @@ mod tests {
             instance: None,
             profile: None,
             registered: true,
+            cloud_init: None,
         });
         let notes = tls_notes(&state, &TlsTrust::System);
         assert!(

@@ -152,6 +152,10 @@ pub struct HostRecord {
     /// Adopted with `register`: never stopped or deleted by `destroy`.
     #[serde(default)]
     pub registered: bool,
+    /// Whether the LXD instance's image has cloud-init (which then sets up SSH access), as
+    /// provision found it; unknown for older states and registered hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<bool>,
 }
 
 /// The Compose commands configure records (`ComposeFlavor::command`); later steps run the
