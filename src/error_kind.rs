@@ -26,6 +26,7 @@ pub enum ErrorKind {
     NotFound,
     ConfigChanged,
     Refused,
+    ForeignResource,
     // This machine.
     Locked,
     State,
@@ -67,12 +68,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 35] = [
+    pub const ALL: [ErrorKind; 36] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
         ErrorKind::ConfigChanged,
         ErrorKind::Refused,
+        ErrorKind::ForeignResource,
         ErrorKind::Locked,
         ErrorKind::State,
         ErrorKind::Io,
@@ -113,6 +115,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::ConfigChanged => "config_changed",
             ErrorKind::Refused => "refused",
+            ErrorKind::ForeignResource => "foreign_resource",
             ErrorKind::Locked => "locked",
             ErrorKind::State => "state",
             ErrorKind::Io => "io",

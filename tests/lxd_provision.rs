@@ -491,10 +491,55 @@ fn an_adopted_instance_with_another_key_fails_fast_with_the_fix() {
     sb.run(&["create", "environment", "--env-file", &file]).ok();
     assert!(instance_exists(&instance));
 
-    // The instance is adopted, but it only accepts the old key: a clear error, not a long wait
-    // for a key that cloud-init will never install.
-    let run = sb.run(&["provision", name, "--ssh-timeout", "600"]).code(1);
+    // The new state has a new id: the instance and profile carry the old one, so provision
+    // leaves them alone and says how to adopt them.
+    let run = sb.run(&["-o", "json", "provision", name]).code(1);
+    let doc = run.json();
+    assert_eq!(doc["error"]["kind"], "foreign_resource", "{doc:#}");
+    assert!(run.stderr.contains("--adopt-foreign"), "{run:?}");
+
+    // Adopted on request, but it only accepts the old key: a clear error, not a long wait for
+    // a key that cloud-init will never install.
+    let run = sb
+        .run(&["provision", name, "--ssh-timeout", "600", "--adopt-foreign"])
+        .code(1);
     assert!(run.stderr.contains("already existed"), "{run:?}");
     assert!(run.stderr.contains(&format!("destroy {name}")), "{run:?}");
     assert_eq!(state(&sb, name)["last_run"]["step"], "wait for SSH");
+}
+
+#[test]
+#[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
+fn two_data_directories_never_take_each_others_instance() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Two operators' data directories, one environment name, one LXD.
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    let name = &unique("lxd-owner");
+    env(&a, name, IMAGE);
+    env(&b, name, IMAGE);
+    let _cleanup = Cleanup(&a, name);
+    let doc = provision(&a, name).ok().json();
+    let instance = doc["instance"].as_str().unwrap().to_string();
+    let id = state(&a, name)["id"].as_str().unwrap().to_string();
+    let found = runtime()
+        .block_on(lxd().instance(&instance))
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.config.get("user.torrust-deployer.id"), Some(&id));
+
+    // b's provision and destroy both leave a's instance and profile alone, and say why.
+    for args in [
+        ["-o", "json", "provision", name],
+        ["-o", "json", "destroy", name],
+    ] {
+        let run = b.run(&args).code(1);
+        assert_eq!(run.json()["error"]["kind"], "foreign_resource", "{run:?}");
+        assert!(run.stderr.contains(&id), "{run:?}");
+        assert!(instance_exists(&instance), "{args:?} removed a's instance");
+        assert!(profile_exists(&format!("torrust-test-{name}")), "{args:?}");
+    }
+
+    // a is unaffected: a second provision changes nothing.
+    let again = provision(&a, name).ok().json();
+    assert_eq!(again["changed"], false, "{again:#}");
 }

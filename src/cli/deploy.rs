@@ -24,6 +24,10 @@ pub struct Args {
     /// change nothing: no instance, no state, no file on the host.
     #[arg(long)]
     pub dry_run: bool,
+    /// Adopt an existing instance or profile of this environment's name that carries another
+    /// environment's id (or none, and the state does not record it), and mark it as this one's.
+    #[arg(long)]
+    pub adopt_foreign: bool,
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
@@ -33,6 +37,7 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         // deploy connects right after provision and checks the pinned key then.
         provision: ProvisionOptions {
             trust_recorded_host: true,
+            adopt_foreign: args.adopt_foreign,
             ..ProvisionOptions::default()
         },
         ready_timeout: Duration::from_secs(600),

@@ -7,11 +7,20 @@ use crate::ops::destroy;
 pub struct Args {
     /// The environment's name.
     pub env: String,
+    /// Delete the instance and profile of this environment's name even when they carry another
+    /// environment's id (or none, and the state does not record them).
+    #[arg(long)]
+    pub delete_foreign: bool,
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
     let env = env_name(&args.env)?;
-    let d = block_on(destroy::destroy(&global.data(), env, global.lock_wait()))?;
+    let d = block_on(destroy::destroy(
+        &global.data(),
+        env,
+        args.delete_foreign,
+        global.lock_wait(),
+    ))?;
     out.result(&d, || {
         format!(
             "Environment '{}' destroyed.\n{}  next: torrust-tracker-deployer purge {} (removes the local data)\n",

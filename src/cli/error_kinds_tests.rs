@@ -376,6 +376,16 @@ fn cases() -> Vec<(CliError, &'static str)> {
         "image_missing",
     );
     add(
+        step(crate::ops::ownership::ForeignError::new(
+            "instance",
+            "torrust-tracker-vm-e",
+            "e",
+            Some("0123456789abcdef"),
+            crate::ops::ownership::Action::Delete,
+        )),
+        "foreign_resource",
+    );
+    add(
         step(ProvisionError::Missing {
             what: "network",
             name: s("lxdbr0"),

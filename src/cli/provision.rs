@@ -20,6 +20,10 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub lxd_timeout: u64,
+    /// Adopt an existing instance or profile of this environment's name that carries another
+    /// environment's id (or none, and the state does not record it), and mark it as this one's.
+    #[arg(long)]
+    pub adopt_foreign: bool,
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
@@ -29,6 +33,7 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         ssh_timeout: Duration::from_secs(args.ssh_timeout),
         lxd_timeout: Duration::from_secs(args.lxd_timeout),
         trust_recorded_host: false,
+        adopt_foreign: args.adopt_foreign,
     };
     let p = block_on(provision::provision(
         &global.data(),

@@ -329,6 +329,9 @@ pub struct NewInstance {
     pub kind: String,
     pub profiles: Vec<String>,
     pub source: InstanceSource,
+    /// The instance's own config keys (e.g. the owner's id).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 /// Where a new instance's image comes from (LXD's `source` of `type: image`).
@@ -611,6 +614,7 @@ mod tests {
             kind: "container".into(),
             profiles: vec!["prof".into()],
             source: InstanceSource { image },
+            config: BTreeMap::new(),
         };
         assert_eq!(
             serde_json::to_value(new(ImageRef::remote(

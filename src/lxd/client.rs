@@ -419,6 +419,7 @@ mod tests {
                 name: "bad_name".into(),
                 kind: "container".into(),
                 profiles: Vec::new(),
+                config: Default::default(),
                 source: InstanceSource {
                     image: ImageRef::Alias {
                         alias: "debian".into(),

@@ -3,6 +3,7 @@
 
 use hyper::{Method, StatusCode};
 use serde_json::json;
+use std::collections::BTreeMap;
 
 use super::api::{Instance, InstanceState, NewInstance, Operations, StateAction};
 use super::client::{LxdClient, check_status};
@@ -107,6 +108,22 @@ impl<T: Transport> LxdClient<T> {
             Method::PUT,
             &format!("/1.0/instances/{name}/state"),
             &json!({ "action": action, "timeout": 30, "force": force }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets config keys of an instance, keeping the others (`PATCH`).
+    pub async fn set_instance_config(
+        &self,
+        name: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<(), LxdError> {
+        self.send_json(
+            &format!("updating the config of instance '{name}'"),
+            Method::PATCH,
+            &format!("/1.0/instances/{name}"),
+            &json!({ "config": config }),
         )
         .await?;
         Ok(())

@@ -3,14 +3,17 @@
 //! are fine, so an interrupted destroy is finished by running it again. A registered host is
 //! never stopped or deleted.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::lxd_host::{self, WHILE_BUSY};
+use super::ownership::{self, Action, ForeignError, Found, OWNER_KEY};
 use super::steps::StepRun;
 use super::{OpsError, StepReport};
 use crate::config::{LxdProvider, Provider};
+use crate::error_kind::{Classify, ErrorKind};
 use crate::lxd::{InstanceStatus, LxdClient, LxdError, StateAction, UnixSocket};
 use crate::state::{DataDir, EnvironmentState, Lifecycle};
 
@@ -20,9 +23,12 @@ pub struct Destroyed {
     pub steps: Vec<StepReport>,
 }
 
+/// Removes the environment's instance and profile (only those that carry its id, or that its
+/// state records, unless `delete_foreign`), and forgets the host key.
 pub async fn destroy(
     data: &DataDir,
     env: &str,
+    delete_foreign: bool,
     lock_wait: Duration,
 ) -> Result<Destroyed, OpsError> {
     let _lock = data.lock(env, "destroy", lock_wait)?;
@@ -38,7 +44,7 @@ pub async fn destroy(
         });
     } else if let Provider::Lxd(provider) = &state.config.provider {
         let provider = provider.clone();
-        reports.extend(remove_from_lxd(&mut run, &mut state, &provider).await?);
+        reports.extend(remove_from_lxd(&mut run, &mut state, &provider, delete_foreign).await?);
     }
     let forgot = run
         .step(&mut state, "forget host key", async |s| {
@@ -69,7 +75,15 @@ async fn remove_from_lxd(
     run: &mut StepRun<'_>,
     state: &mut EnvironmentState,
     provider: &LxdProvider,
+    delete_foreign: bool,
 ) -> Result<Vec<StepReport>, OpsError> {
+    let owner = Ownership {
+        env: state.name.clone(),
+        id: state.id.clone(),
+        instance: state.host.as_ref().and_then(|h| h.instance.clone()),
+        profile: state.host.as_ref().and_then(|h| h.profile.clone()),
+        force: delete_foreign,
+    };
     let instance = state
         .host
         .as_ref()
@@ -87,7 +101,7 @@ async fn remove_from_lxd(
         .await?;
     let deleted = run
         .step(state, "delete instance", async |_s| {
-            delete_instance(&client, &instance).await
+            delete_instance(&client, &instance, &owner).await
         })
         .await?;
     let instance_report = StepReport {
@@ -97,7 +111,7 @@ async fn remove_from_lxd(
     };
     let deleted = run
         .step(state, "delete profile", async |_s| {
-            client.delete_profile(&profile).await
+            delete_profile(&client, &profile, &owner).await
         })
         .await?;
     let profile_report = StepReport {
@@ -110,10 +124,78 @@ async fn remove_from_lxd(
 
 /// Stops the instance (cleanly, or by force if that fails) and deletes it, waiting while LXD
 /// is busy with it. Returns whether it existed.
-async fn delete_instance(client: &LxdClient<UnixSocket>, instance: &str) -> Result<bool, LxdError> {
-    if client.instance(instance).await?.is_none() {
-        return Ok(false);
+/// Whose objects `destroy` may delete: those with the environment's id, or without an id
+/// and recorded in its state (made before ids), or any with `force`.
+struct Ownership {
+    env: String,
+    id: String,
+    instance: Option<String>,
+    profile: Option<String>,
+    force: bool,
+}
+
+impl Ownership {
+    fn check(
+        &self,
+        what: &'static str,
+        name: &str,
+        config: &BTreeMap<String, String>,
+        recorded: Option<&String>,
+    ) -> Result<(), ForeignError> {
+        let found = Found {
+            what,
+            name,
+            id: config.get(OWNER_KEY).map(String::as_str),
+            recorded: recorded.is_some_and(|r| r == name),
+        };
+        ownership::check(found, &self.env, &self.id, Action::Delete, self.force).map(|_| ())
     }
+}
+
+/// Why an object was not deleted.
+#[derive(Debug, thiserror::Error)]
+enum DeleteError {
+    #[error(transparent)]
+    Lxd(#[from] LxdError),
+    #[error(transparent)]
+    Foreign(#[from] ForeignError),
+}
+
+impl Classify for DeleteError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DeleteError::Lxd(e) => e.kind(),
+            DeleteError::Foreign(e) => e.kind(),
+        }
+    }
+}
+
+async fn delete_profile(
+    client: &LxdClient<UnixSocket>,
+    profile: &str,
+    owner: &Ownership,
+) -> Result<bool, DeleteError> {
+    let Some(found) = client.profile(profile).await? else {
+        return Ok(false);
+    };
+    owner.check(
+        "profile",
+        profile,
+        &found.spec.config,
+        owner.profile.as_ref(),
+    )?;
+    Ok(client.delete_profile(profile).await?)
+}
+
+async fn delete_instance(
+    client: &LxdClient<UnixSocket>,
+    instance: &str,
+    owner: &Ownership,
+) -> Result<bool, DeleteError> {
+    let Some(found) = client.instance(instance).await? else {
+        return Ok(false);
+    };
+    owner.check("instance", instance, &found.config, owner.instance.as_ref())?;
     if client.instance_state(instance).await?.status != InstanceStatus::Stopped {
         // A clean shutdown first; force only if it does not stop in time.
         if let Err(e) = client
@@ -127,10 +209,10 @@ async fn delete_instance(client: &LxdClient<UnixSocket>, instance: &str) -> Resu
                 .await?;
         }
     }
-    WHILE_BUSY
+    Ok(WHILE_BUSY
         .retry(
             async |_| client.delete_instance(instance).await,
             LxdError::is_busy,
         )
-        .await
+        .await?)
 }

@@ -45,6 +45,7 @@ impl Classify for ProvisionError {
             ProvisionError::StartFailed { source, .. } => source.kind(),
             ProvisionError::AdoptedKeyRejected { .. } => ErrorKind::SshAuthFailed,
             ProvisionError::KnownHosts { .. } => ErrorKind::Io,
+            ProvisionError::Foreign(e) => e.kind(),
             ProvisionError::Task(e) => e.kind(),
         }
     }

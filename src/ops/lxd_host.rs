@@ -2,6 +2,7 @@
 //! profile, its instance and its address. (Preparing an image that has no cloud-init is a task,
 //! [`crate::tasks::lxd_access`], run over [`crate::host::lxd::LxdHost`].)
 
+use super::ownership::OWNER_KEY;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -70,11 +71,13 @@ pub fn user_data(username: &str, public_key: &str, ssh_port: u16) -> String {
 pub fn profile(
     provider: &LxdProvider,
     env: &str,
+    owner_id: &str,
     user_data_key: &str,
     user_data: &str,
 ) -> ProfileSpec {
     let mut config = BTreeMap::new();
     config.insert(user_data_key.to_string(), user_data.to_string());
+    config.insert(OWNER_KEY.to_string(), owner_id.to_string());
     if provider.instance_type == LxdInstanceType::Container {
         config.insert("security.nesting".into(), "true".into());
     }
@@ -116,7 +119,7 @@ pub fn profile_matches(existing: &Profile, wanted: &ProfileSpec) -> bool {
 }
 
 /// The instance-creation request: the image source, from a remote or local.
-pub fn instance_request(provider: &LxdProvider, name: &str) -> NewInstance {
+pub fn instance_request(provider: &LxdProvider, name: &str, owner_id: &str) -> NewInstance {
     let image = match image_source(&provider.image) {
         ImageSource::Remote { server, alias } => ImageRef::remote(server, alias),
         ImageSource::Local(fingerprint) if is_fingerprint(&fingerprint) => {
@@ -129,6 +132,7 @@ pub fn instance_request(provider: &LxdProvider, name: &str) -> NewInstance {
         kind: provider.instance_type.as_str().to_string(),
         profiles: vec![provider.profile_name.clone()],
         source: InstanceSource { image },
+        config: BTreeMap::from([(OWNER_KEY.to_string(), owner_id.to_string())]),
     }
 }
 
@@ -252,7 +256,7 @@ mod tests {
     fn remote_and_local_images() {
         let mut p = LxdProvider::new("prof");
         p.image = "images:debian/12/cloud".into();
-        let r = instance_request(&p, "vm1");
+        let r = instance_request(&p, "vm1", "a1b2");
         assert_eq!(
             r.source.image,
             ImageRef::remote("https://images.linuxcontainers.org", "debian/12/cloud")
@@ -261,14 +265,14 @@ mod tests {
         assert_eq!(r.profiles, ["prof"]);
         p.image = "torrust/debian-12".into();
         assert_eq!(
-            instance_request(&p, "vm1").source.image,
+            instance_request(&p, "vm1", "a1b2").source.image,
             ImageRef::Alias {
                 alias: "torrust/debian-12".into()
             }
         );
         p.image = "5e4b7ef03f46".into();
         assert_eq!(
-            instance_request(&p, "vm1").source.image,
+            instance_request(&p, "vm1", "a1b2").source.image,
             ImageRef::Fingerprint {
                 fingerprint: "5e4b7ef03f46".into()
             }
@@ -290,7 +294,13 @@ mod tests {
         let mut p = LxdProvider::new("prof");
         p.cpu = Some(2);
         p.memory = Some("2GiB".into());
-        let v = profile(&p, "demo", "cloud-init.user-data", "#cloud-config\n");
+        let v = profile(
+            &p,
+            "demo",
+            "a1b2",
+            "cloud-init.user-data",
+            "#cloud-config\n",
+        );
         assert_eq!(v.config["security.nesting"], "true");
         assert_eq!(v.config["limits.cpu"], "2");
         assert_eq!(v.config["limits.memory"], "2GiB");

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod kinds;
 pub mod logs;
 pub mod lxd_host;
+pub mod ownership;
 pub mod provision;
 pub mod register;
 pub mod release;

@@ -8,6 +8,7 @@
 //! `register` (adopt an existing host) and `destroy` live in their own modules; the start with
 //! its retries in `provision/start.rs`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,6 +19,7 @@ use start::start_instance;
 
 use super::host::{self, connect_until, ssh_target};
 use super::lxd_host::{self, IpWaitError};
+use super::ownership::{self, Action, ForeignError, Found, OWNER_KEY};
 use super::steps::StepRun;
 use super::{OpsError, StepReport};
 use crate::config::{LxdProvider, Provider, SshCredentials};
@@ -51,6 +53,9 @@ pub struct ProvisionOptions {
     /// a pinned host key: the caller connects next and checks that key itself (`deploy`, so
     /// that a deployed environment costs one SSH connection).
     pub trust_recorded_host: bool,
+    /// Adopt (and mark) an instance or profile that carries another environment's id, or none
+    /// ([`super::ownership`]).
+    pub adopt_foreign: bool,
 }
 
 impl Default for ProvisionOptions {
@@ -60,6 +65,7 @@ impl Default for ProvisionOptions {
             ssh_timeout: Duration::from_secs(300),
             lxd_timeout: Duration::from_secs(300),
             trust_recorded_host: false,
+            adopt_foreign: false,
         }
     }
 }
@@ -130,6 +136,8 @@ pub enum ProvisionError {
     },
     #[error(transparent)]
     Task(#[from] TaskError),
+    #[error(transparent)]
+    Foreign(#[from] ForeignError),
 }
 
 /// How long a rejected key is retried on an instance that was already running.
@@ -146,6 +154,11 @@ struct Wanted<'a> {
     public_key: String,
     /// A previous run was stopped while LXD was creating the instance.
     interrupted_create: bool,
+    /// The environment's id, marked on the instance and profile ([`super::ownership`]).
+    owner_id: String,
+    /// The state records these as the environment's (before ids existed, that was all).
+    recorded_instance: bool,
+    recorded_profile: bool,
 }
 
 pub async fn provision(
@@ -162,6 +175,10 @@ pub async fn provision(
             "environment '{env}' is {}; checking that its instance is still as provisioned",
             state.lifecycle
         );
+    }
+    if state.id.is_empty() {
+        // A state made before ids: this environment gets one now (saved with the run).
+        state.id = ownership::new_id();
     }
     let w = wanted(data, env, options, &state)?;
     let mut run = StepRun::begin(data, &mut state, "provision")?;
@@ -371,12 +388,42 @@ fn wanted<'a>(
         data,
         env,
         options,
-        provider,
         instance: state.config.instance_name(),
         creds: state.config.ssh_credentials.clone(),
         public_key,
         interrupted_create: interrupted_while_creating(state),
+        owner_id: state.id.clone(),
+        recorded_instance: state.host.as_ref().and_then(|h| h.instance.as_deref())
+            == Some(state.config.instance_name().as_str()),
+        recorded_profile: state.host.as_ref().and_then(|h| h.profile.as_deref())
+            == Some(provider.profile_name.as_str()),
+        provider,
     })
+}
+
+impl Wanted<'_> {
+    /// [`ownership::check`] of an existing object before adopting it: whether to mark it.
+    fn check_owner(
+        &self,
+        what: &'static str,
+        name: &str,
+        found: Option<&str>,
+        recorded: bool,
+    ) -> Result<bool, ForeignError> {
+        let found = Found {
+            what,
+            name,
+            id: found,
+            recorded,
+        };
+        ownership::check(
+            found,
+            self.env,
+            &self.owner_id,
+            Action::Adopt,
+            self.options.adopt_foreign,
+        )
+    }
 }
 
 /// Whether the last provision stopped (was killed, or failed) after writing the profile and
@@ -429,17 +476,20 @@ async fn ensure_profile(
 ) -> Result<bool, ProvisionError> {
     let user_data =
         lxd_host::user_data(w.creds.username.as_str(), &w.public_key, w.creds.port.get());
-    let wanted = lxd_host::profile(&w.provider, w.env, user_data_key, &user_data);
+    let wanted = lxd_host::profile(&w.provider, w.env, &w.owner_id, user_data_key, &user_data);
     let name = &w.provider.profile_name;
-    match client.profile(name).await? {
-        Some(existing) if lxd_host::profile_matches(&existing, &wanted) => Ok(false),
-        existing => {
-            client
-                .put_profile(name, existing.is_some(), &wanted)
-                .await?;
-            Ok(true)
+    let existing = client.profile(name).await?;
+    if let Some(existing) = &existing {
+        let found = existing.spec.config.get(OWNER_KEY).map(String::as_str);
+        w.check_owner("profile", name, found, w.recorded_profile)?;
+        if lxd_host::profile_matches(existing, &wanted) {
+            return Ok(false);
         }
     }
+    client
+        .put_profile(name, existing.is_some(), &wanted)
+        .await?;
+    Ok(true)
 }
 
 /// Step "create instance": creates it unless it exists. One that an interrupted run left
@@ -450,7 +500,12 @@ async fn create_instance(
     state: &mut EnvironmentState,
 ) -> Result<bool, ProvisionError> {
     let instance = &w.instance;
-    if client.instance(instance).await?.is_some() {
+    if let Some(found) = client.instance(instance).await? {
+        let id = found.config.get(OWNER_KEY).map(String::as_str);
+        if w.check_owner("instance", instance, id, w.recorded_instance)? {
+            let mark = BTreeMap::from([(OWNER_KEY.to_string(), w.owner_id.clone())]);
+            client.set_instance_config(instance, &mark).await?;
+        }
         // An interrupted run may have left LXD still creating it.
         client.wait_instance_operations(instance).await?;
         let never_started = client
@@ -489,7 +544,11 @@ async fn create_instance(
         })?;
     }
     client
-        .create_instance(&lxd_host::instance_request(&w.provider, instance))
+        .create_instance(&lxd_host::instance_request(
+            &w.provider,
+            instance,
+            &w.owner_id,
+        ))
         .await?;
     state.host = Some(lxd_host_record(w));
     Ok(true)

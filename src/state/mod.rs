@@ -98,6 +98,10 @@ pub enum RunStatus {
 pub struct EnvironmentState {
     pub schema_version: u32,
     pub name: String,
+    /// A random id, made with the environment: it marks the LXD objects provision creates
+    /// ([`crate::ops::ownership`]). Empty in states made before ids; provision sets one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     pub lifecycle: Lifecycle,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -169,6 +173,12 @@ impl EnvironmentState {
     /// ones the deployer writes.
     pub fn problems(&self, env: &str) -> Vec<String> {
         let mut problems = Vec::new();
+        if !self.id.chars().all(|c| c.is_ascii_hexdigit()) || self.id.len() > 32 {
+            problems.push(format!(
+                "`id` is '{}': an environment id is up to 32 hex digits",
+                self.id
+            ));
+        }
         if self.name != env {
             problems.push(format!(
                 "`name` is '{}', but the state is in the directory of environment '{env}'",
@@ -219,6 +229,7 @@ impl EnvironmentState {
         Self {
             schema_version: SCHEMA_VERSION,
             name: config.name().to_string(),
+            id: crate::ops::ownership::new_id(),
             lifecycle: Lifecycle::Created,
             created_at: now,
             updated_at: now,

@@ -125,7 +125,7 @@ async fn start_attempt(
                 LxdError::is_busy,
             )
             .await?;
-        let request = lxd_host::instance_request(&w.provider, instance);
+        let request = lxd_host::instance_request(&w.provider, instance, &w.owner_id);
         WHILE_BUSY
             .retry(
                 async |_| client.create_instance(&request).await,
