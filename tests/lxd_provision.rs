@@ -217,6 +217,30 @@ fn a_changed_host_key_is_refused() {
     let ip = doc["ip"].as_str().unwrap().to_string();
     let instance = doc["instance"].as_str().unwrap().to_string();
 
+    // The host key was made here and is the instance's only one: what was pinned before the
+    // first connection, and what the state records.
+    let ours = std::process::Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(sb.data().join(name).join("ssh/host_ed25519.pub"))
+        .output()
+        .unwrap();
+    let ours = String::from_utf8_lossy(&ours.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(state(&sb, name)["host"]["host_key"], ours.as_str());
+    let (code, keys) = exec_out(
+        &instance,
+        "ls /etc/ssh/ | grep '^ssh_host_'; ssh-keygen -l -E sha256 -f /etc/ssh/ssh_host_ed25519_key.pub",
+    );
+    assert_eq!(code, 0, "{keys}");
+    assert!(
+        keys.starts_with("ssh_host_ed25519_key\nssh_host_ed25519_key.pub\n"),
+        "{keys}"
+    );
+    assert!(keys.contains(&ours), "{keys}");
+
     // The same host now presents another key.
     exec_in(
         &instance,
@@ -229,6 +253,22 @@ fn a_changed_host_key_is_refused() {
     let st = state(&sb, name);
     assert_eq!(st["last_run"]["status"], "failed");
     assert!(std::path::Path::new(st["last_run"]["trace_file"].as_str().unwrap()).exists());
+
+    // With known_hosts lost, the state's record is the pin: no trust on first use.
+    let pinned = std::fs::read_to_string(sb.data().join(name).join("known_hosts")).unwrap();
+    std::fs::remove_file(sb.data().join(name).join("known_hosts")).unwrap();
+    let run = sb.run(&["-o", "json", "configure", name]).code(1);
+    assert_eq!(
+        run.json()["error"]["kind"],
+        "ssh_host_key_changed",
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("not the one recorded"), "{run:?}");
+    assert!(
+        !sb.data().join(name).join("known_hosts").exists(),
+        "pinned the impostor"
+    );
+    std::fs::write(sb.data().join(name).join("known_hosts"), &pinned).unwrap();
 
     // register refuses it too (after destroy, so it may adopt a host; the pin is kept by hand
     // here to model an operator re-registering a host whose key changed).

@@ -64,6 +64,8 @@ pub async fn configure(
     let connect_options = ConnectOptions {
         retry_deadline: options.ssh_timeout,
         passphrase: PassphraseSource::default(),
+        // The state's record is the pin when known_hosts was lost.
+        expected_host_key: host_record.host_key.clone(),
         ..ConnectOptions::default()
     };
     let session = if options.dry_run {

@@ -42,6 +42,8 @@ pub async fn connect_within(
     let options = ConnectOptions {
         retry_deadline: retry,
         passphrase: PassphraseSource::default(),
+        // The state's record is the pin when known_hosts was lost.
+        expected_host_key: host.host_key.clone(),
         ..ConnectOptions::default()
     };
     Session::connect(&target, &options).await

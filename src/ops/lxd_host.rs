@@ -40,7 +40,15 @@ pub async fn connect(provider: &LxdProvider) -> Result<LxdClient<UnixSocket>, Lx
 
 /// The cloud-init user-data: the SSH user with passwordless sudo and the public key, and the
 /// SSH port when it is not 22 (applied without a reboot).
-pub fn user_data(username: &str, public_key: &str, ssh_port: u16) -> String {
+///
+/// With `host_key` (OpenSSH private key, public key line), sshd gets that ed25519 key and no
+/// other: the key was made on the operator's machine and is pinned before the first connection.
+pub fn user_data(
+    username: &str,
+    public_key: &str,
+    ssh_port: u16,
+    host_key: Option<(&str, &str)>,
+) -> String {
     let mut doc = format!(
         "#cloud-config\n\
          users:\n\
@@ -52,6 +60,18 @@ pub fn user_data(username: &str, public_key: &str, ssh_port: u16) -> String {
          \x20     - {}\n",
         public_key.trim()
     );
+    if let Some((private, public)) = host_key {
+        doc.push_str(
+            "ssh_deletekeys: true\n\
+             ssh_genkeytypes: []\n\
+             ssh_keys:\n\
+             \x20 ed25519_private: |\n",
+        );
+        for line in private.trim().lines() {
+            doc.push_str(&format!("    {line}\n"));
+        }
+        doc.push_str(&format!("  ed25519_public: {}\n", public.trim()));
+    }
     if ssh_port != 22 {
         doc.push_str(&format!(
             "write_files:\n\
@@ -281,12 +301,33 @@ mod tests {
 
     #[test]
     fn user_data_has_user_key_and_port() {
-        let doc = user_data("torrust", "ssh-ed25519 AAAA x\n", 2222);
+        let doc = user_data("torrust", "ssh-ed25519 AAAA x\n", 2222, None);
         assert!(doc.starts_with("#cloud-config\n"));
         assert!(doc.contains("  - name: torrust\n"));
         assert!(doc.contains("      - ssh-ed25519 AAAA x\n"));
         assert!(doc.contains("Port 2222"));
-        assert!(!user_data("torrust", "k", 22).contains("Port"));
+        assert!(!user_data("torrust", "k", 22, None).contains("Port"));
+    }
+
+    #[test]
+    fn the_host_key_made_here_is_the_only_one_cloud_init_installs() {
+        let private = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\nNzaC1\n-----END OPENSSH PRIVATE KEY-----\n";
+        let doc = user_data(
+            "torrust",
+            "k",
+            22,
+            Some((private, "ssh-ed25519 AAAAhost c\n")),
+        );
+        assert!(
+            doc.contains("ssh_deletekeys: true\nssh_genkeytypes: []\n"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains(
+                "ssh_keys:\n  ed25519_private: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    b3Blbn\n    NzaC1\n    -----END OPENSSH PRIVATE KEY-----\n  ed25519_public: ssh-ed25519 AAAAhost c\n"
+            ),
+            "{doc}"
+        );
     }
 
     #[test]

@@ -21,10 +21,11 @@ use super::host::{self, connect_until, ssh_target};
 use super::lxd_host::{self, IpWaitError};
 use super::ownership::{self, Action, ForeignError, Found, OWNER_KEY};
 use super::steps::StepRun;
-use super::{OpsError, StepReport};
+use super::{OpsError, StepReport, keys};
 use crate::config::{LxdProvider, Provider, SshCredentials};
 use crate::host::lxd::LxdHost;
 use crate::lxd::{LxdClient, LxdError, UnixSocket};
+use crate::secret::Secret;
 use crate::ssh::{Session, SshError, Target};
 use crate::state::{DataDir, EnvironmentState, HostRecord, Lifecycle};
 use crate::tasks::lxd_access::{self, SshAccess};
@@ -156,6 +157,8 @@ struct Wanted<'a> {
     interrupted_create: bool,
     /// The environment's id, marked on the instance and profile ([`super::ownership`]).
     owner_id: String,
+    /// The host key pair made here for the instance: OpenSSH private key, public key line.
+    host_key: (Secret, String),
     /// The state records these as the environment's (before ids existed, that was all).
     recorded_instance: bool,
     recorded_profile: bool,
@@ -187,6 +190,10 @@ pub async fn provision(
     let ip = up.ip;
 
     let target = ssh_target(data, &state, &ip, w.creds.port.get());
+    if up.created {
+        // Its host key was made here and given to it: pinned before the first connection.
+        pin_own_host_key(&target, &w.host_key.1)?;
+    }
     let previously_pinned = target.pinned_fingerprint().ok().flatten();
     // An instance that was already running before this run has long finished cloud-init: a
     // rejected key there will not fix itself, so don't wait it out.
@@ -246,6 +253,14 @@ pub async fn provision(
         changed: reports.iter().any(|r| r.changed),
         steps: reports,
     })
+}
+
+/// Pins the public key `line` (OpenSSH format) as the host's only key.
+fn pin_own_host_key(target: &Target, line: &str) -> Result<(), OpsError> {
+    let key = russh::keys::PublicKey::from_openssh(line.trim())
+        .map_err(|e| OpsError::Failed(format!("the host key made here does not parse: {e}")))?;
+    crate::ssh::known_hosts::pin_only(&target.known_hosts, &target.host, target.port, &key)
+        .map_err(OpsError::typed)
 }
 
 /// The host key of an instance that provision finished before and that was still running at the
@@ -330,7 +345,7 @@ async fn lxd_steps(
         None
     } else {
         run.step(state, step::PREPARE_SSH_ACCESS, async |_s| {
-            prepare_ssh_access(&client, w).await
+            prepare_ssh_access(&client, w, created).await
         })
         .await?
     };
@@ -384,10 +399,28 @@ fn wanted<'a>(
         "cannot read the public key {}",
         public_key_path.display()
     )))?;
+    let host_key_path = data.host_key(env);
+    keys::ensure_ed25519(&host_key_path, &format!("torrust-deployer-host-{env}")).map_err(
+        OpsError::io(format!(
+            "cannot make the host key {}",
+            host_key_path.display()
+        )),
+    )?;
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(OpsError::io(format!(
+            "cannot read the host key {}",
+            path.display()
+        )))
+    };
+    let host_key = (
+        Secret::new(read(&host_key_path)?),
+        read(&host_key_path.with_extension("pub"))?,
+    );
     Ok(Wanted {
         data,
         env,
         options,
+        host_key,
         instance: state.config.instance_name(),
         creds: state.config.ssh_credentials.clone(),
         public_key,
@@ -474,8 +507,12 @@ async fn ensure_profile(
     w: &Wanted<'_>,
     user_data_key: &str,
 ) -> Result<bool, ProvisionError> {
-    let user_data =
-        lxd_host::user_data(w.creds.username.as_str(), &w.public_key, w.creds.port.get());
+    let user_data = lxd_host::user_data(
+        w.creds.username.as_str(),
+        &w.public_key,
+        w.creds.port.get(),
+        Some((w.host_key.0.expose(), &w.host_key.1)),
+    );
     let wanted = lxd_host::profile(&w.provider, w.env, &w.owner_id, user_data_key, &user_data);
     let name = &w.provider.profile_name;
     let existing = client.profile(name).await?;
@@ -578,6 +615,7 @@ async fn wait_for_ipv4(
 async fn prepare_ssh_access(
     client: &LxdClient<UnixSocket>,
     w: &Wanted<'_>,
+    created: bool,
 ) -> Result<Option<bool>, ProvisionError> {
     let host = LxdHost::new(client, &w.instance).login_as(w.creds.username.as_str());
     if lxd_access::has_cloud_init(&host).await? {
@@ -587,6 +625,8 @@ async fn prepare_ssh_access(
         username: w.creds.username.as_str(),
         public_key: &w.public_key,
         port: w.creds.port.get(),
+        // Only a new instance gets our host key: an adopted one keeps its own, already pinned.
+        host_key: created.then(|| (w.host_key.0.expose(), w.host_key.1.as_str())),
     };
     Ok(Some(lxd_access::prepare(&host, &access).await?))
 }

@@ -205,6 +205,8 @@ pub async fn status(
     let connect_options = ConnectOptions {
         retry_deadline: options.ssh_timeout,
         passphrase: PassphraseSource::default(),
+        // The state's record is the pin when known_hosts was lost.
+        expected_host_key: host.host_key.clone(),
         ..ConnectOptions::default()
     };
     let session = Session::connect(&target, &connect_options)

@@ -146,6 +146,21 @@ pub enum SshError {
         presented_fingerprint: String,
     },
 
+    /// Nothing pinned in known_hosts, and the host presented a key other than the recorded one.
+    #[error(
+        "the SSH host key of {host}:{port} is not the one recorded for it: the environment's \
+         state records {expected_fingerprint} (known_hosts pins nothing for it), but the host \
+         presents {presented_fingerprint}. Refusing to connect: this is not trust on first use. \
+         Fix: if the host was legitimately recreated, destroy the environment and provision it \
+         again; otherwise find out who answers at {host}:{port}."
+    )]
+    HostKeyNotRecorded {
+        host: String,
+        port: u16,
+        expected_fingerprint: String,
+        presented_fingerprint: String,
+    },
+
     /// The private key file cannot be read.
     #[error(
         "cannot read the SSH private key {path}: {source}. Fix: check the key path in the \
@@ -273,7 +288,9 @@ impl crate::error_kind::Classify for SshError {
             | Self::Unreachable { .. }
             | Self::Resolve { .. } => ErrorKind::SshUnreachable,
             Self::AuthRejected { .. } => ErrorKind::SshAuthFailed,
-            Self::HostKeyChanged { .. } => ErrorKind::SshHostKeyChanged,
+            Self::HostKeyChanged { .. } | Self::HostKeyNotRecorded { .. } => {
+                ErrorKind::SshHostKeyChanged
+            }
             Self::KeyUnreadable { .. }
             | Self::KeyUnsupported { .. }
             | Self::KeyEncryptedNoPassphrase { .. }

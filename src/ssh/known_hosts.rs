@@ -234,6 +234,26 @@ pub(crate) enum Verdict {
     },
 }
 
+/// Pins `key` as the only key of `host`:`port` (any other pin for it goes): for a host whose
+/// key was made here, before the first connection to it.
+pub fn pin_only(
+    known_hosts: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<(), SshError> {
+    if pinned_keys(known_hosts, host, port)?
+        .iter()
+        .all(|p| p.key.key_data() == key.key_data())
+        && !pinned_keys(known_hosts, host, port)?.is_empty()
+    {
+        return Ok(());
+    }
+    forget_host(known_hosts, host, port)?;
+    let _guard = FILE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    pin_locked(known_hosts, host, port, key)
+}
+
 /// Checks the presented key and pins it when the host has no pin yet, as one step (no duplicate
 /// pins from concurrent first connections in this process).
 pub(crate) fn check_and_pin(

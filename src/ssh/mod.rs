@@ -133,6 +133,10 @@ pub struct ConnectOptions {
     pub keepalive_max: usize,
     /// How to unlock a passphrase-protected key.
     pub passphrase: PassphraseSource,
+    /// The host key's fingerprint as recorded elsewhere (the environment's state): when
+    /// known_hosts pins nothing for the host (lost, or never written), only this key is
+    /// accepted and pinned, never whatever the host presents.
+    pub expected_host_key: Option<String>,
 }
 
 impl Default for ConnectOptions {
@@ -144,6 +148,7 @@ impl Default for ConnectOptions {
             keepalive_interval: Duration::from_secs(15),
             keepalive_max: 4,
             passphrase: PassphraseSource::default(),
+            expected_host_key: None,
         }
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct PinningHandler {
     host: String,
     port: u16,
     known_hosts: PathBuf,
+    /// [`ConnectOptions::expected_host_key`].
+    expected: Option<String>,
     seen: Arc<Mutex<Option<String>>>,
 }
 
@@ -45,6 +47,19 @@ impl client::Handler for PinningHandler {
         let key = key.public_key();
         let presented = fingerprint(&key);
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(presented.clone());
+        if let Some(expected) = self.expected.as_ref().filter(|e| **e != presented) {
+            let pinned = known_hosts::pinned_keys(&self.known_hosts, &self.host, self.port)
+                .map_err(HandlerError::Fatal)?;
+            if pinned.is_empty() {
+                // Nothing pinned here: the recorded key is the pin, not first use.
+                return Err(HandlerError::Fatal(SshError::HostKeyNotRecorded {
+                    host: self.host.clone(),
+                    port: self.port,
+                    expected_fingerprint: expected.clone(),
+                    presented_fingerprint: presented,
+                }));
+            }
+        }
         match known_hosts::check_and_pin(&self.known_hosts, &self.host, self.port, &key)
             .map_err(HandlerError::Fatal)?
         {
@@ -187,6 +202,7 @@ async fn attempt(
     config: Arc<client::Config>,
     identity: &Identity,
     timeout: Duration,
+    expected: Option<&String>,
 ) -> Result<(Handle<PinningHandler>, String), SshError> {
     let (host, port) = (target.host.as_str(), target.port);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
@@ -226,6 +242,7 @@ async fn attempt(
         host: host.to_string(),
         port,
         known_hosts: target.known_hosts.clone(),
+        expected: expected.cloned(),
         seen: seen.clone(),
     };
     let mut handle = client::connect_stream(config, stream, handler)
@@ -283,18 +300,26 @@ impl Session {
                     .connect_timeout
                     .min(remaining.max(Duration::from_millis(500)))
             };
-            let result =
-                tokio::time::timeout(limit, attempt(target, config.clone(), &identity, limit))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(SshError::Timeout {
-                            host: target.host.clone(),
-                            port: target.port,
-                            timeout: limit,
-                            attempts,
-                            elapsed: start.elapsed(),
-                        })
-                    });
+            let result = tokio::time::timeout(
+                limit,
+                attempt(
+                    target,
+                    config.clone(),
+                    &identity,
+                    limit,
+                    options.expected_host_key.as_ref(),
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(SshError::Timeout {
+                    host: target.host.clone(),
+                    port: target.port,
+                    timeout: limit,
+                    attempts,
+                    elapsed: start.elapsed(),
+                })
+            });
             match result {
                 Ok((handle, host_key_fingerprint)) => {
                     tracing::debug!(

@@ -363,6 +363,11 @@ impl DataDir {
         self.env_dir(env).join("ssh").join("id_ed25519")
     }
 
+    /// The host key pair provision gives a new instance (private key 0600, `.pub` beside it).
+    pub fn host_key(&self, env: &str) -> PathBuf {
+        self.env_dir(env).join("ssh").join("host_ed25519")
+    }
+
     pub fn traces_dir(&self, env: &str) -> PathBuf {
         self.env_dir(env).join("traces")
     }

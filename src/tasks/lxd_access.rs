@@ -31,7 +31,13 @@ pub struct SshAccess<'a> {
     pub username: &'a str,
     pub public_key: &'a str,
     pub port: u16,
+    /// The host key pair to install (OpenSSH private key, public key line), made on the
+    /// operator's machine so that it is pinned before the first connection.
+    pub host_key: Option<(&'a str, &'a str)>,
 }
+
+/// Where sshd reads its ed25519 host key.
+pub const HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key";
 
 /// The SSH user as the host has it, after the user script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +63,7 @@ pub async fn prepare(host: &dyn Host, access: &SshAccess<'_>) -> Result<bool, Ta
     if changes
         .iter()
         .filter(changed)
-        .any(|c| c.remote_path == PORT_CONF)
+        .any(|c| c.remote_path == PORT_CONF || c.remote_path.starts_with(HOST_KEY))
     {
         host.sudo(RESTART_SSH).await?.check()?;
     }
@@ -114,6 +120,17 @@ fn files(access: &SshAccess<'_>, user: &User) -> Vec<UploadFile> {
         )
         .owned_by("0", "0"),
     ];
+    if let Some((private, public)) = access.host_key {
+        files.push(UploadFile::new(HOST_KEY, private.to_string(), 0o600).owned_by("0", "0"));
+        files.push(
+            UploadFile::new(
+                format!("{HOST_KEY}.pub"),
+                format!("{}\n", public.trim()),
+                0o644,
+            )
+            .owned_by("0", "0"),
+        );
+    }
     if access.port != 22 {
         files.push(
             UploadFile::new(PORT_CONF, format!("Port {}\n", access.port), 0o644).owned_by("0", "0"),
@@ -134,6 +151,7 @@ mod tests {
             username: "torrust",
             public_key: KEY,
             port,
+            host_key: None,
         }
     }
 
