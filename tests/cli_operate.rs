@@ -182,3 +182,45 @@ fn ssh_without_a_command_is_an_interactive_shell_on_a_terminal() {
     );
     assert!(stdout.contains("TERMINAL-RESTORED"), "{stdout}");
 }
+
+#[test]
+fn show_gives_the_host_its_addresses_and_a_working_openssh_command() {
+    let (sb, sshd) = on_sshd("ops-show");
+    let shown = sb.run(&["show", "ops-show"]).ok();
+    let port = sshd.port;
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("Host:        127.0.0.1:{port}\n")),
+        "{shown:?}"
+    );
+    assert!(
+        shown
+            .stdout
+            .contains("Shell:       torrust-tracker-deployer ssh ops-show\n"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.stdout.contains("  API        http://127.0.0.1:"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.stdout.contains("  announce   udp://127.0.0.1:"),
+        "{shown:?}"
+    );
+    let doc = sb.run(&["-o", "json", "show", "ops-show"]).ok().json();
+    let openssh = doc["host"]["openssh"].as_str().unwrap().to_string();
+    assert!(shown.stdout.contains(&openssh), "{shown:?}");
+    // The OpenSSH command works as printed, against the pinned key (BatchMode: no prompt).
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{} -o BatchMode=yes echo reached", openssh))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "reached\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

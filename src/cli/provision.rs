@@ -52,6 +52,17 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
             "\n  instance:  {}\n  address:   {}:{} (user {})\n  host key:  {}\n  next:      torrust-tracker-deployer show {}\n",
             p.instance, p.ip, p.ssh_port, p.ssh_user, p.host_key, p.name
         ));
+        if !p.dns_records.is_empty() {
+            t.push_str("\n  DNS records to create:\n");
+            for r in &p.dns_records {
+                let note = if r.local {
+                    "   (a local name: your resolver or /etc/hosts)"
+                } else {
+                    ""
+                };
+                t.push_str(&format!("    {} {} {}{note}\n", r.name, r.kind, r.value));
+            }
+        }
         t
     })?;
     Ok(())

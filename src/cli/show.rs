@@ -39,6 +39,27 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
             };
             t.push_str(&format!("Last run:    {} {status}\n", run.command));
         }
+        if let Some(host) = &shown.host {
+            t.push_str(&format!("Host:        {}:{}\n", host.ip, host.ssh_port));
+            if let Some(key) = &host.host_key {
+                t.push_str(&format!("Host key:    {key} (pinned)\n"));
+            }
+            t.push_str(&format!("Shell:       {}\n", host.shell));
+            t.push_str(&format!("OpenSSH:     {}\n", host.openssh));
+            if let Some(e) = &host.endpoints {
+                t.push_str("\nAddresses:\n");
+                for url in e.udp_announce.iter().chain(&e.http_announce) {
+                    t.push_str(&format!("  announce   {url}\n"));
+                }
+                t.push_str(&format!("  API        {}\n", e.api));
+                if let Some(url) = &e.grafana {
+                    t.push_str(&format!("  Grafana    {url}\n"));
+                }
+                if let Some(url) = &e.prometheus {
+                    t.push_str(&format!("  Prometheus {url} (on the host's loopback)\n"));
+                }
+            }
+        }
         t.push_str("\nSettings (secrets redacted):\n");
         let settings = serde_json::to_string_pretty(&shown.config).unwrap_or_default();
         for line in settings.lines() {

@@ -274,7 +274,61 @@ pub struct Shown {
     pub last_run: Option<CommandRun>,
     /// The configuration with every secret replaced by `[REDACTED]`.
     pub config: serde_json::Value,
+    /// Where the host is and how to reach it, once provisioned or registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<ShownHost>,
     pub next: NextStep,
+}
+
+/// The host of a shown environment: its address, the stack's public addresses, and the
+/// commands that open a shell on it.
+#[derive(Debug, Serialize)]
+pub struct ShownHost {
+    pub ip: String,
+    pub ssh_port: u16,
+    pub ssh_user: String,
+    /// The pinned host key's fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// The announce URLs, the API, Grafana (when the address is an IP this build can place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<crate::stack::Endpoints>,
+    /// A shell through this tool (the pinned key, no `ssh` binary needed).
+    pub shell: String,
+    /// The same with OpenSSH, checking the same pinned key.
+    pub openssh: String,
+}
+
+fn shown_host(data: &DataDir, state: &EnvironmentState) -> Option<ShownHost> {
+    let host = state.host.as_ref().filter(|h| !h.ip.is_empty())?;
+    let user = state.config.ssh_credentials.username.to_string();
+    let key = state
+        .private_key_path()
+        .map(|k| format!(" -i {}", crate::ssh::shell_quote(&k.to_string_lossy())))
+        .unwrap_or_default();
+    let port = if host.ssh_port == 22 {
+        String::new()
+    } else {
+        format!(" -p {}", host.ssh_port)
+    };
+    let known_hosts = data.known_hosts(&state.name);
+    Some(ShownHost {
+        ip: host.ip.clone(),
+        ssh_port: host.ssh_port,
+        ssh_user: user.clone(),
+        host_key: host.host_key.clone(),
+        endpoints: host
+            .ip
+            .parse()
+            .ok()
+            .map(|ip| crate::stack::endpoints(&state.config, ip)),
+        shell: format!("torrust-tracker-deployer ssh {}", state.name),
+        openssh: format!(
+            "ssh{key}{port} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {user}@{}",
+            crate::ssh::shell_quote(&known_hosts.to_string_lossy()),
+            host.ip
+        ),
+    })
 }
 
 pub fn show(data: &DataDir, env: &str) -> Result<Shown, OpsError> {
@@ -290,6 +344,7 @@ pub fn show(data: &DataDir, env: &str) -> Result<Shown, OpsError> {
         state_file: data.state_file(env),
         ssh_private_key: state.private_key_path(),
         next: next_step(&state),
+        host: shown_host(data, &state),
         last_run: state.last_run,
         config,
     })

@@ -81,6 +81,8 @@ pub struct Provisioned {
     pub host_key: String,
     pub changed: bool,
     pub steps: Vec<StepReport>,
+    /// The DNS records the environment's domains need (none without domains).
+    pub dns_records: Vec<crate::stack::DnsRecord>,
 }
 
 /// Errors of provision's steps, each with its fix.
@@ -243,6 +245,10 @@ pub async fn provision(
         Lifecycle::Provisioned
     };
     run.finish(&mut state, Some(lifecycle))?;
+    let dns_records = ip
+        .parse()
+        .map(|ip| crate::stack::dns_records(&state.config, ip))
+        .unwrap_or_default();
     Ok(Provisioned {
         name: env.to_string(),
         instance: w.instance,
@@ -252,6 +258,7 @@ pub async fn provision(
         host_key,
         changed: reports.iter().any(|r| r.changed),
         steps: reports,
+        dns_records,
     })
 }
 

@@ -291,6 +291,46 @@ pub fn internal_ca_domains(config: &EnvironmentConfig) -> Vec<String> {
     out
 }
 
+/// A DNS record the operator creates for the stack: `name` resolving to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsRecord {
+    pub name: String,
+    /// `A` (IPv4) or `AAAA` (IPv6).
+    pub kind: &'static str,
+    pub value: String,
+    /// A `.local` (or other local) name: no public DNS; the operator's resolver or
+    /// `/etc/hosts` must answer it.
+    pub local: bool,
+}
+
+/// The DNS records the stack's domains need on the host at `ip`, each domain once, in the
+/// environment file's order.
+pub fn dns_records(config: &EnvironmentConfig, ip: std::net::IpAddr) -> Vec<DnsRecord> {
+    let t = &config.tracker;
+    let domains = t
+        .udp_trackers
+        .iter()
+        .map(|u| u.domain.as_ref())
+        .chain(t.http_trackers.iter().map(|h| h.domain.as_ref()))
+        .chain([t.http_api.domain.as_ref()])
+        .chain([t.health_check_api.domain.as_ref()])
+        .chain([config.grafana.as_ref().and_then(|g| g.domain.as_ref())])
+        .flatten();
+    let mut out: Vec<DnsRecord> = Vec::new();
+    for d in domains {
+        if out.iter().any(|r| r.name == d.name()) {
+            continue;
+        }
+        out.push(DnsRecord {
+            name: d.name().to_string(),
+            kind: if ip.is_ipv4() { "A" } else { "AAAA" },
+            value: ip.to_string(),
+            local: d.is_local(),
+        });
+    }
+    out
+}
+
 /// Renders every file, directory, image and service of the stack for `config`, which must have
 /// been validated (`config::load`/`config::parse` do).
 pub fn render(config: &EnvironmentConfig) -> Result<RenderedStack, StackError> {

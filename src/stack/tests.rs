@@ -1042,3 +1042,31 @@ fn announce_urls_use_domains_tls_and_the_instance_ip() {
     assert_eq!(e.api, "http://[2001:db8::1]:1212/api");
     assert_eq!(e.health_check, None);
 }
+
+#[test]
+fn dns_records_name_each_domain_once_and_mark_local_names() {
+    let mut config = crate::config::parse(
+        &crate::config::minimal_test_file("dns", "Adm1n-T0ken-for-dns-test").to_string(),
+        std::path::Path::new("/"),
+    )
+    .unwrap()
+    .config;
+    let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    assert!(dns_records(&config, ip).is_empty());
+    let domain = |d: &str| Some(d.parse::<crate::config::Domain>().unwrap());
+    config.tracker.http_trackers[0].domain = domain("tracker.example.com");
+    config.tracker.http_api.domain = domain("tracker.example.com");
+    config.tracker.udp_trackers[0].domain = domain("udp.tracker.local");
+    let records = dns_records(&config, ip);
+    let names: Vec<(&str, &str, bool)> = records
+        .iter()
+        .map(|r| (r.name.as_str(), r.kind, r.local))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("udp.tracker.local", "A", true),
+            ("tracker.example.com", "A", false)
+        ]
+    );
+}
