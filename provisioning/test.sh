@@ -19,6 +19,8 @@ esac
 
 start=$SECONDS
 say() { echo "[test.sh +$((SECONDS - start))s] $*"; }
+# Where LXD is a snap (Ubuntu, GitHub's runners), its `lxc` and `lxd` commands are there.
+if [[ -d /snap/bin && ":$PATH:" != *":/snap/bin:"* ]]; then PATH=$PATH:/snap/bin; fi
 
 bash provisioning/ci/install-build-deps.sh
 bash provisioning/ci/install-sshd-test-deps.sh

@@ -16,6 +16,9 @@
 //! - [`probe`]: protocol checks of a running tracker (UDP, HTTP, API, health check).
 //! - [`retry`]: the one helper for waiting and trying again.
 
+// No `unsafe` code in this crate (its dependencies are checked by `cargo deny`: deny.toml).
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod config;
 pub mod error_kind;

@@ -10,6 +10,8 @@ use torrust_tracker_deployer::config::{
 };
 use torrust_tracker_deployer::secret::REDACTED;
 
+use crate::common::{TEST_PUBLIC_KEY, TEST_RSA_PUBLIC_KEY};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
@@ -268,6 +270,22 @@ fn environment_rules() {
             Valid,
         ),
         (
+            "name of 64 chars with an explicit instance name",
+            vec![
+                ("/environment/name", Some(json!("a".repeat(64)))),
+                ("/environment/instance_name", s("short-vm")),
+            ],
+            Invalid("environment.name", "at most 63"),
+        ),
+        (
+            "name of 63 chars with an explicit instance name",
+            vec![
+                ("/environment/name", Some(json!("a".repeat(63)))),
+                ("/environment/instance_name", s("short-vm")),
+            ],
+            Valid,
+        ),
+        (
             "instance name mixed case",
             vec![("/environment/instance_name", s("My-Instance-01"))],
             Valid,
@@ -316,11 +334,38 @@ fn ssh_rules() {
     let private = dir.path().join("id");
     let public = dir.path().join("id.pub");
     std::fs::write(&private, "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n").unwrap();
-    std::fs::write(&public, "ssh-ed25519 AAAA test\n").unwrap();
+    std::fs::write(&public, format!("{TEST_PUBLIC_KEY} test\n")).unwrap();
     let p = |path: &Path| Some(json!(path.display().to_string()));
     let subdir = dir.path().join("a-directory");
     std::fs::create_dir(&subdir).unwrap();
+    let two_lines = dir.path().join("two-lines.pub");
+    std::fs::write(
+        &two_lines,
+        format!("{TEST_PUBLIC_KEY} me\nruncmd: [touch, /tmp/x]\n"),
+    )
+    .unwrap();
+    let not_a_key = dir.path().join("not-a-key.pub");
+    std::fs::write(&not_a_key, "ssh-ed25519 AAAA test\n").unwrap();
+    let keys = |public: &Path| {
+        vec![
+            ("/ssh_credentials/private_key_path", p(&private)),
+            ("/ssh_credentials/public_key_path", p(public)),
+        ]
+    };
     check_cases(vec![
+        (
+            "public key file with a second line",
+            keys(&two_lines),
+            Invalid(
+                "ssh_credentials.public_key_path",
+                "2 non-empty lines (line 2 is the second)",
+            ),
+        ),
+        (
+            "public key file that is not a key",
+            keys(&not_a_key),
+            Invalid("ssh_credentials.public_key_path", "ssh-keygen -y -f"),
+        ),
         ("keys omitted", vec![], Valid),
         (
             "ssh_credentials empty object",
@@ -475,7 +520,7 @@ fn unreadable_key_file_is_reported() {
     let private = dir.path().join("id");
     let public = dir.path().join("id.pub");
     std::fs::write(&private, "-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
-    std::fs::write(&public, "ssh-ed25519 AAAA\n").unwrap();
+    std::fs::write(&public, format!("{TEST_PUBLIC_KEY}\n")).unwrap();
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o000)).unwrap();
     if std::fs::File::open(&private).is_ok() {
         // Running as root: permissions do not stop reads, nothing to test.
@@ -905,7 +950,128 @@ fn database_rules() {
             with(vec![("/tracker/core/database/host", None)]),
             Invalid("tracker.core.database.host", "missing"),
         ),
+        (
+            "mysql host with a semicolon",
+            with(vec![("/tracker/core/database/host", s("mysql;x"))]),
+            Invalid("tracker.core.database.host", "use `mysql`"),
+        ),
+        (
+            "mysql host an IP address",
+            with(vec![("/tracker/core/database/host", s("10.0.0.5"))]),
+            Invalid("tracker.core.database.host", "IP address"),
+        ),
+        (
+            "mysql database name with a backquote",
+            with(vec![(
+                "/tracker/core/database/database_name",
+                s("db`; DROP DATABASE mysql; --"),
+            )]),
+            Invalid("tracker.core.database.database_name", "only ASCII letters"),
+        ),
+        (
+            "mysql database name starting with a dash",
+            with(vec![("/tracker/core/database/database_name", s("-db"))]),
+            Invalid("tracker.core.database.database_name", "start with a letter"),
+        ),
+        (
+            "mysql database name with a dash",
+            with(vec![(
+                "/tracker/core/database/database_name",
+                s("torrust-db"),
+            )]),
+            Valid,
+        ),
+        (
+            "mysql user with a quote",
+            with(vec![("/tracker/core/database/username", s("u'@'%"))]),
+            Invalid("tracker.core.database.username", "only ASCII letters"),
+        ),
+        (
+            "mysql user with a dot",
+            with(vec![("/tracker/core/database/username", s("tr.acker"))]),
+            Invalid("tracker.core.database.username", "`_` and `-`"),
+        ),
     ]);
+}
+
+/// What a file of the stack cannot hold is refused by validation, not first by `render`.
+#[test]
+fn values_the_stack_cannot_hold_are_refused_at_validation() {
+    let mysql_with = |pointer: &'static str, value: &str| -> Vec<Edit> {
+        vec![
+            ("/tracker/core/database", Some(mysql())),
+            (pointer, s(value)),
+        ]
+    };
+    let grafana = |password: &str| -> Vec<Edit> {
+        vec![(
+            "/grafana",
+            Some(json!({"admin_user": "admin", "admin_password": password})),
+        )]
+    };
+    let token = "/tracker/http_api/admin_token";
+    check_cases(vec![
+        (
+            "token with a single quote",
+            vec![(token, s("abc'def"))],
+            Invalid("tracker.http_api.admin_token", "single quote"),
+        ),
+        (
+            "token with a backslash",
+            vec![(token, s("abc\\def"))],
+            Invalid("tracker.http_api.admin_token", "backslash"),
+        ),
+        (
+            "token with ${",
+            vec![(token, s("abc${HOME}"))],
+            Invalid("tracker.http_api.admin_token", "`${`"),
+        ),
+        (
+            "token starting with a double quote",
+            vec![(token, s("\"abcdef"))],
+            Invalid("tracker.http_api.admin_token", "double quote"),
+        ),
+        (
+            "token with a double quote inside",
+            vec![(token, s("abc\"def-0123456789"))],
+            Valid,
+        ),
+        (
+            "mysql password with a quote",
+            mysql_with("/tracker/core/database/password", "it's"),
+            Invalid("tracker.core.database.password", "single quote"),
+        ),
+        (
+            "mysql password with a line break",
+            mysql_with("/tracker/core/database/password", "a\nb"),
+            Invalid("tracker.core.database.password", "U+000A"),
+        ),
+        (
+            "mysql root password with ${",
+            mysql_with("/tracker/core/database/root_password", "x${Y}"),
+            Invalid("tracker.core.database.root_password", "`${`"),
+        ),
+        (
+            "grafana password with a backslash",
+            grafana("pa\\ss"),
+            Invalid("grafana.admin_password", "openssl rand"),
+        ),
+        (
+            "grafana password with $ alone",
+            {
+                let mut edits = grafana("pa$ss-word");
+                edits.push(("/prometheus", Some(json!({}))));
+                edits
+            },
+            Valid,
+        ),
+    ]);
+    // A secret's value is never shown, and the message names the fix.
+    let v = apply(&mysql_with("/tracker/core/database/password", "SEKRIT'x"));
+    let problems = problems_of(&v);
+    let text = show(&problems);
+    assert!(!text.contains("SEKRIT"), "{text}");
+    assert!(text.contains("fix: choose a value without"), "{text}");
 }
 
 #[test]
@@ -1942,7 +2108,7 @@ fn the_incumbent_minimal_lxd_example_parses_unchanged() {
     let private = dir.path().join("testing_rsa");
     let public = dir.path().join("testing_rsa.pub");
     std::fs::write(&private, "-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
-    std::fs::write(&public, "ssh-rsa AAAA test\n").unwrap();
+    std::fs::write(&public, format!("{TEST_RSA_PUBLIC_KEY} test\n")).unwrap();
     let text = INCUMBENT_MINIMAL_LXD
         .replace(
             "/home/torrust/.ssh/testing_rsa.pub",
@@ -2022,7 +2188,11 @@ fn relative_key_paths_are_resolved_against_the_file_directory() {
         "-----BEGIN OPENSSH PRIVATE KEY-----\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("envs/keys/id.pub"), "ssh-ed25519 AAAA\n").unwrap();
+    std::fs::write(
+        dir.path().join("envs/keys/id.pub"),
+        format!("{TEST_PUBLIC_KEY}\n"),
+    )
+    .unwrap();
     let v = apply(&[
         ("/ssh_credentials/private_key_path", s("keys/id")),
         ("/ssh_credentials/public_key_path", s("./keys/id.pub")),

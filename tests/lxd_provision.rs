@@ -141,10 +141,12 @@ fn lxd_restarted_mid_provision_resumes() {
         })
         .trim()
         .to_string();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // The Debian package's /usr/bin/lxd, or the snap's (GitHub's Ubuntu runners).
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
     assert!(
-        String::from_utf8_lossy(&cmdline).starts_with("/usr/bin/lxd"),
-        "PID {pid} from {pid_file} is not the LXD daemon"
+        exe.file_name().is_some_and(|n| n == "lxd"),
+        "PID {pid} from {pid_file} is not the LXD daemon ({})",
+        exe.display()
     );
     let sb = Sandbox::new();
     let name = &unique("lxd-restarted");

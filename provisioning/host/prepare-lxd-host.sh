@@ -6,16 +6,27 @@
 #   provisioning/host/prepare-lxd-host.sh --check        # only report readiness; exit 1 if not ready
 #
 # What it does (each step is skipped when already done):
-#   1. apt-get install lxd nftables iptables dnsmasq-base curl jq
-#      (nftables before LXD starts: the firewall driver is chosen at daemon start).
-#   2. Starts LXD: `systemctl start lxd` where systemd is PID 1; otherwise starts lxcfs and lxd
-#      by hand (setsid nohup) and records their PIDs under $STATE_DIR (default /run/torrust-deployer).
+#   1. Installs LXD, from one of two sources (LXD_FROM):
+#      apt   (Debian): apt-get install lxd nftables iptables dnsmasq-base curl jq
+#            (nftables before LXD starts: the firewall driver is chosen at daemon start);
+#      snap  (Ubuntu, whose `lxd` package is only a wrapper of the snap, e.g. GitHub's
+#            ubuntu-24.04 runners): apt-get install nftables iptables curl jq, then
+#            `snap install lxd`; the `lxd` group, with the sudo user in it.
+#   2. Starts LXD: `systemctl start lxd` (or `snap start lxd`) where systemd is PID 1; otherwise
+#      starts lxcfs and lxd by hand (setsid nohup) and records their PIDs under $STATE_DIR
+#      (default /run/torrust-deployer). A snap daemon's PID is recorded there too.
 #   3. `lxd init --preseed` only for what is missing: dir storage pool `default`, bridge `lxdbr0`
 #      (ipv4.nat true, ipv6.address none), default profile with eth0 on lxdbr0 + root on `default`.
+#      Where Docker runs (its DOCKER-USER chain exists), traffic of the bridge is let through
+#      Docker's forwarding policy (DROP), or instances reach nothing outside.
 #   4. Prints the socket path.
 #
 # Environment:
-#   LXD_SOCKET   socket path (default: /var/lib/lxd/unix.socket, or the snap path if only that exists)
+#   LXD_FROM     `apt` or `snap` (default: snap if the lxd snap is installed or the system is
+#                Ubuntu, else apt)
+#   LXD_SNAP_CHANNEL  the snap's channel (default 5.21/stable, an LTS)
+#   LXD_SOCKET   socket path (default: the snap's with LXD_FROM=snap; else /var/lib/lxd/unix.socket,
+#                or the snap path if only that exists)
 #   STATE_DIR    where PID files go (default /run/torrust-deployer)
 #   LXD_POOL     storage pool name (default `default`)
 #   LXD_BRIDGE   bridge name (default `lxdbr0`)
@@ -39,7 +50,7 @@ die() {
     exit 1
 }
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,8 +61,28 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+# Where LXD comes from: Debian packages it; Ubuntu ships it as a snap only.
+snap_has_lxd() { command -v snap >/dev/null 2>&1 && snap list lxd >/dev/null 2>&1; }
+os_id() { ( . /etc/os-release 2>/dev/null && printf '%s' "${ID:-}" ) || true; }
+if [ -n "${LXD_FROM:-}" ]; then
+    FROM=$LXD_FROM
+elif snap_has_lxd || [ "$(os_id)" = ubuntu ]; then
+    FROM=snap
+else
+    FROM=apt
+fi
+case "$FROM" in
+    apt) ;;
+    snap) PACKAGES=(nftables iptables curl jq) ;;
+    *) die "LXD_FROM must be apt or snap, not '$FROM'" "unset LXD_FROM to let the script choose" ;;
+esac
+SNAP_CHANNEL=${LXD_SNAP_CHANNEL:-5.21/stable}
+SNAP_SOCKET=/var/snap/lxd/common/lxd/unix.socket
+
 if [ -n "${LXD_SOCKET:-}" ]; then
     SOCKET=$LXD_SOCKET
+elif [ "$FROM" = snap ]; then
+    SOCKET=$SNAP_SOCKET
 elif [ ! -S /var/lib/lxd/unix.socket ] && [ -S /var/snap/lxd/common/lxd/unix.socket ]; then
     SOCKET=/var/snap/lxd/common/lxd/unix.socket
 else
@@ -129,6 +160,11 @@ choose_bridge_subnet() {
     return 1
 }
 
+# The lxd command (the snap's is not on root's PATH everywhere).
+lxd_cmd() {
+    if [ "$FROM" = snap ] && [ -x /snap/bin/lxd ]; then echo /snap/bin/lxd; else command -v lxd || echo /usr/bin/lxd; fi
+}
+
 systemd_is_pid1() { [ "$(cat /proc/1/comm 2>/dev/null || true)" = "systemd" ] && [ -d /run/systemd/system ]; }
 
 # ---------------------------------------------------------------------------------------------
@@ -139,6 +175,9 @@ if [ "$CHECK_ONLY" -eq 1 ]; then
     for p in "${PACKAGES[@]}"; do
         if pkg_installed "$p"; then log "ok      package $p installed"; else log "MISSING package $p"; ready=0; fi
     done
+    if [ "$FROM" = snap ]; then
+        if snap_has_lxd; then log "ok      snap lxd installed"; else log "MISSING snap lxd"; ready=0; fi
+    fi
     if lxd_answers; then
         info=$(lxd_get /1.0)
         log "ok      LXD answers on $SOCKET (version $(printf '%s' "$info" | jq -r '.metadata.environment.server_version // "?"'), firewall $(printf '%s' "$info" | jq -r '.metadata.environment.firewall // "?"'))"
@@ -190,17 +229,38 @@ else
     fi
     apt-get install -y -q "${missing[@]}" >>/tmp/prepare-lxd-host.apt.log 2>&1 ||
         die "apt-get install ${missing[*]} failed (see /tmp/prepare-lxd-host.apt.log)" \
-            "on Ubuntu >= 22.04 'lxd' is a snap: run 'snap install lxd' and set LXD_SOCKET=/var/snap/lxd/common/lxd/unix.socket"
+            "where 'lxd' is a snap (Ubuntu), run with LXD_FROM=snap"
     log "packages: installed ${missing[*]}"
 fi
 command -v nft >/dev/null 2>&1 || die "nft not found after install" "apt-get install nftables"
+
+if [ "$FROM" = snap ]; then
+    command -v snap >/dev/null 2>&1 || die "snap not found, and LXD comes from its snap here" "apt-get install snapd"
+    if snap_has_lxd; then
+        log "snap: lxd already installed ($(snap list lxd | awk 'NR == 2 {print $2 " " $4}'))"
+    else
+        # A fresh machine may still be seeding its snaps; installing waits for that.
+        snap wait system seed.loaded >/dev/null 2>&1 || true
+        log "snap: installing lxd from $SNAP_CHANNEL (~30-60 s)"
+        snap install lxd --channel="$SNAP_CHANNEL" >/tmp/prepare-lxd-host.snap.log 2>&1 ||
+            die "snap install lxd failed (see /tmp/prepare-lxd-host.snap.log)" "run 'snap install lxd' by hand and read its error"
+        log "snap: installed lxd ($(snap list lxd | awk 'NR == 2 {print $2 " " $4}'))"
+    fi
+    # The socket's group: the snap's daemon gives it to `lxd`. Root needs no group; the user who
+    # ran sudo gets it for the lxc client (from their next login).
+    getent group lxd >/dev/null 2>&1 || groupadd --system lxd
+    if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ] && ! id -nG "$SUDO_USER" | tr ' ' '\n' | grep -qx lxd; then
+        usermod -aG lxd "$SUDO_USER"
+        log "snap: added $SUDO_USER to group lxd (effective from the next login)"
+    fi
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. daemon
 # ---------------------------------------------------------------------------------------------
 wait_ready() {
     local lxd_bin
-    lxd_bin=$(command -v lxd || echo /usr/bin/lxd)
+    lxd_bin=$(lxd_cmd)
     if ! LXD_DIR=$(dirname "$SOCKET") "$lxd_bin" waitready --timeout=60 >/dev/null 2>&1; then
         [ -f /var/log/lxd/lxd.log ] && tail -n 20 /var/log/lxd/lxd.log >&2
         die "LXD did not become ready within 60 s on $SOCKET" "read /var/log/lxd/lxd.log (and /var/log/lxd/lxd.stdout)"
@@ -213,7 +273,7 @@ elif systemd_is_pid1; then
     log "daemon: systemd is PID 1, running systemctl start lxd"
     if systemctl list-unit-files lxd.service >/dev/null 2>&1 && systemctl list-unit-files lxd.service | grep -q '^lxd.service'; then
         systemctl start lxd || die "systemctl start lxd failed" "journalctl -u lxd -n 50"
-    elif command -v snap >/dev/null 2>&1 && snap list lxd >/dev/null 2>&1; then
+    elif snap_has_lxd; then
         snap start lxd || die "snap start lxd failed" "journalctl -u snap.lxd.daemon -n 50"
     else
         die "no lxd.service unit found" "reinstall the lxd package"
@@ -263,6 +323,14 @@ else
 fi
 
 info=$(lxd_get /1.0) || die "GET /1.0 on $SOCKET failed after start" "check permissions on $SOCKET"
+if [ "$FROM" = snap ]; then
+    # The daemon's own PID, as for the one started by hand (a test restarts LXD by it).
+    server_pid=$(printf '%s' "$info" | jq -r '.metadata.environment.server_pid // empty')
+    if [ -n "$server_pid" ]; then
+        echo "$server_pid" >"$STATE_DIR/lxd.pid"
+        log "daemon: snap lxd PID $server_pid ($STATE_DIR/lxd.pid)"
+    fi
+fi
 fw=$(printf '%s' "$info" | jq -r '.metadata.environment.firewall // ""')
 log "daemon: LXD $(printf '%s' "$info" | jq -r '.metadata.environment.server_version // "?"'), firewall driver: ${fw:-unknown}"
 if [ "$fw" = "xtables" ] && command -v nft >/dev/null 2>&1; then
@@ -319,12 +387,30 @@ else
 "
     fi
     log "init: lxd init --preseed for:$([ $need_net -eq 1 ] && echo " network $BRIDGE")$([ $need_pool -eq 1 ] && echo " pool $POOL")$([ $need_profile -eq 1 ] && echo " default profile")"
-    if ! out=$(printf '%s' "$preseed" | LXD_DIR=$(dirname "$SOCKET") lxd init --preseed 2>&1); then
+    if ! out=$(printf '%s' "$preseed" | LXD_DIR=$(dirname "$SOCKET") "$(lxd_cmd)" init --preseed 2>&1); then
         printf '%s\n--- preseed ---\n%s\n' "$out" "$preseed" >&2
         die "lxd init --preseed failed" "read the message above; 'lxc storage list', 'lxc network list', 'lxc profile show default' show the current state"
     fi
     profile_ready || die "default profile still lacks eth0 on $BRIDGE / root on $POOL after init" "lxc profile show default"
     log "init: done"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3b. Docker's forwarding policy
+# ---------------------------------------------------------------------------------------------
+# Docker sets the FORWARD policy to DROP, and its DOCKER-USER chain is where the administrator
+# adds exceptions: without these two, instances on the bridge reach nothing outside the host.
+if command -v iptables >/dev/null 2>&1 && iptables -S DOCKER-USER >/dev/null 2>&1; then
+    for rule in "-i $BRIDGE -j ACCEPT" "-o $BRIDGE -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"; do
+        # shellcheck disable=SC2086 # the rule is words
+        if iptables -C DOCKER-USER $rule 2>/dev/null; then
+            log "docker: DOCKER-USER already accepts: $rule"
+        else
+            # shellcheck disable=SC2086
+            iptables -I DOCKER-USER $rule || die "iptables -I DOCKER-USER $rule failed" "iptables -S DOCKER-USER"
+            log "docker: DOCKER-USER now accepts: $rule"
+        fi
+    done
 fi
 
 net_addr=$(lxd_get "/1.0/networks/$BRIDGE" | jq -r '.metadata.config["ipv4.address"] // "?"')

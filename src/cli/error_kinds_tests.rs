@@ -620,6 +620,15 @@ fn cases() -> Vec<(CliError, &'static str)> {
         "state",
     );
     add(
+        OpsError::State(StateError::Damaged {
+            env: s("e"),
+            path: PathBuf::from("/s"),
+            reason: s("EOF while parsing a value at line 1 column 0"),
+            previous: PathBuf::from("/s.prev"),
+        }),
+        "state",
+    );
+    add(
         OpsError::State(StateError::SchemaVersion {
             env: s("e"),
             found: 99,

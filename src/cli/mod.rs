@@ -228,7 +228,13 @@ pub fn main() -> i32 {
         }
     };
     let data = cli.global.data();
-    let log_file = cli.command.log_target().map(|env| data.log_file(env));
+    // An environment name becomes part of the log file's path: a name the command will refuse
+    // (`../../x`) gets no log file, so nothing is written before it is refused.
+    let log_file = cli
+        .command
+        .log_target()
+        .filter(|env| env.is_none_or(|e| env_name(e).is_ok()))
+        .map(|env| data.log_file(env));
     // The monitor shows the operations' progress events; logging writes around it.
     let mode = monitor::Mode::choose(&cli.global);
     let monitor = monitor::Monitor::new(mode);

@@ -61,6 +61,30 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The path is not a regular file (a directory, a FIFO, a device...).
+    #[error("the environment file {} is not a regular file but {what}", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    /// The file is larger than [`super::MAX_ENV_FILE`].
+    #[error(
+        "the environment file {} is larger than {} KiB", path.display(), limit / 1024
+    )]
+    TooLarge { path: PathBuf, limit: u64 },
+    /// The file is not UTF-8 text.
+    #[error(
+        "the environment file {} is not UTF-8 text: invalid byte at line {line}, column {column}",
+        path.display()
+    )]
+    NotUtf8 {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
+    /// The file starts with a UTF-8 byte order mark, which JSON does not allow.
+    #[error(
+        "the environment file {} starts with a UTF-8 byte order mark (BOM), which JSON does not allow",
+        path.display()
+    )]
+    ByteOrderMark { path: PathBuf },
     /// The file is not valid JSON.
     #[error("the environment file is not valid JSON: {message} at line {line}, column {column}")]
     Syntax {
@@ -78,9 +102,13 @@ pub enum ConfigError {
 impl crate::error_kind::Classify for ConfigError {
     fn kind(&self) -> crate::error_kind::ErrorKind {
         match self {
-            ConfigError::Read { .. } | ConfigError::Syntax { .. } | ConfigError::Invalid { .. } => {
-                crate::error_kind::ErrorKind::InvalidConfig
-            }
+            ConfigError::Read { .. }
+            | ConfigError::NotAFile { .. }
+            | ConfigError::TooLarge { .. }
+            | ConfigError::NotUtf8 { .. }
+            | ConfigError::ByteOrderMark { .. }
+            | ConfigError::Syntax { .. }
+            | ConfigError::Invalid { .. } => crate::error_kind::ErrorKind::InvalidConfig,
         }
     }
 }
@@ -97,6 +125,33 @@ impl ConfigError {
                 ),
                 None,
                 "check that the path is right and that the file is readable by this user",
+            )],
+            ConfigError::NotAFile { .. } => vec![Problem::new(
+                "",
+                self.to_string(),
+                None,
+                "give the path of the JSON file itself (`--env-file FILE`); a pipe or a device \
+                 is not read",
+            )],
+            ConfigError::TooLarge { .. } => vec![Problem::new(
+                "",
+                self.to_string(),
+                None,
+                "check that this is the environment file: one is a few KiB of JSON",
+            )],
+            ConfigError::NotUtf8 { .. } => vec![Problem::new(
+                "",
+                self.to_string(),
+                None,
+                "save the file as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8 FILE > NEW`); it is \
+                 not a permission problem",
+            )],
+            ConfigError::ByteOrderMark { .. } => vec![Problem::new(
+                "",
+                self.to_string(),
+                None,
+                "save the file as UTF-8 without BOM (e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' \
+                 FILE`)",
             )],
             ConfigError::Syntax {
                 message,

@@ -42,6 +42,10 @@ pub use provider::{
 pub use template::{HETZNER_API_TOKEN_PLACEHOLDER, template};
 pub use values::{BindAddress, Domain, MysqlDatabaseName, MysqlUser, Port, Username, ValueError};
 
+/// The longest environment name: it names the environment's directory and its `.lock` and
+/// `.log` files.
+pub const MAX_ENVIRONMENT_NAME: usize = 63;
+
 /// An environment file, loaded and validated.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -55,10 +59,7 @@ pub struct Loaded {
 /// Reads, parses and validates an environment file. Relative SSH key paths are resolved against
 /// the file's directory.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_file(path)?;
     let base_dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -67,6 +68,77 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let mut loaded = parse(&text, &base_dir)?;
     loaded.source = Some(path.to_path_buf());
     Ok(loaded)
+}
+
+/// The largest environment file read: a real one is a few KiB.
+pub const MAX_ENV_FILE: u64 = 1024 * 1024;
+
+/// Reads an environment file: a regular file (a FIFO would block the read forever), at most
+/// [`MAX_ENV_FILE`] bytes, UTF-8 text without a byte order mark.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let not_a_file = |meta: &std::fs::Metadata| {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let what = if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a named pipe (FIFO)"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        ConfigError::NotAFile {
+            path: path.to_path_buf(),
+            what,
+        }
+    };
+    // Checked before opening: opening a FIFO for reading waits for a writer.
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if !meta.is_file() {
+        return Err(not_a_file(&meta));
+    }
+    let file = std::fs::File::open(path).map_err(read)?;
+    let meta = file.metadata().map_err(read)?;
+    if !meta.is_file() {
+        return Err(not_a_file(&meta));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_ENV_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_ENV_FILE {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_ENV_FILE,
+        });
+    }
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(ConfigError::ByteOrderMark {
+            path: path.to_path_buf(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        ConfigError::NotUtf8 {
+            path: path.to_path_buf(),
+            line,
+            column,
+        }
+    })
 }
 
 /// Parses and validates the text of an environment file. Relative SSH key paths are resolved

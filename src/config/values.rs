@@ -466,7 +466,33 @@ impl FromStr for Username {
 text_value!(Username);
 string_value!(Username, "username", Username::torrust);
 
-/// The name of the tracker's MySQL database: not blank, at most 64 bytes (MySQL's limit).
+/// A MySQL name the stack passes safely: the mysql image's init writes the database name in
+/// backquotes and the user name in single quotes of its SQL, the backup passes the database name
+/// to `mysqldump` as an argument, and both are written into the compose file and the tracker's
+/// database URL. Letters, digits, `_` and `-`, starting with a letter or `_`, at most `max`
+/// bytes (MySQL's limit).
+fn check_mysql_name(name: &str, max: usize) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty".into());
+    }
+    if name.len() > max {
+        return Err(format!("is longer than {max} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "contains {c:?}; only ASCII letters, digits, `_` and `-` are allowed"
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return Err("must start with a letter or `_`".into());
+    }
+    Ok(())
+}
+
+/// The name of the tracker's MySQL database: see [`check_mysql_name`]; at most 64 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MysqlDatabaseName(String);
 
@@ -474,18 +500,13 @@ impl FromStr for MysqlDatabaseName {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, ValueError> {
-        if s.trim().is_empty() {
-            return Err(ValueError::new(
-                "the MySQL database name is empty",
-                "name the database, e.g. `torrust_tracker`",
-            ));
-        }
-        if s.len() > 64 {
-            return Err(ValueError::new(
-                "the MySQL database name is longer than 64 characters",
-                "use a shorter name, e.g. `torrust_tracker`",
-            ));
-        }
+        check_mysql_name(s, 64).map_err(|e| {
+            ValueError::new(
+                format!("the MySQL database name {e}"),
+                "use 1-64 ASCII letters, digits, `_` and `-`, starting with a letter or `_`, \
+                 e.g. `torrust_tracker`",
+            )
+        })?;
         Ok(Self(s.to_string()))
     }
 }
@@ -495,8 +516,8 @@ string_value!(MysqlDatabaseName, "mysql_database_name", || {
     MysqlDatabaseName("stand_in".into())
 });
 
-/// The tracker's MySQL account: not blank, not `root` (in any case), at most 32 bytes (MySQL's
-/// limit).
+/// The tracker's MySQL account: see [`check_mysql_name`]; not `root` (in any case), at most 32
+/// bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MysqlUser(String);
 
@@ -504,12 +525,6 @@ impl FromStr for MysqlUser {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, ValueError> {
-        if s.trim().is_empty() {
-            return Err(ValueError::new(
-                "the MySQL user name is empty",
-                "name the tracker's database user, e.g. `torrust`",
-            ));
-        }
         if s.eq_ignore_ascii_case("root") {
             return Err(ValueError::new(
                 "the tracker must not use the MySQL `root` account",
@@ -517,12 +532,13 @@ impl FromStr for MysqlUser {
                  (generated if absent)",
             ));
         }
-        if s.len() > 32 {
-            return Err(ValueError::new(
-                "the MySQL user name is longer than 32 characters",
-                "use a shorter user name",
-            ));
-        }
+        check_mysql_name(s, 32).map_err(|e| {
+            ValueError::new(
+                format!("the MySQL user name {e}"),
+                "use 1-32 ASCII letters, digits, `_` and `-`, starting with a letter or `_`, \
+                 e.g. `torrust`",
+            )
+        })?;
         Ok(Self(s.to_string()))
     }
 }
@@ -668,13 +684,37 @@ mod tests {
 
     #[test]
     fn mysql_names() {
-        for ok in ["torrust_tracker", "tr@ck:er", &"d".repeat(64)] {
+        for ok in ["torrust_tracker", "_db", "Tracker-2", &"d".repeat(64)] {
             assert_eq!(ok.parse::<MysqlDatabaseName>().unwrap().as_str(), ok);
         }
-        assert!(message::<MysqlDatabaseName>(" ").contains("empty"));
+        assert!(message::<MysqlDatabaseName>("").contains("empty"));
         assert!(message::<MysqlDatabaseName>(&"d".repeat(65)).contains("64"));
+        // What MySQL's init or the backup would read as SQL, an option or a path.
+        for bad in [
+            "tr@ck:er",
+            "db`; DROP",
+            "a'b",
+            "a b",
+            " ",
+            "-db",
+            "2024",
+            "a.b",
+            "dé",
+        ] {
+            assert!(
+                message::<MysqlDatabaseName>(bad).starts_with("the MySQL database name"),
+                "{bad}"
+            );
+        }
         for ok in ["torrust", "tracker_user", "rooty", &"u".repeat(32)] {
             assert_eq!(ok.parse::<MysqlUser>().unwrap().as_str(), ok);
+        }
+        for bad in ["u'@'%", "a\\b", "-u", "x$y"] {
+            assert!(
+                message::<MysqlUser>(bad).contains("only ASCII letters")
+                    || message::<MysqlUser>(bad).contains("start"),
+                "{bad}"
+            );
         }
         assert!(message::<MysqlUser>("").contains("empty"));
         assert!(message::<MysqlUser>("root").contains("`root`"));

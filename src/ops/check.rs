@@ -75,12 +75,17 @@ pub async fn check(data: &DataDir, env: Option<&str>) -> Result<Checked, OpsErro
             )),
         }
         if let Some(public) = state.public_key_path() {
-            checks.push(match std::fs::read_to_string(&public) {
+            checks.push(match crate::ssh::read_public_key(&public) {
                 Ok(_) => Check::pass("SSH public key", public.display().to_string()),
-                Err(e) => Check::fail(
+                Err(e @ crate::ssh::PublicKeyError::Read { .. }) => Check::fail(
                     "SSH public key",
-                    format!("{}: {e}", public.display()),
+                    e.to_string(),
                     "check `ssh_credentials.public_key_path` and the file's permissions",
+                ),
+                Err(crate::ssh::PublicKeyError::Invalid { path, reason }) => Check::fail(
+                    "SSH public key",
+                    format!("{}: {reason}", path.display()),
+                    crate::ssh::PUBLIC_KEY_FIX,
                 ),
             });
         }

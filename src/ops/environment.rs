@@ -475,9 +475,11 @@ pub fn purge(data: &DataDir, env: &str, lock_wait: Duration) -> Result<Purged, O
     })
 }
 
-/// Whether `name` is an acceptable environment name (it becomes a directory name).
+/// Whether `name` is an acceptable environment name (it becomes a directory name, and names
+/// the `.lock` and `.log` files: at most [`config::MAX_ENVIRONMENT_NAME`] characters).
 pub fn check_env_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
+        && name.len() <= config::MAX_ENVIRONMENT_NAME
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -487,7 +489,7 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "'{name}' is not an environment name: use lowercase letters, digits and '-', not starting with a digit or '-', not ending with '-'"
+            "'{name}' is not an environment name: use 1-63 lowercase letters, digits and '-', not starting with a digit or '-', not ending with '-'"
         ))
     }
 }

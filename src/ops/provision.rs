@@ -402,10 +402,8 @@ fn wanted<'a>(
         }
     };
     let public_key_path = state.public_key_path().unwrap_or_default();
-    let public_key = std::fs::read_to_string(&public_key_path).map_err(OpsError::io(format!(
-        "cannot read the public key {}",
-        public_key_path.display()
-    )))?;
+    // Parsed: one key on one line, whatever else the file holds is refused.
+    let public_key = crate::ssh::read_public_key(&public_key_path).map_err(OpsError::typed)?;
     let host_key_path = data.host_key(env);
     keys::ensure_ed25519(&host_key_path, &format!("torrust-deployer-host-{env}")).map_err(
         OpsError::io(format!(

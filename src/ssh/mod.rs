@@ -21,6 +21,7 @@ mod auth;
 mod error;
 mod exec;
 pub mod known_hosts;
+mod public_key;
 mod quote;
 mod session;
 mod upload;
@@ -31,6 +32,9 @@ use std::time::Duration;
 pub use auth::PASSPHRASE_ENV;
 pub use error::{PassphraseOrigin, SshError};
 pub use exec::{ExecOptions, ExecOutput, ExitStatus, OutputSink, OutputStream, Stdin};
+pub use public_key::{
+    MAX_PUBLIC_KEY_FILE, PUBLIC_KEY_FIX, PublicKeyError, public_key_line, read_public_key,
+};
 pub use quote::{shell_join, shell_quote};
 pub use session::Session;
 pub use upload::{Change, FileChange, UploadFile};

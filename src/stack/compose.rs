@@ -401,7 +401,7 @@ pub(crate) fn model(plan: &Plan<'_>) -> Result<ComposeFile, StackError> {
 }
 
 /// MySQL runs in the stack: its `host` must be a name on the stack's network.
-fn check_mysql_host(host: &str) -> Result<(), StackError> {
+pub(crate) fn check_mysql_host(host: &str) -> Result<(), StackError> {
     let reason = if host.parse::<IpAddr>().is_ok() {
         Some("is an IP address")
     } else if host.eq_ignore_ascii_case("localhost") {

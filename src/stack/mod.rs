@@ -331,6 +331,31 @@ pub fn dns_records(config: &EnvironmentConfig, ip: std::net::IpAddr) -> Vec<DnsR
     out
 }
 
+/// What [`render`] would refuse in `config`, for validation: every value `.env` cannot hold
+/// and a MySQL host that is not a service name, each at its field (checks of text, for any
+/// configuration); then, with `render_too` and when there are none, the first refusal of the
+/// other files (Caddyfile tokens, the backup job...), found by rendering: only for a
+/// configuration that passed the environment file's other rules, which rendering assumes. The
+/// MySQL root password `create environment` generates need not be set.
+pub fn check_values(config: &EnvironmentConfig, render_too: bool) -> Vec<StackError> {
+    let plan = Plan::new(config);
+    let mut errors = Vec::new();
+    if let Some(m) = plan.mysql()
+        && let Err(e) = compose::check_mysql_host(&m.host)
+    {
+        errors.push(e);
+    }
+    errors.extend(env_file::check(&plan));
+    if render_too && errors.is_empty() {
+        let mut filled = config.clone();
+        filled.fill_generated_secrets();
+        if let Err(e) = render(&filled) {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
 /// Renders every file, directory, image and service of the stack for `config`, which must have
 /// been validated (`config::load`/`config::parse` do).
 pub fn render(config: &EnvironmentConfig) -> Result<RenderedStack, StackError> {

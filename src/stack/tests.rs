@@ -24,7 +24,7 @@ fn full() -> Value {
     let mut v = minimal();
     v["tracker"]["core"]["database"] = json!({
         "driver": "mysql", "host": "mysql", "port": 3306, "database_name": "torrust_tracker",
-        "username": "tr@cker", "password": DB_PASSWORD, "root_password": ROOT_PASSWORD
+        "username": "tr_cker", "password": DB_PASSWORD, "root_password": ROOT_PASSWORD
     });
     v["tracker"]["core"]["private"] = json!(true);
     v["tracker"]["udp_trackers"] = json!([
@@ -320,7 +320,7 @@ fn mysql_is_healthchecked_and_the_tracker_waits_for_it() {
         json!(["CMD", "mysqladmin", "ping", "-h", "127.0.0.1", "--silent"])
     );
     assert_eq!(m["environment"]["MYSQL_DATABASE"], "torrust_tracker");
-    assert_eq!(m["environment"]["MYSQL_USER"], "tr@cker");
+    assert_eq!(m["environment"]["MYSQL_USER"], "tr_cker");
     assert!(m.get("command").is_none());
     assert_eq!(
         m["volumes"],
@@ -362,11 +362,14 @@ fn mysql_is_healthchecked_and_the_tracker_waits_for_it() {
             .contains("@db:3307/")
     );
 
-    // A host the stack cannot serve is refused.
-    let mut v = full();
-    v["tracker"]["core"]["database"]["host"] = json!("127.0.0.1");
-    let err = render(&config(&v)).unwrap_err().to_string();
+    // A host the stack cannot serve is refused (by validation first: `check_values`).
+    let mut cfg = config(&full());
+    if let crate::config::Database::Mysql(m) = &mut cfg.tracker.core.database {
+        m.host = "127.0.0.1".into();
+    }
+    let err = render(&cfg).unwrap_err().to_string();
     assert!(err.contains("tracker.core.database.host"), "{err}");
+    assert_eq!(check_values(&cfg, true).len(), 1);
 }
 
 #[test]
@@ -420,7 +423,7 @@ fn mysql_driver_and_url_are_env_overrides_with_percent_encoding() {
     assert_eq!(env_var(&stack, ENV_DATABASE_DRIVER).unwrap(), "mysql");
     assert_eq!(
         env_var(&stack, ENV_DATABASE_PATH).unwrap(),
-        "mysql://tr%40cker:p%40ss%3Aw%2Frd%3F%23%25%26%3D%2B%20%24x%22y@mysql:3306/torrust_tracker"
+        "mysql://tr_cker:p%40ss%3Aw%2Frd%3F%23%25%26%3D%2B%20%24x%22y@mysql:3306/torrust_tracker"
     );
     assert_eq!(env_var(&stack, ENV_MYSQL_PASSWORD).unwrap(), DB_PASSWORD);
     assert_eq!(
@@ -487,16 +490,45 @@ fn secrets_are_only_in_0600_files_and_never_in_tracker_toml_or_compose() {
 
 #[test]
 fn unsafe_secret_is_refused_naming_the_field_not_the_value() {
-    let mut v = full();
-    v["tracker"]["core"]["database"]["password"] = json!("it's-secret");
-    let err = render(&config(&v)).unwrap_err().to_string();
+    // Validation refuses these (`check_values`); render refuses them too, should a
+    // configuration reach it another way.
+    let mut cfg = config(&full());
+    if let crate::config::Database::Mysql(m) = &mut cfg.tracker.core.database {
+        m.password = crate::secret::Secret::new("it's-secret");
+    }
+    let err = render(&cfg).unwrap_err().to_string();
     assert!(err.starts_with("tracker.core.database.password"), "{err}");
     assert!(!err.contains("it's-secret"), "{err}");
 
-    let mut v = full();
-    v["grafana"]["admin_password"] = json!("back\\slash");
-    let err = render(&config(&v)).unwrap_err().to_string();
+    let mut cfg = config(&full());
+    if let Some(g) = &mut cfg.grafana {
+        g.admin_password = crate::secret::Secret::new("back\\slash");
+    }
+    let err = render(&cfg).unwrap_err().to_string();
     assert!(err.starts_with("grafana.admin_password"), "{err}");
+
+    // Every value `.env` cannot hold is found at once, each at its field.
+    let mut cfg = config(&full());
+    cfg.tracker.http_api.admin_token = crate::secret::Secret::new("\"quoted");
+    if let crate::config::Database::Mysql(m) = &mut cfg.tracker.core.database {
+        m.password = crate::secret::Secret::new("a${B}");
+        m.host = "my;sql".into();
+    }
+    let fields: Vec<String> = check_values(&cfg, true)
+        .iter()
+        .map(|e| match e {
+            StackError::UnsafeValue { field, .. } => field.clone(),
+            e => panic!("{e}"),
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "tracker.core.database.host",
+            "tracker.http_api.admin_token",
+            "tracker.core.database.password"
+        ]
+    );
 }
 
 #[test]

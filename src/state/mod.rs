@@ -5,6 +5,7 @@
 //!   .locks/<env>.lock        one lock per environment (see [`lock`])
 //!   logs/<env>.log           detailed log per environment; deployer.log for the rest
 //!   <env>/state.json         [`EnvironmentState`], mode 0600 (it holds the config's secrets)
+//!   <env>/state.json.prev    the state before the last durable save, to recover a damaged one
 //!   <env>/ssh/id_ed25519     generated key pair when the file names none (0600)
 //!   <env>/known_hosts        pinned host keys
 //!   <env>/traces/            one trace file per failed command
@@ -295,6 +296,21 @@ pub enum StateError {
         path: PathBuf,
         problems: Vec<String>,
     },
+    /// The state file does not parse (empty, truncated, garbled) and the previous state does.
+    #[error(
+        "the state of environment '{env}' at {file} is damaged: {reason}.\n  The state before \
+         its last save is kept in {prev}: check it, put it back with `cp -p {prev} {file}` and \
+         run the command again (`purge --force` would forget the environment's host, which would \
+         then be left running)",
+        file = path.display(),
+        prev = previous.display()
+    )]
+    Damaged {
+        env: String,
+        path: PathBuf,
+        reason: String,
+        previous: PathBuf,
+    },
     #[error(
         "the state of environment '{env}' has schema version {found}, but this build reads version {SCHEMA_VERSION}.\n  Use the torrust-tracker-deployer release that created it"
     )]
@@ -315,11 +331,46 @@ impl crate::error_kind::Classify for StateError {
         match self {
             StateError::NotFound(_) => ErrorKind::NotFound,
             StateError::Unreadable { .. }
+            | StateError::Damaged { .. }
             | StateError::SchemaVersion { .. }
             | StateError::Invalid { .. }
             | StateError::Write { .. } => ErrorKind::State,
             StateError::Lock(e) => e.kind(),
         }
+    }
+}
+
+/// `state.json.prev` next to `state.json`: the state as it was before the last durable save (or,
+/// after the first, that state itself), for when `state.json` is damaged (a power loss after a
+/// progress record, a full disk, an editor). The durable saves are a command's first and last
+/// records and every change of the environment, so it is at most one command old.
+fn previous_state_file(state_file: &Path) -> PathBuf {
+    state_file.with_extension("json.prev")
+}
+
+/// Before a durable save of `state_file`: the current file becomes the previous state, by a hard
+/// link renamed into place (no copy; the save then replaces `state.json` by a new file, which
+/// leaves the link alone). The current file may be a progress record not yet on disk: it is
+/// synced first (nearly free when the kernel has written it already), so the previous state
+/// survives the power loss that could damage a later progress record. The first save has no
+/// current file: `new` is written as the previous state too. (A command saves only a state it
+/// could load, so the current file is a good one.)
+fn keep_previous(state_file: &Path, new: &[u8]) -> std::io::Result<()> {
+    let prev = previous_state_file(state_file);
+    match fs::File::open(state_file) {
+        Ok(current) => {
+            current.sync_all()?;
+            let tmp = state_file.with_extension(format!("json.prev.tmp-{}", std::process::id()));
+            let _ = fs::remove_file(&tmp);
+            fs::hard_link(state_file, &tmp)?;
+            fs::rename(&tmp, &prev).inspect_err(|_| {
+                let _ = fs::remove_file(&tmp);
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fsutil::write_atomic(&prev, new, 0o600)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -415,10 +466,27 @@ impl DataDir {
                 });
             }
         };
-        let unreadable = |reason: String| StateError::Unreadable {
-            env: env.to_string(),
-            path: path.clone(),
-            reason,
+        // A state that does not parse: name the previous one if it does.
+        let unreadable = |reason: String| {
+            let previous = self.previous_state_file(env);
+            let usable = fs::read(&previous)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v.get("schema_version").is_some());
+            if usable {
+                StateError::Damaged {
+                    env: env.to_string(),
+                    path: path.clone(),
+                    reason,
+                    previous,
+                }
+            } else {
+                StateError::Unreadable {
+                    env: env.to_string(),
+                    path: path.clone(),
+                    reason,
+                }
+            }
         };
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
@@ -486,11 +554,17 @@ impl DataDir {
         })?;
         let text = serde_json::to_string_pretty(state).expect("state serializes");
         let written = if durable {
-            fsutil::write_atomic(&path, text.as_bytes(), 0o600)
+            keep_previous(&path, text.as_bytes())
+                .and_then(|()| fsutil::write_atomic(&path, text.as_bytes(), 0o600))
         } else {
             fsutil::write_atomic_unsynced(&path, text.as_bytes(), 0o600)
         };
         written.map_err(|source| StateError::Write { path, source })
+    }
+
+    /// The copy of the state before its last durable save (see [`previous_state_file`]).
+    pub fn previous_state_file(&self, env: &str) -> PathBuf {
+        previous_state_file(&self.state_file(env))
     }
 
     /// Names of every directory that looks like an environment, sorted.
@@ -526,5 +600,68 @@ impl DataDir {
             fs::remove_file(&log).map_err(|source| StateError::Write { path: log, source })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod prev_tests {
+    use super::*;
+
+    fn state(name: &str) -> EnvironmentState {
+        let file = crate::config::minimal_test_file(name, "token-0123456789abcdef");
+        let loaded = crate::config::parse(&file.to_string(), Path::new("/")).unwrap();
+        EnvironmentState::new(loaded.config, None)
+    }
+
+    #[test]
+    fn durable_saves_keep_the_previous_state_and_progress_records_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let prev = data.previous_state_file("e");
+        let mut s = state("e");
+        data.save(&mut s).unwrap();
+        let first = fs::read(data.state_file("e")).unwrap();
+        assert_eq!(
+            fs::read(&prev).unwrap(),
+            first,
+            "the first save is its own previous"
+        );
+
+        s.lifecycle = Lifecycle::Provisioned;
+        data.save_progress(&mut s).unwrap();
+        assert_eq!(
+            fs::read(&prev).unwrap(),
+            first,
+            "a progress record leaves it"
+        );
+        let progress = fs::read(data.state_file("e")).unwrap();
+
+        s.lifecycle = Lifecycle::Configured;
+        data.save(&mut s).unwrap();
+        assert_eq!(
+            fs::read(&prev).unwrap(),
+            progress,
+            "the state before the durable save"
+        );
+        assert_ne!(fs::read(data.state_file("e")).unwrap(), progress);
+        // No temporary file is left, and both files are private.
+        let names: Vec<String> = fs::read_dir(data.env_dir("e"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&prev).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // A damaged state names it; an undamaged previous one is what `load` reads once back.
+        fs::write(data.state_file("e"), "{\"schema_vers").unwrap();
+        match data.load("e") {
+            Err(StateError::Damaged { previous, .. }) => assert_eq!(previous, prev),
+            other => panic!("{other:?}"),
+        }
+        fs::copy(&prev, data.state_file("e")).unwrap();
+        assert_eq!(data.load("e").unwrap().lifecycle, Lifecycle::Provisioned);
     }
 }

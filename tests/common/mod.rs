@@ -16,6 +16,13 @@ use crate::support::sshd::{Sshd, TEST_USER};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_torrust-tracker-deployer");
 
+/// A real OpenSSH public key line (validation parses the public key file).
+pub const TEST_PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINXyjB0NKXWa/UKodLoFN/ZGCMcLfZy0PKLeNApdci4p";
+
+/// A real OpenSSH RSA public key line.
+pub const TEST_RSA_PUBLIC_KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC1f4awPNkjqf/CNgz7acOlHO280T6f768I+I56yfaTpBzJ3UYJpZFUCx7nnIqW+m8n1pdOmkd4QOQX8GQUOfPMdcvd844KKAREWtPYekvkbHf0xpTEp7db4FY47bLNCo7NBCZ8H+oQBv4q87nNxI3SMrfjuVgC07ZIbR1cX58PezRg2ov7DjVEhxQpHkVw8eSEegQwQUqmEbQUW3lsHioY2T6kc+og5ZE7M9Niv/HMaYbiVAb1WNj8oBOzpTOTBHA9+n+3m+OmuupHI9emjsxTyDnbFsvzkxi67Bwbq1Bm60z9ue6QG7h2nyFyJ+oLmjuqHRLlrER3/kGnpgVdyduV";
+
 /// A temporary working directory; the binary's data directory is `<dir>/data`.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -179,7 +186,7 @@ impl Sandbox {
         let private = dir.join(name);
         let public = dir.join(format!("{name}.pub"));
         std::fs::write(&private, "not parsed by validation\n").unwrap();
-        std::fs::write(&public, "ssh-ed25519 AAAA test\n").unwrap();
+        std::fs::write(&public, format!("{TEST_PUBLIC_KEY} test\n")).unwrap();
         (private, public)
     }
 

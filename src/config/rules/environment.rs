@@ -4,11 +4,18 @@ use std::path::Path;
 
 use super::{EnvironmentConfig, Report, v};
 
-/// `environment.name`: lowercase ASCII letters, digits and `-`; no leading digit; no leading or
-/// trailing `-`.
+/// `environment.name`: 1-63 lowercase ASCII letters, digits and `-`; no leading digit; no
+/// leading or trailing `-`. (It names the environment's directory, its log and lock files.)
 fn check_environment_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".into());
+    }
+    if name.len() > crate::config::MAX_ENVIRONMENT_NAME {
+        return Err(format!(
+            "is {} characters long; at most {}",
+            name.len(),
+            crate::config::MAX_ENVIRONMENT_NAME
+        ));
     }
     if let Some(c) = name
         .chars()
@@ -64,8 +71,8 @@ pub(super) fn environment(config: &EnvironmentConfig, r: &mut Report) {
                 "environment.name",
                 format!("invalid environment name: {e}"),
                 v(&env.name),
-                "use lowercase letters a-z, digits and `-`, starting with a letter and not \
-                 ending with `-`, e.g. `my-tracker`",
+                "use 1-63 lowercase letters a-z, digits and `-`, starting with a letter and \
+                 not ending with `-`, e.g. `my-tracker`",
             );
             false
         }
@@ -196,8 +203,10 @@ fn check_key_file(r: &mut Report, json_path: &str, path: &Path) -> bool {
     }
 }
 
-/// Warns when the key files look swapped or are not keys (the incumbent only checks existence,
-/// so these are warnings).
+/// The public key is parsed: it goes into cloud-init and `authorized_keys`, so a file that is
+/// not exactly one OpenSSH public key is refused. The private key may be encrypted or in a
+/// format only the SSH engine reads: one that does not look like a private key is a warning
+/// (the incumbent only checks that it exists).
 fn check_key_contents(r: &mut Report, private: &Path, public: &Path) {
     let head = |p: &Path| -> Option<String> {
         use std::io::Read;
@@ -205,19 +214,23 @@ fn check_key_contents(r: &mut Report, private: &Path, public: &Path) {
         let n = std::fs::File::open(p).ok()?.read(&mut buf).ok()?;
         Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     };
-    if let Some(h) = head(public) {
-        let looks_public = ["ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"]
-            .iter()
-            .any(|p| h.trim_start().starts_with(p));
-        if !looks_public {
-            r.warn(
-                "ssh_credentials.public_key_path",
-                format!(
-                    "{} does not look like an OpenSSH public key (`ssh-ed25519 AAAA...`)",
-                    public.display()
-                ),
-            );
-        }
+    match crate::ssh::read_public_key(public) {
+        Ok(_) => {}
+        Err(crate::ssh::PublicKeyError::Invalid { reason, .. }) => r.add(
+            "ssh_credentials.public_key_path",
+            format!(
+                "{} is not an OpenSSH public key file: {reason}",
+                public.display()
+            ),
+            Some(public.display().to_string()),
+            crate::ssh::PUBLIC_KEY_FIX,
+        ),
+        Err(e) => r.add(
+            "ssh_credentials.public_key_path",
+            e.to_string(),
+            Some(public.display().to_string()),
+            "make the file readable by the user running the deployer",
+        ),
     }
     if let Some(h) = head(private)
         && !h.trim_start().starts_with("-----BEGIN")
@@ -241,9 +254,19 @@ mod tests {
         for ok in ["a", "dev", "e2e-test-1"] {
             assert!(check_environment_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Dev", "1dev", "-dev", "dev-", "my_env", "dév"] {
+        for bad in [
+            "",
+            "Dev",
+            "1dev",
+            "-dev",
+            "dev-",
+            "my_env",
+            "dév",
+            &"a".repeat(64),
+        ] {
             assert!(check_environment_name(bad).is_err(), "{bad}");
         }
+        assert!(check_environment_name(&"a".repeat(63)).is_ok());
         for ok in ["a", "My-VM-01", &"a".repeat(63)] {
             assert!(check_instance_name(ok).is_ok(), "{ok}");
         }

@@ -9,6 +9,7 @@ mod network;
 mod provider;
 mod secrets;
 mod services;
+mod stack;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -129,5 +130,10 @@ fn validate_with(config: &EnvironmentConfig, mut r: Report) -> Report {
     network::ports(config, &mut r);
     services::images(config, &mut r);
     services::host(config, &mut r);
+    // Last, and for a file only: a stored configuration is checked by rendering it when it is
+    // used, and refusing to load it would stop `destroy` too.
+    if !r.skip_files {
+        stack::stack(config, &mut r);
+    }
     r
 }
