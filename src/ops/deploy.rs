@@ -154,7 +154,7 @@ pub async fn deploy(
         }
         None => {}
     }
-    let lock = data.lock(env, "deploy", lock_wait)?;
+    let lock = data.lock(env, &super::lock_name("deploy", options.dry_run), lock_wait)?;
     let mut deployed = lock
         .hold(async {
             if options.dry_run {

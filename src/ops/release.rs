@@ -70,7 +70,11 @@ pub async fn release(
     lock_wait: Duration,
 ) -> Result<Released, OpsError> {
     let started = Instant::now();
-    let _lock = data.lock(env, "release", lock_wait)?;
+    let _lock = data.lock(
+        env,
+        &super::lock_name("release", options.dry_run),
+        lock_wait,
+    )?;
     let mut state = data.load(env)?;
     let (record, _setup) = configured_host(&state, "release")?;
     let session = connect_for(
