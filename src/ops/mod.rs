@@ -14,6 +14,7 @@ pub mod logs;
 pub mod lxd_host;
 pub mod maintenance;
 pub mod ownership;
+mod passwords;
 pub mod provision;
 pub mod register;
 pub mod release;
