@@ -26,6 +26,7 @@ pub enum ErrorKind {
     NotFound,
     ConfigChanged,
     Refused,
+    MaintenanceLocked,
     ForeignResource,
     // This machine.
     Locked,
@@ -68,12 +69,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 36] = [
+    pub const ALL: [ErrorKind; 37] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
         ErrorKind::ConfigChanged,
         ErrorKind::Refused,
+        ErrorKind::MaintenanceLocked,
         ErrorKind::ForeignResource,
         ErrorKind::Locked,
         ErrorKind::State,
@@ -115,6 +117,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::ConfigChanged => "config_changed",
             ErrorKind::Refused => "refused",
+            ErrorKind::MaintenanceLocked => "maintenance_locked",
             ErrorKind::ForeignResource => "foreign_resource",
             ErrorKind::Locked => "locked",
             ErrorKind::State => "state",
@@ -157,7 +160,8 @@ impl ErrorKind {
             | ErrorKind::InvalidConfig
             | ErrorKind::NotFound
             | ErrorKind::ConfigChanged
-            | ErrorKind::Refused => 2,
+            | ErrorKind::Refused
+            | ErrorKind::MaintenanceLocked => 2,
             _ => 1,
         }
     }
@@ -261,7 +265,8 @@ mod tests {
                 "invalid_config",
                 "not_found",
                 "config_changed",
-                "refused"
+                "refused",
+                "maintenance_locked"
             ]
         );
         assert!(

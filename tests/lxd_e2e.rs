@@ -353,6 +353,89 @@ fn mysql_stack_deploys_and_passes_the_protocol_test() {
     tracker_test_passes(&sb, name);
     let out = sb.run(&["show", name]).ok();
     assert!(!out.stdout.contains("E2eDbPassword_42"), "{out:?}");
+
+    mysql_passwords_change_after_the_first_deploy(&sb, name, "E2eDbPassword_42");
+}
+
+/// A query as `user` with `password` in the mysql container, over TCP as the tracker connects
+/// (the password in the container's environment, through `exec`): its exit code.
+fn mysql_login(sb: &Sandbox, name: &str, user: &str, password: &str) -> i32 {
+    sb.run(&[
+        "exec",
+        name,
+        "mysql",
+        "--",
+        "sh",
+        "-c",
+        "MYSQL_PWD=\"$2\" exec mysql --protocol=tcp -h 127.0.0.1 -u \"$1\" -e 'SELECT 1'",
+        "sh",
+        user,
+        password,
+    ])
+    .code
+}
+
+/// Both MySQL passwords change in the environment file after the first deploy: the next deploy
+/// changes them inside MySQL (ALTER USER, with the old root password from the host's .env), the
+/// tracker logs in with its new one, and MySQL refuses the old ones.
+fn mysql_passwords_change_after_the_first_deploy(sb: &Sandbox, name: &str, old_user: &str) {
+    let old_root = state(sb, name)["config"]["tracker"]["core"]["database"]["root_password"]
+        .as_str()
+        .expect("the generated root password is in the state")
+        .to_string();
+    assert_eq!(mysql_login(sb, name, "root", &old_root), 0);
+    assert_eq!(mysql_login(sb, name, "torrust", old_user), 0);
+
+    let (new_root, new_user) = ("E2eRootPassword_New9", "E2eDbPassword_New7");
+    let cfg = stack(
+        name,
+        json!({
+            "driver": "mysql", "host": "mysql", "port": 3306, "database_name": "torrust_tracker",
+            "username": "torrust", "password": new_user, "root_password": new_root
+        }),
+        15,
+    );
+    let file = sb.env_file(&format!("{name}-passwords.json"), &cfg);
+    // deploy ends with `test`: it passes only if the recreated tracker logged in to MySQL.
+    let again = deploy(sb, name, &file);
+    let release = again["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == "release")
+        .unwrap_or_else(|| panic!("no release phase: {again:#}"));
+    assert!(
+        release["detail"]
+            .as_str()
+            .unwrap()
+            .contains("MySQL: root's and torrust's passwords changed and verified"),
+        "{again:#}"
+    );
+    let text = again.to_string();
+    for secret in [new_root, new_user, old_user, old_root.as_str()] {
+        assert!(
+            !text.contains(secret),
+            "a password in deploy's output: {text}"
+        );
+    }
+    tracker_test_passes(sb, name);
+
+    assert_eq!(mysql_login(sb, name, "root", new_root), 0);
+    assert_eq!(mysql_login(sb, name, "torrust", new_user), 0);
+    assert_ne!(
+        mysql_login(sb, name, "root", &old_root),
+        0,
+        "the old root password works"
+    );
+    assert_ne!(
+        mysql_login(sb, name, "torrust", old_user),
+        0,
+        "the old user password works"
+    );
+
+    // Nothing left to do: the same file again is a no-op.
+    let noop = deploy(sb, name, &file);
+    assert_eq!(noop["changed"], false, "{noop:#}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod cli_concurrency;
 mod cli_create;
 mod cli_dry_run;
 mod cli_error_kinds;
+mod cli_lock;
 mod cli_operate;
 mod cli_outputs;
 mod cli_progress;

@@ -291,6 +291,15 @@ fn exec_logs_each_output_line_to_tracing_at_debug_on_target_ssh() {
     assert!(
         second.contains("stderr") && second.contains("127.0.0.1"),
         "{second}"
+    ); // A download is logged as a command, never its contents (a downloaded `.env` holds secrets).
+    assert!(
+        log.lines()
+            .any(|l| l.contains("exec: ") && l.contains("exec cat --")),
+        "the download's command is not in:\n{log}"
+    );
+    assert!(
+        !log.contains("downloaded-secret-line"),
+        "a downloaded file's contents reached the log:\n{log}"
     );
 }
 
@@ -314,6 +323,19 @@ fn exec_with_global_debug_subscriber(log_path: &Path) {
             .await
             .unwrap();
         assert!(out.success());
+        let file = format!("/tmp/torrust-download-test-{}", std::process::id());
+        let out = s
+            // Written so that the command line does not hold the text itself.
+            .exec(&format!(
+                "printf '%s-%s\\n' downloaded secret-line > {file}"
+            ))
+            .await
+            .unwrap();
+        assert!(out.success());
+        let host: &dyn torrust_tracker_deployer::host::Host = &s;
+        let got = host.download(&file).await.unwrap();
+        let _ = s.exec(&format!("rm -f {file}")).await;
+        assert_eq!(got.as_deref(), Some(&b"downloaded-secret-line\n"[..]));
     });
 }
 

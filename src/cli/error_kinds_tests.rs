@@ -21,6 +21,7 @@ use crate::ops::provision::ProvisionError;
 use crate::probe::ProbeError;
 use crate::ssh::{ExitStatus, PassphraseOrigin, SshError};
 use crate::stack::StackError;
+use crate::state::maintenance::{MaintenanceError, MaintenanceLock};
 use crate::state::{LockError, LockOwner, StateError};
 use crate::tasks::TaskError;
 
@@ -671,6 +672,37 @@ fn cases() -> Vec<(CliError, &'static str)> {
         }),
         "io",
     );
+    let maintenance = || Box::new(MaintenanceLock::new(s("disk upgrade")));
+    add(
+        OpsError::Lock(LockError::Maintenance(MaintenanceError::Held {
+            env: s("e"),
+            command: s("release"),
+            lock: maintenance(),
+        })),
+        "maintenance_locked",
+    );
+    add(
+        OpsError::typed(MaintenanceError::AlreadyHeld {
+            env: s("e"),
+            lock: maintenance(),
+        }),
+        "maintenance_locked",
+    );
+    add(
+        OpsError::typed(MaintenanceError::Unreadable {
+            env: s("e"),
+            path: PathBuf::from("/m"),
+            reason: s("not json"),
+        }),
+        "state",
+    );
+    add(
+        OpsError::typed(MaintenanceError::Write {
+            path: PathBuf::from("/m"),
+            source: io(),
+        }),
+        "io",
+    );
     add(
         OpsError::ConfigChanged {
             env: s("e"),
@@ -711,7 +743,12 @@ fn every_error_reaches_the_json_document_with_its_kind_and_exit_code() {
         assert_eq!(got.as_str(), kind, "{err:?}");
         let code = if matches!(
             kind,
-            "usage" | "invalid_config" | "not_found" | "config_changed" | "refused"
+            "usage"
+                | "invalid_config"
+                | "not_found"
+                | "config_changed"
+                | "refused"
+                | "maintenance_locked"
         ) {
             2
         } else {

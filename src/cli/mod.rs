@@ -14,6 +14,7 @@ mod exec;
 mod exists;
 mod image;
 mod list;
+mod lock;
 mod logging;
 mod logs;
 mod monitor;
@@ -77,6 +78,10 @@ pub struct GlobalArgs {
     /// Wait up to this many seconds for another command holding the environment's lock.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 0)]
     pub lock_wait: u64,
+    /// Run a command that changes the environment although its maintenance lock is held
+    /// (`lock ENV acquire`); the run is recorded in the lock's record and logged.
+    #[arg(long, global = true)]
+    pub override_maintenance: bool,
 }
 
 impl GlobalArgs {
@@ -85,7 +90,7 @@ impl GlobalArgs {
     }
 
     pub fn data(&self) -> crate::state::DataDir {
-        crate::state::DataDir::new(&self.data_dir)
+        crate::state::DataDir::new(&self.data_dir).overriding_maintenance(self.override_maintenance)
     }
 }
 
@@ -138,6 +143,9 @@ pub enum Command {
     Ssh(ssh::Args),
     /// Run a command in a service's container (`-- COMMAND...`); exits with its status.
     Exec(exec::Args),
+    /// The maintenance lock: `acquire -m MESSAGE`, `release`, `status`. While it is held,
+    /// commands that change the environment are refused with who holds it and why.
+    Lock(lock::Args),
     /// Write the files `release` would upload (compose file, tracker.toml, .env, ...) under a
     /// local directory, offline.
     Render(render::Args),
@@ -175,6 +183,7 @@ impl Command {
             Command::Restart(a) => Some(Some(&a.env)),
             Command::Ssh(a) => Some(Some(&a.env)),
             Command::Exec(a) => Some(Some(&a.env)),
+            Command::Lock(a) => Some(Some(&a.env)),
             Command::Image(_) => Some(None),
             // purge removes the environment's own log, so it logs to the shared file.
             Command::Purge(_) => Some(None),
@@ -268,6 +277,7 @@ fn run(cli: &Cli, out: &Output) -> Result<i32, CliError> {
         Command::Stop(a) => stop::run(a, global, out),
         Command::Start(a) => start::run(a, global, out),
         Command::Restart(a) => restart::run(a, global, out),
+        Command::Lock(a) => lock::run(a, global, out),
         Command::Create(c) => create::run(c, global, out),
         Command::Validate(a) => validate::run(a, out),
         Command::Provision(a) => provision::run(a, global, out),

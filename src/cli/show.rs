@@ -16,6 +16,9 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         let mut t = String::new();
         t.push_str(&format!("Environment: {}\n", shown.name));
         t.push_str(&format!("State:       {}\n", shown.lifecycle));
+        if let Some(m) = &shown.maintenance {
+            t.push_str(&format!("Maintenance: {}\n", m.line()));
+        }
         t.push_str(&format!("Provider:    {}\n", shown.provider));
         t.push_str(&format!("Instance:    {}\n", shown.instance_name));
         t.push_str(&format!(

@@ -80,6 +80,9 @@ fn table(rows: &[Vec<String>]) -> String {
 /// The view for people. `all_files`: list the matching files too (`-v`).
 fn text(s: &Status, all_files: bool) -> String {
     let mut t = format!("Environment '{}' ({}) on {}\n", s.name, s.lifecycle, s.host);
+    if let Some(m) = &s.maintenance {
+        t.push_str(&format!("Maintenance: {}\n", m.line()));
+    }
     if let Some(root) = &s.files_root {
         t.push_str(&format!(
             "  files read under {} ({ROOT_ENV}, for tests)\n",

@@ -174,7 +174,8 @@ pub trait Host: Send + Sync {
     /// What [`upload`](Self::upload) would report, changing nothing.
     fn compare<'a>(&'a self, files: &'a [UploadFile]) -> HostFuture<'a, Vec<FileChange>>;
 
-    /// The contents of the file at `path` (read as root), or `None` when nothing is there.
+    /// The contents of the file at `path` (read as root), or `None` when nothing is there. The
+    /// contents are never logged (the file may hold secrets).
     fn download<'a>(&'a self, path: &'a str) -> HostFuture<'a, Option<Vec<u8>>>;
 
     /// A TCP connection from the host to `address:port`, as the host sees it (`127.0.0.1` is

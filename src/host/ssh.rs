@@ -29,6 +29,7 @@ impl Host for Session {
             stdin: Some(stdin),
             stdin_size: size,
             sink: None,
+            quiet: false,
         };
         Box::pin(async move { Ok(Session::sudo_with(self, command, options).await?) })
     }
@@ -49,7 +50,9 @@ impl Host for Session {
 
     fn download<'a>(&'a self, path: &'a str) -> HostFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
-            let out = Session::sudo(self, &download_script(path)).await?;
+            // A downloaded file may hold secrets (`.env`): its lines are never logged.
+            let options = ExecOptions::new().quiet();
+            let out = Session::sudo_with(self, &download_script(path), options).await?;
             Ok(downloaded(out)?)
         })
     }

@@ -57,7 +57,11 @@ pub async fn configure(
     lock_wait: Duration,
 ) -> Result<Configured, OpsError> {
     let started = Instant::now();
-    let _lock = data.lock(env, "configure", lock_wait)?;
+    let _lock = data.lock(
+        env,
+        &super::lock_name("configure", options.dry_run),
+        lock_wait,
+    )?;
     let mut state = data.load(env)?;
     let host_record = provisioned_host(&state)?;
     let target = ssh_target(data, &state, &host_record.ip, host_record.ssh_port);

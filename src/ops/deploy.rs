@@ -34,6 +34,7 @@ use crate::error_kind::Classify;
 use crate::events::{Events, What};
 use crate::host::Host;
 use crate::state::{DataDir, EnvironmentState};
+use crate::tasks::passwords;
 
 #[derive(Debug, Clone)]
 pub struct DeployOptions {
@@ -154,7 +155,7 @@ pub async fn deploy(
         }
         None => {}
     }
-    let lock = data.lock(env, "deploy", lock_wait)?;
+    let lock = data.lock(env, &super::lock_name("deploy", options.dry_run), lock_wait)?;
     let mut deployed = lock
         .hold(async {
             if options.dry_run {
@@ -276,7 +277,15 @@ async fn host_phases(
     })
     .await?;
     let changed_files = r.files.iter().filter(|f| f.change != "unchanged").count();
-    let detail = format!("{changed_files} of {} files changed", r.files.len());
+    let mut detail = format!("{changed_files} of {} files changed", r.files.len());
+    // A password applied inside MySQL or Grafana is worth saying (release's own step).
+    for s in r
+        .steps
+        .iter()
+        .filter(|s| s.changed && s.step == passwords::TASK)
+    {
+        detail.push_str(&format!("; {}", s.detail));
+    }
     d.add("release", r.changed, detail, t);
 
     let t = Instant::now();

@@ -278,6 +278,9 @@ pub struct Shown {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<ShownHost>,
     pub next: NextStep,
+    /// The maintenance lock, while one is held (`lock ENV acquire`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<super::maintenance::MaintenanceView>,
 }
 
 /// The host of a shown environment: its address, the stack's public addresses, and the
@@ -347,6 +350,7 @@ pub fn show(data: &DataDir, env: &str) -> Result<Shown, OpsError> {
         host: shown_host(data, &state),
         last_run: state.last_run,
         config,
+        maintenance: super::maintenance::view(data, env),
     })
 }
 

@@ -12,7 +12,9 @@ pub mod keys;
 pub mod kinds;
 pub mod logs;
 pub mod lxd_host;
+pub mod maintenance;
 pub mod ownership;
+mod passwords;
 pub mod provision;
 pub mod register;
 pub mod release;
@@ -92,6 +94,16 @@ pub enum OpsError {
     /// An operation failed outside a recorded step with a typed error (see [`OpsError::typed`]).
     #[error(transparent)]
     Typed(Classified),
+}
+
+/// The name a command takes the environment's lock with: its own, or `NAME --dry-run` for a dry
+/// run, which the maintenance lock lets through ([`crate::state::maintenance::guards`]).
+pub(crate) fn lock_name(command: &str, dry_run: bool) -> String {
+    if dry_run {
+        format!("{command} --dry-run")
+    } else {
+        command.to_string()
+    }
 }
 
 impl OpsError {

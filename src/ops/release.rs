@@ -70,7 +70,11 @@ pub async fn release(
     lock_wait: Duration,
 ) -> Result<Released, OpsError> {
     let started = Instant::now();
-    let _lock = data.lock(env, "release", lock_wait)?;
+    let _lock = data.lock(
+        env,
+        &super::lock_name("release", options.dry_run),
+        lock_wait,
+    )?;
     let mut state = data.load(env)?;
     let (record, _setup) = configured_host(&state, "release")?;
     let session = connect_for(
@@ -135,6 +139,14 @@ pub async fn release_on(
             .await
             .map_err(|e| OpsError::Failed(format!("release --dry-run: {e}")))?;
         planned.name = state.name.clone();
+        // Password changes after the first deploy: applied before the files, so listed second.
+        let passwords = super::passwords::plan(host, state, &rendered)
+            .await
+            .map_err(|e| OpsError::Failed(format!("release --dry-run: {e}")))?;
+        if let Some(step) = passwords {
+            planned.changed |= step.changed;
+            planned.steps.insert(1, step);
+        }
         planned.pending_restarts = owed_restarts(state, planned.pending_restarts);
         planned.elapsed_ms = started.elapsed().as_millis() as u64;
         return Ok(planned);
@@ -268,6 +280,10 @@ async fn release_steps(
         })
         .await?;
 
+    // Changed MySQL and Grafana passwords, applied inside the services while the host's `.env`
+    // still holds the old ones (see `tasks::passwords`).
+    let passwords_report = super::passwords::step(run, state, host, rendered).await?;
+
     let uploads: Vec<_> = rendered.files.iter().map(files::upload_file).collect();
     // The upload compares on the host first (its facts and plan) and places only what differs.
     let changes = run
@@ -315,7 +331,10 @@ async fn release_steps(
             changes.len()
         );
     }
-    let steps = vec![report(dirs::TASK, &dirs_plan), files_report, images_report];
+    let mut steps = vec![report(dirs::TASK, &dirs_plan), files_report, images_report];
+    if let Some(passwords) = passwords_report {
+        steps.insert(1, passwords);
+    }
     let file_reports = changes
         .iter()
         .map(|c| FileReport {

@@ -61,7 +61,7 @@ pub async fn run(
     lock_wait: Duration,
 ) -> Result<Running, OpsError> {
     let started = Instant::now();
-    let _lock = data.lock(env, "run", lock_wait)?;
+    let _lock = data.lock(env, &super::lock_name("run", options.dry_run), lock_wait)?;
     let mut state = data.load(env)?;
     let (record, _) = ready_to_run(&state)?;
     let session = connect_for(

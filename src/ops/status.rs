@@ -77,6 +77,9 @@ pub struct Status {
     pub ok: bool,
     /// What to run about what differs.
     pub hints: Vec<String>,
+    /// The maintenance lock, while one is held (`lock ENV acquire`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<super::maintenance::MaintenanceView>,
     pub ssh_connections: u32,
     pub elapsed_ms: u64,
 }
@@ -259,6 +262,7 @@ pub async fn status(
         );
     }
     status.files_root = options.files_root.clone();
+    status.maintenance = super::maintenance::view(data, env);
     Ok(status)
 }
 
@@ -302,6 +306,7 @@ pub fn assemble(
         summary,
         ok,
         hints,
+        maintenance: None,
         ssh_connections: 1,
         elapsed_ms: elapsed.as_millis() as u64,
     }

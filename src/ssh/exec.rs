@@ -52,6 +52,9 @@ pub struct ExecOptions {
     /// The size of a streamed stdin, when known: progress then says "12 MB of 117 MB".
     pub stdin_size: Option<u64>,
     pub sink: Option<OutputSink>,
+    /// Never log the output's lines (it holds secrets, e.g. a downloaded `.env`): only a sink
+    /// sees them. The command line is logged as always.
+    pub quiet: bool,
 }
 
 impl ExecOptions {
@@ -81,6 +84,12 @@ impl ExecOptions {
         let mut options = self.stdin_reader(reader);
         options.stdin_size = Some(size);
         options
+    }
+
+    /// Keeps the output's lines out of the logs: see [`ExecOptions::quiet`].
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
     }
 
     /// Hands every output line to `sink` as well as to `tracing`.
@@ -184,21 +193,26 @@ struct Lines {
     partial: Vec<u8>,
     /// Whether anyone wants lines (debug logging for `ssh`, or a sink).
     active: bool,
+    /// Whether lines go to `tracing` (not for [`ExecOptions::quiet`]).
+    trace: bool,
 }
 
 impl Lines {
-    fn new(stream: OutputStream, active: bool) -> Self {
+    fn new(stream: OutputStream, active: bool, trace: bool) -> Self {
         Self {
             stream,
             partial: Vec::new(),
             active,
+            trace,
         }
     }
 
     fn emit(&self, host: &str, line: &[u8], sink: Option<&OutputSink>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = String::from_utf8_lossy(line);
-        tracing::debug!(target: "ssh", host = %host, stream = self.stream.as_str(), "{text}");
+        if self.trace {
+            tracing::debug!(target: "ssh", host = %host, stream = self.stream.as_str(), "{text}");
+        }
         if let Some(sink) = sink {
             sink(self.stream, &text);
         }
@@ -315,6 +329,7 @@ impl Session {
             stdin,
             stdin_size,
             sink,
+            quiet,
         } = options;
 
         // Feeding stdin runs alongside reading the output, so neither side can block the other.
@@ -352,9 +367,10 @@ impl Session {
         // Cut the output into lines only when someone reads them. `enabled!` is exact under the
         // global subscriber the CLI installs at start; with scoped test subscribers (`with_default`)
         // tracing's process-wide interest cache can answer for another thread (tests/ssh_engine.rs).
-        let active = sink.is_some() || tracing::enabled!(target: "ssh", tracing::Level::DEBUG);
-        let mut out_lines = Lines::new(OutputStream::Stdout, active);
-        let mut err_lines = Lines::new(OutputStream::Stderr, active);
+        let trace = !quiet && tracing::enabled!(target: "ssh", tracing::Level::DEBUG);
+        let active = sink.is_some() || trace;
+        let mut out_lines = Lines::new(OutputStream::Stdout, active, trace);
+        let mut err_lines = Lines::new(OutputStream::Stderr, active, trace);
         let mut status = ExitStatus::Unknown;
         let mut refused = false;
         loop {
@@ -432,7 +448,7 @@ mod tests {
         let got = Arc::new(Mutex::new(Vec::new()));
         let g = got.clone();
         let sink: OutputSink = Arc::new(move |s, l| g.lock().unwrap().push((s, l.to_string())));
-        let mut lines = Lines::new(OutputStream::Stderr, true);
+        let mut lines = Lines::new(OutputStream::Stderr, true, true);
         lines.push("h", b"ab", Some(&sink));
         lines.push("h", b"c\r\nd\n\ne", Some(&sink));
         lines.push("h", b"f", Some(&sink));

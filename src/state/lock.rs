@@ -59,6 +59,9 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+    /// A person holds the environment's maintenance lock.
+    #[error(transparent)]
+    Maintenance(#[from] super::maintenance::MaintenanceError),
 }
 
 impl crate::error_kind::Classify for LockError {
@@ -67,6 +70,7 @@ impl crate::error_kind::Classify for LockError {
         match self {
             LockError::Held { .. } | LockError::Timeout { .. } => ErrorKind::Locked,
             LockError::Io { .. } => ErrorKind::Io,
+            LockError::Maintenance(e) => e.kind(),
         }
     }
 }

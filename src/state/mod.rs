@@ -9,6 +9,7 @@
 //!   <env>/ssh/id_ed25519     generated key pair when the file names none (0600)
 //!   <env>/known_hosts        pinned host keys
 //!   <env>/traces/            one trace file per failed command
+//!   <env>/maintenance.json   the maintenance lock, while a person holds it (see [`maintenance`])
 //! ```
 //!
 //! Every lifecycle command runs as a sequence of named steps. Before each step the state records
@@ -18,6 +19,7 @@
 
 pub mod fsutil;
 pub mod lock;
+pub mod maintenance;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -378,6 +380,8 @@ fn keep_previous(state_file: &Path, new: &[u8]) -> std::io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    /// Commands run although the maintenance lock is held (`--override-maintenance`).
+    override_maintenance: bool,
 }
 
 impl DataDir {
@@ -391,7 +395,17 @@ impl DataDir {
                 .map(|cwd| cwd.join(root))
                 .unwrap_or_else(|_| root.to_path_buf())
         };
-        Self { root }
+        Self {
+            root,
+            override_maintenance: false,
+        }
+    }
+
+    /// This data directory, letting commands run although an environment's maintenance lock
+    /// is held (each such run is recorded in the lock's record): `--override-maintenance`.
+    pub fn overriding_maintenance(mut self, yes: bool) -> Self {
+        self.override_maintenance = yes;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -436,13 +450,19 @@ impl DataDir {
         self.root.join(".locks")
     }
 
-    /// Takes the environment's lock for `command`, waiting up to `wait`.
+    /// Takes the environment's lock for `command`, waiting up to `wait`. A command that changes
+    /// the environment is then refused while its maintenance lock is held
+    /// ([`maintenance`]); `command` is the name that decides ([`maintenance::guards`]).
     pub fn lock(&self, env: &str, command: &str, wait: Duration) -> Result<EnvLock, LockError> {
         let lock = EnvLock::acquire(&self.locks_dir(), env, command, wait)?;
         if let Some(stale) = &lock.recovered_stale {
             tracing::warn!(
                 "took over a stale lock of environment '{env}' left by {stale}, which is no longer running"
             );
+        }
+        // A phase inside `deploy` (a nested guard) was checked with deploy.
+        if !lock.is_nested() {
+            self.check_maintenance(env, command)?;
         }
         Ok(lock)
     }

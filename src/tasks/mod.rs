@@ -14,7 +14,8 @@
 //! commands it sends are unit-tested against [`FakeHost`](crate::host::fake::FakeHost).
 //!
 //! - configure: [`facts`] and [`host`] (packages, Docker, group, upgrades, firewall);
-//! - release: [`dirs`] (storage directories), [`files`] (file upload, dry-run diffs),
+//! - release: [`dirs`] (storage directories), [`passwords`] (changed MySQL and Grafana
+//!   passwords applied inside the running services), [`files`] (file upload, dry-run diffs),
 //!   [`images`] (load from the [`bundle`] or pull);
 //! - run: [`compose`] (up, restarts, health);
 //! - test: [`caddy_ca`] (the internal CA's root); status: [`status_probe`];
@@ -32,6 +33,7 @@ pub mod host;
 pub mod images;
 pub mod logs;
 pub mod lxd_access;
+pub mod passwords;
 pub mod services;
 pub mod shell;
 pub mod status_probe;
