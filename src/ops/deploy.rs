@@ -521,6 +521,7 @@ mod tests {
         let compose = crate::ops::run::tests::facts(&rendered, None);
         host.reply("echo --containers", [Reply::ok(compose)]);
         host.reply("docker image inspect", [Reply::ok(images)]);
+        host.reply("history.jsonl", [Reply::ok("")]);
         let healthy: String = rendered
             .services
             .iter()

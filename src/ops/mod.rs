@@ -6,6 +6,7 @@ pub mod configure;
 pub mod deploy;
 pub mod destroy;
 pub mod environment;
+pub mod history;
 pub mod host;
 pub mod image;
 pub mod keys;

@@ -8,6 +8,7 @@
 //!   <env>/ssh/id_ed25519     generated key pair when the file names none (0600)
 //!   <env>/known_hosts        pinned host keys
 //!   <env>/traces/            one trace file per failed command
+//!   <env>/history/           the release history kept here (see [`history`])
 //! ```
 //!
 //! Every lifecycle command runs as a sequence of named steps. Before each step the state records
@@ -16,6 +17,7 @@
 //! since every step is idempotent, simply running the command again resumes it.
 
 pub mod fsutil;
+pub mod history;
 pub mod lock;
 
 use std::fs;

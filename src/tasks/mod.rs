@@ -15,7 +15,7 @@
 //!
 //! - configure: [`facts`] and [`host`] (packages, Docker, group, upgrades, firewall);
 //! - release: [`dirs`] (storage directories), [`files`] (file upload, dry-run diffs),
-//!   [`images`] (load from the [`bundle`] or pull);
+//!   [`images`] (load from the [`bundle`] or pull), [`history`] (the host's release history);
 //! - run: [`compose`] (up, restarts, health);
 //! - test: [`caddy_ca`] (the internal CA's root); status: [`status_probe`].
 
@@ -26,6 +26,7 @@ pub mod compose;
 pub mod dirs;
 pub mod facts;
 pub mod files;
+pub mod history;
 pub mod host;
 pub mod images;
 pub mod lxd_access;
