@@ -54,6 +54,8 @@ pub enum ErrorKind {
     BundleInvalid,
     ComposeFailed,
     HealthTimeout,
+    UpgradeRolledBack,
+    HistoryIncomplete,
     // Protocol checks of the tracker.
     TrackerUnreachable,
     TrackerTlsFailed,
@@ -67,7 +69,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 35] = [
+    pub const ALL: [ErrorKind; 37] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
@@ -96,6 +98,8 @@ impl ErrorKind {
         ErrorKind::BundleInvalid,
         ErrorKind::ComposeFailed,
         ErrorKind::HealthTimeout,
+        ErrorKind::UpgradeRolledBack,
+        ErrorKind::HistoryIncomplete,
         ErrorKind::TrackerUnreachable,
         ErrorKind::TrackerTlsFailed,
         ErrorKind::TrackerAuthFailed,
@@ -136,6 +140,8 @@ impl ErrorKind {
             ErrorKind::BundleInvalid => "bundle_invalid",
             ErrorKind::ComposeFailed => "compose_failed",
             ErrorKind::HealthTimeout => "health_timeout",
+            ErrorKind::UpgradeRolledBack => "upgrade_rolled_back",
+            ErrorKind::HistoryIncomplete => "history_incomplete",
             ErrorKind::TrackerUnreachable => "tracker_unreachable",
             ErrorKind::TrackerTlsFailed => "tracker_tls_failed",
             ErrorKind::TrackerAuthFailed => "tracker_auth_failed",

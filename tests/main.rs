@@ -11,6 +11,7 @@ mod cli_concurrency;
 mod cli_create;
 mod cli_dry_run;
 mod cli_error_kinds;
+mod cli_history;
 mod cli_outputs;
 mod cli_progress;
 mod cli_render;

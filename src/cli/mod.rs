@@ -11,6 +11,7 @@ mod docs;
 #[cfg(test)]
 mod error_kinds_tests;
 mod exists;
+mod history;
 mod image;
 mod list;
 mod logging;
@@ -22,6 +23,7 @@ mod purge;
 mod register;
 mod release;
 mod render;
+mod rollback;
 mod run;
 mod show;
 mod status;
@@ -116,6 +118,11 @@ pub enum Command {
     /// Check from here that the deployed tracker works: UDP and HTTP announces and scrapes, the
     /// API's health and statistics, Grafana's health; exit 1 if any check fails.
     Test(test::Args),
+    /// List the environment's releases (this machine's and the host's history): when, who, what
+    /// changed.
+    History(history::Args),
+    /// Put a recorded release back (files byte for byte, images) and restart only what changes.
+    Rollback(rollback::Args),
     /// Write the files `release` would upload (compose file, tracker.toml, .env, ...) under a
     /// local directory, offline.
     Render(render::Args),
@@ -147,6 +154,8 @@ impl Command {
             Command::Destroy(a) => Some(Some(&a.env)),
             Command::Status(a) => Some(Some(&a.env)),
             Command::Test(a) => Some(Some(&a.env)),
+            Command::History(a) => Some(Some(&a.env)),
+            Command::Rollback(a) => Some(Some(&a.env)),
             Command::Image(_) => Some(None),
             // purge removes the environment's own log, so it logs to the shared file.
             Command::Purge(_) => Some(None),
@@ -241,6 +250,8 @@ fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
         Command::Show(a) => show::run(a, global, out),
         Command::Status(a) => status::run(a, global, out),
         Command::Test(a) => test::run(a, global, out),
+        Command::History(a) => history::run(a, global, out),
+        Command::Rollback(a) => rollback::run(a, global, out),
         Command::Render(a) => render::run(a, global, out),
         Command::List => list::run(global, out),
         Command::Exists(a) => exists::run(a, global, out),

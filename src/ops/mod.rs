@@ -16,6 +16,7 @@ pub mod provision;
 pub mod register;
 pub mod release;
 pub mod render;
+pub mod rollback;
 pub mod run;
 pub mod status;
 pub mod steps;

@@ -73,6 +73,10 @@ pub struct Status {
     pub ok: bool,
     /// What to run about what differs.
     pub hints: Vec<String>,
+    /// Services whose mounted files a release changed and that `run` has not restarted yet:
+    /// they still run the old configuration (`--check` counts it as a problem).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_restarts: Vec<String>,
     pub ssh_connections: u32,
     pub elapsed_ms: u64,
 }
@@ -352,6 +356,15 @@ pub async fn status(
     );
     status.host = target.display();
     status.lifecycle = state.lifecycle;
+    if !state.pending_restarts.is_empty() {
+        status.ok = false;
+        status.hints.push(format!(
+            "files a release changed are not applied yet: `torrust-tracker-deployer run {env}` \
+             restarts {}",
+            state.pending_restarts.join(", ")
+        ));
+        status.pending_restarts = state.pending_restarts.clone();
+    }
     status.files_root = options.files_root.clone();
     Ok(status)
 }
@@ -454,6 +467,7 @@ pub fn assemble(
         summary,
         ok,
         hints,
+        pending_restarts: Vec::new(),
         ssh_connections: 1,
         elapsed_ms: elapsed.as_millis() as u64,
     }
