@@ -24,6 +24,7 @@ mod config_validation;
 mod host_ssh;
 mod lxd_configure;
 mod lxd_e2e;
+mod lxd_history;
 mod lxd_provision;
 mod probe_tracker;
 mod ssh_engine;

@@ -94,7 +94,55 @@ fn line(r: &ReleaseEntry) -> String {
         what.join("; ")
     );
     if let Some(note) = &r.note {
-        t.push_str(&format!("{:>52}{note}\n", ""));
+        t.push_str(&format!("{:>63}{note}\n", ""));
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::history::{entries, merge};
+    use crate::state::history::tests::record;
+
+    #[test]
+    fn the_text_lists_the_newest_first_with_who_when_and_what() {
+        let sha = "a".repeat(64);
+        let mut a = record("00000000000000a1", "2026-12-01T10:00:01Z", &sha);
+        a.changed.files = vec!["/opt/torrust/storage/prometheus/etc/prometheus.yml".into()];
+        a.changed.restarts = vec!["prometheus".into()];
+        let mut b = record("00000000000000b2", "2026-12-01T10:05:00Z", &sha);
+        b.command = "rollback".into();
+        b.restores = Some(a.id.clone());
+        b.note = Some("automatic: the upgrade (x) did not become healthy".into());
+        b.changed.images = vec!["torrust/tracker:3.0.0".into()];
+        b.by.user = "bob".into();
+        let h = History {
+            name: "prod".into(),
+            releases: entries(&merge(vec![a], vec![b])),
+            host: HostRead::Read {
+                records: 1,
+                skipped: vec!["line 3: expected value".into()],
+            },
+            elapsed_ms: 0,
+        };
+        let t = text(&h);
+        let note = format!(
+            "{}automatic: the upgrade (x) did not become healthy\n",
+            " ".repeat(63)
+        );
+        assert_eq!(
+            t,
+            "Environment 'prod': 2 release(s) (this machine's and the host's history)\n\
+             \x20 WARNING: the host's history, line 3: expected value: skipped\n\
+             \n\
+             \x20   #  when (UTC)           by                       command   changes\n\
+             \x20   2* 2026-12-01 10:05:00  bob@laptop               rollback  back to #1; images: torrust/tracker:3.0.0\n"
+                .to_string()
+                + &note
+                + "    1  2026-12-01 10:00:01  ana@laptop               release   files: prometheus.yml; restarts: prometheus\n\
+                   \n\
+                   \x20 Put one back with `torrust-tracker-deployer rollback prod --to N`.\n"
+        );
+    }
 }

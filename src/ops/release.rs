@@ -318,45 +318,12 @@ pub(crate) async fn release_steps(
         })
         .await?;
 
-    let uploads: Vec<_> = rendered.files.iter().map(files::upload_file).collect();
-    let changes = run
-        .step(state, files::TASK, async |s| {
-            let before = files::read(host, &uploads).await.map_err(OpsError::typed)?;
-            if !files::plan(&before).is_apply() {
-                return Ok(before);
-            }
-            // Owed before anything is placed: after a kill or a failure from here on, the
-            // rerun finds the files unchanged, and only the state still knows.
-            owe_restarts(data, s, restarts(rendered, &before))?;
-            let placed = files::apply(host, &uploads)
-                .await
-                .map_err(OpsError::typed)?;
-            files::verify(host, &uploads)
-                .await
-                .map_err(OpsError::typed)?;
-            Ok::<_, OpsError>(placed)
-        })
-        .await?;
+    let changes = upload_step(run, data, state, host, rendered).await?;
     let files_plan = files::plan(&changes);
 
     let wanted: BTreeSet<String> = rendered.images.iter().cloned().collect();
-    let (images_plan, notes, image_ids) = run
-        .step(state, images::TASK, async |_s| {
-            let archives = read_bundle_for(bundle)?;
-            let refs = images::refs_to_read(&wanted, archives.as_deref());
-            let have = images::read(host, &refs).await?;
-            let plan = images::plan(&wanted, archives.as_deref(), &have);
-            let mut notes = Vec::new();
-            let mut now = have.clone();
-            if let Plan::Apply(action, _) = &plan {
-                notes = images::apply(host, action).await?;
-                now = images::read(host, &wanted).await?;
-            }
-            images::check(&wanted, &now, bundle)?;
-            Ok::<_, TaskError>((plan, notes, (have, now)))
-        })
-        .await?;
-    let (had, image_ids) = image_ids;
+    let (images_plan, notes, (had, image_ids)) =
+        images_step(run, state, host, &wanted, bundle).await?;
     let image_ids: BTreeMap<String, String> = image_ids
         .into_iter()
         .filter(|(r, _)| wanted.contains(r))
@@ -400,6 +367,67 @@ pub(crate) async fn release_steps(
         image_ids,
         images_changed,
     })
+}
+
+/// The upload step: compares, owes the restarts the changes require (durably), then places
+/// the files and checks them. Returns what happened to each file.
+async fn upload_step(
+    run: &mut StepRun<'_>,
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    rendered: &RenderedStack,
+) -> Result<Vec<FileChange>, OpsError> {
+    let uploads: Vec<_> = rendered.files.iter().map(files::upload_file).collect();
+    run.step(state, files::TASK, async |s| {
+        let before = files::read(host, &uploads).await.map_err(OpsError::typed)?;
+        if !files::plan(&before).is_apply() {
+            return Ok(before);
+        }
+        // Owed before anything is placed: after a kill or a failure from here on, the
+        // rerun finds the files unchanged, and only the state still knows.
+        owe_restarts(data, s, restarts(rendered, &before))?;
+        let placed = files::apply(host, &uploads)
+            .await
+            .map_err(OpsError::typed)?;
+        files::verify(host, &uploads)
+            .await
+            .map_err(OpsError::typed)?;
+        Ok::<_, OpsError>(placed)
+    })
+    .await
+}
+
+type ImagesDone = (
+    Plan<images::ImageAction>,
+    Vec<String>,
+    (BTreeMap<String, String>, BTreeMap<String, String>),
+);
+
+/// The images step: loads or pulls what the host lacks and checks every image is there.
+/// Returns the plan, the notes, and the IDs before and after.
+async fn images_step(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    wanted: &BTreeSet<String>,
+    bundle: Option<&Path>,
+) -> Result<ImagesDone, OpsError> {
+    run.step(state, images::TASK, async |_s| {
+        let archives = read_bundle_for(bundle)?;
+        let refs = images::refs_to_read(wanted, archives.as_deref());
+        let have = images::read(host, &refs).await?;
+        let plan = images::plan(wanted, archives.as_deref(), &have);
+        let mut notes = Vec::new();
+        let mut now = have.clone();
+        if let Plan::Apply(action, _) = &plan {
+            notes = images::apply(host, action).await?;
+            now = images::read(host, wanted).await?;
+        }
+        images::check(wanted, &now, bundle)?;
+        Ok::<_, TaskError>((plan, notes, (have, now)))
+    })
+    .await
 }
 
 fn files_plan_paths(plan: &Plan<Vec<String>>) -> Vec<String> {

@@ -298,21 +298,13 @@ async fn gather(
     Ok(out)
 }
 
-/// Puts release `known[index]` back on a host already reached, under a lock the caller holds,
-/// and waits until every service is healthy. `note` goes into the rollback's record.
-pub async fn rollback_on(
-    data: &DataDir,
-    state: &mut EnvironmentState,
-    host: &dyn Host,
-    known: &[Known],
-    index: usize,
-    timeout: Duration,
-    note: Option<String>,
-) -> Result<RolledBack, OpsError> {
-    let started = Instant::now();
-    let (record, setup) = configured_host(state, "rollback")?;
-    let target = &known[index].record;
-    let number = index + 1;
+/// The restored configuration of release `number` (checked against today's rules) and its
+/// stack.
+fn prepare(
+    state: &EnvironmentState,
+    target: &ReleaseRecord,
+    number: usize,
+) -> Result<(EnvironmentConfig, RenderedStack), OpsError> {
     let config = restored_config(&state.config, &target.config);
     let problems = crate::config::validate_stored(&config);
     if !problems.is_empty() {
@@ -328,6 +320,67 @@ pub async fn rollback_on(
         }));
     }
     let rendered = crate::stack::render(&config).map_err(OpsError::typed)?;
+    Ok((config, rendered))
+}
+
+/// Points each reference back at its recorded image when a later release moved the tag (step
+/// `image tags`, only then). Returns the references moved back, with their IDs.
+async fn retag_step(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    target: &ReleaseRecord,
+    image_ids: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, OpsError> {
+    let moved: Vec<(String, String)> = target
+        .images
+        .iter()
+        .filter_map(|i| Some((i.reference.clone(), i.id.clone()?)))
+        .filter(|(r, id)| image_ids.get(r) != Some(id))
+        .collect();
+    if !moved.is_empty() {
+        run.step(state, "image tags", async |_s| {
+            images::tag(host, &moved).await?;
+            Ok::<_, TaskError>(())
+        })
+        .await?;
+    }
+    Ok(moved)
+}
+
+/// `run`'s result before its steps.
+fn nothing_run(name: &str, ip: &str) -> Running {
+    Running {
+        name: name.to_string(),
+        host: ip.to_string(),
+        dry_run: false,
+        changed: false,
+        steps: Vec::new(),
+        recreated: Vec::new(),
+        restarted: Vec::new(),
+        would: Vec::new(),
+        services: Vec::new(),
+        announce_urls: Vec::new(),
+        elapsed_ms: 0,
+    }
+}
+
+/// Puts release `known[index]` back on a host already reached, under a lock the caller holds,
+/// and waits until every service is healthy. `note` goes into the rollback's record.
+pub async fn rollback_on(
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    known: &[Known],
+    index: usize,
+    timeout: Duration,
+    note: Option<String>,
+) -> Result<RolledBack, OpsError> {
+    let started = Instant::now();
+    let (record, setup) = configured_host(state, "rollback")?;
+    let target = &known[index].record;
+    let number = index + 1;
+    let (config, rendered) = prepare(state, target, number)?;
 
     let mut run = StepRun::begin(data, state, "rollback")?;
     let name = state.name.clone();
@@ -342,24 +395,12 @@ pub async fn rollback_on(
     let mut steps = out.steps;
     let mut image_ids = out.image_ids;
     let mut images_changed = out.images_changed;
-
-    // Each reference back on its recorded image, when a later one moved the tag.
-    let moved: Vec<(String, String)> = target
-        .images
-        .iter()
-        .filter_map(|i| Some((i.reference.clone(), i.id.clone()?)))
-        .filter(|(r, id)| image_ids.get(r) != Some(id))
-        .collect();
+    let moved = retag_step(&mut run, state, host, target, &image_ids).await?;
+    for (r, id) in &moved {
+        image_ids.insert(r.clone(), id.clone());
+        images_changed.push(r.clone());
+    }
     if !moved.is_empty() {
-        run.step(state, "image tags", async |_s| {
-            images::tag(host, &moved).await?;
-            Ok::<_, TaskError>(())
-        })
-        .await?;
-        for (r, id) in &moved {
-            image_ids.insert(r.clone(), id.clone());
-            images_changed.push(r.clone());
-        }
         steps.push(StepReport {
             step: "image tags".into(),
             changed: true,
@@ -373,19 +414,7 @@ pub async fn rollback_on(
     state.config = config;
     state.pending_restarts = owed_restarts(state, out.restarts);
 
-    let mut running = Running {
-        name: state.name.clone(),
-        host: record.ip.clone(),
-        dry_run: false,
-        changed: false,
-        steps: Vec::new(),
-        recreated: Vec::new(),
-        restarted: Vec::new(),
-        would: Vec::new(),
-        services: Vec::new(),
-        announce_urls: Vec::new(),
-        elapsed_ms: 0,
-    };
+    let mut running = nothing_run(&state.name, &record.ip);
     let options = RunOptions {
         timeout,
         dry_run: false,

@@ -137,6 +137,9 @@ impl Changes {
     }
 }
 
+/// A file as placed: its hash, mode and owner.
+type Placed<'a> = (&'a str, u32, Option<(u32, u32)>);
+
 /// Everything one release put on the host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseRecord {
@@ -167,12 +170,12 @@ impl ReleaseRecord {
 
     /// Whether the host holds the same files (contents, modes, owners) and images in both.
     pub fn same_content(&self, other: &ReleaseRecord) -> bool {
-        let key = |r: &ReleaseRecord| -> BTreeMap<String, (String, u32, Option<(u32, u32)>)> {
+        fn key(r: &ReleaseRecord) -> BTreeMap<&str, Placed<'_>> {
             r.files
                 .iter()
-                .map(|f| (f.path.clone(), (f.sha256.clone(), f.mode, f.owner)))
+                .map(|f| (f.path.as_str(), (f.sha256.as_str(), f.mode, f.owner)))
                 .collect()
-        };
+        }
         let images = |r: &ReleaseRecord| -> BTreeMap<String, Option<String>> {
             r.images
                 .iter()

@@ -71,13 +71,16 @@ pub fn parse(text: &str) -> HostHistory {
 }
 
 /// The script that appends stdin (one line) to the log, under its lock, keeping the directory
-/// root's alone.
+/// root's alone. The line is read whole first: a connection lost halfway appends nothing
+/// (the record stays unsent here and is sent again).
 pub fn append_script() -> String {
     let dir = shell_quote(HOST_DIR);
     let log = shell_quote(&log_path());
     format!(
         "set -e\numask 077\nmkdir -p {dir}/files\nchmod 0700 {dir} {dir}/files\n\
-         {{ flock 9 2>/dev/null || true; cat >> {log}; }} 9>> {dir}/history.lock\nchmod 0600 {log}\n"
+         t=$(mktemp {dir}/.record.XXXXXX)\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\"\n\
+         if [ ! -s \"$t\" ] || [ -n \"$(tail -c 1 \"$t\")\" ]; then echo 'incomplete record' >&2; exit 3; fi\n\
+         {{ flock 9 2>/dev/null || true; cat \"$t\" >> {log}; }} 9>> {dir}/history.lock\nchmod 0600 {log}\n"
     )
 }
 
@@ -148,7 +151,7 @@ mod tests {
         let Call::SudoStdin(script, line) = &calls[1] else {
             panic!("{calls:#?}")
         };
-        assert!(script.contains(&format!("cat >> {};", shell_quote(&log_path()))));
+        assert!(script.contains(&format!("cat \"$t\" >> {};", shell_quote(&log_path()))));
         assert!(script.contains("flock 9"));
         assert!(script.contains("chmod 0700"));
         let f = host.file(&file_path(&sha)).unwrap();
@@ -182,6 +185,45 @@ mod tests {
             crate::error_kind::Classify::kind(&err),
             crate::error_kind::ErrorKind::TaskFailed
         );
+    }
+
+    #[test]
+    fn the_append_script_appends_only_whole_lines() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("h");
+        let script = append_script().replace(HOST_DIR, root.to_str().unwrap());
+        let append = |input: &[u8]| {
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(input).unwrap();
+            child.wait_with_output().unwrap()
+        };
+        assert!(append(b"{\"a\": 1}\n").status.success());
+        // A line cut short (the connection lost halfway) is not appended.
+        let cut = append(b"{\"b\": ");
+        assert_eq!(cut.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&cut.stderr).contains("incomplete record"));
+        assert!(append(b"{\"c\": 3}\n").status.success());
+        let log = root.join("history.jsonl");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "{\"a\": 1}\n{\"c\": 3}\n"
+        );
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&log), 0o600);
+        assert_eq!(mode(&root), 0o700);
+        // No temporary file is left behind.
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.iter().all(|n| !n.starts_with(".record")), "{left:?}");
     }
 
     #[test]
