@@ -556,7 +556,8 @@ pub(crate) mod tests {
         );
     }
 
-    /// A host that places the files, then never answers again: the process "dies" there.
+    /// A host that places the files, then never answers again: the process "dies" there. (It
+    /// only delegates to the fake host, written as `Host::...` calls.)
     struct DiesAfterUpload<'a>(&'a FakeHost);
 
     impl Host for DiesAfterUpload<'_> {
@@ -564,10 +565,10 @@ pub(crate) mod tests {
             self.0.display()
         }
         fn exec<'a>(&'a self, c: &'a str) -> crate::host::HostFuture<'a, crate::ssh::ExecOutput> {
-            self.0.exec(c)
+            Host::exec(self.0, c)
         }
         fn sudo<'a>(&'a self, c: &'a str) -> crate::host::HostFuture<'a, crate::ssh::ExecOutput> {
-            self.0.sudo(c)
+            Host::sudo(self.0, c)
         }
         fn sudo_stdin<'a>(
             &'a self,
