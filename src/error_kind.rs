@@ -56,6 +56,8 @@ pub enum ErrorKind {
     BundleInvalid,
     ComposeFailed,
     HealthTimeout,
+    UpgradeRolledBack,
+    HistoryIncomplete,
     // Protocol checks of the tracker.
     TrackerUnreachable,
     TrackerTlsFailed,
@@ -69,7 +71,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 37] = [
+    pub const ALL: [ErrorKind; 39] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
@@ -100,6 +102,8 @@ impl ErrorKind {
         ErrorKind::BundleInvalid,
         ErrorKind::ComposeFailed,
         ErrorKind::HealthTimeout,
+        ErrorKind::UpgradeRolledBack,
+        ErrorKind::HistoryIncomplete,
         ErrorKind::TrackerUnreachable,
         ErrorKind::TrackerTlsFailed,
         ErrorKind::TrackerAuthFailed,
@@ -142,6 +146,8 @@ impl ErrorKind {
             ErrorKind::BundleInvalid => "bundle_invalid",
             ErrorKind::ComposeFailed => "compose_failed",
             ErrorKind::HealthTimeout => "health_timeout",
+            ErrorKind::UpgradeRolledBack => "upgrade_rolled_back",
+            ErrorKind::HistoryIncomplete => "history_incomplete",
             ErrorKind::TrackerUnreachable => "tracker_unreachable",
             ErrorKind::TrackerTlsFailed => "tracker_tls_failed",
             ErrorKind::TrackerAuthFailed => "tracker_auth_failed",

@@ -589,3 +589,27 @@ fn an_unreachable_host_exits_1_with_the_fix() {
     );
     assert!(run.stderr.contains("Fix:"), "{run:?}");
 }
+
+#[test]
+fn restarts_a_release_still_owes_are_a_problem_with_the_run_hint() {
+    let h = Host::new("st-owed");
+    h.write_rendered_files();
+    // Every file matches: a release placed them and was killed before `run` restarted anyone.
+    let state_file = h.sb.data().join(&h.name).join("state.json");
+    let mut state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    state["pending_restarts"] = json!(["prometheus"]);
+    std::fs::write(&state_file, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+
+    let doc = h.status_json();
+    assert_eq!(doc["summary"]["files_differ"], 0, "{doc:#}");
+    assert_eq!(doc["pending_restarts"], json!(["prometheus"]));
+    assert_eq!(doc["ok"], false);
+    let hint = "files a release changed are not applied yet: `torrust-tracker-deployer run \
+                st-owed` restarts prometheus";
+    assert!(
+        doc["hints"].as_array().unwrap().iter().any(|x| x == hint),
+        "{doc:#}"
+    );
+    let run = h.status(&["--check"]).code(1);
+    assert!(run.stdout.contains(hint), "{}", run.stdout);
+}

@@ -18,6 +18,7 @@ use crate::ops::OpsError;
 use crate::ops::image::ImageError;
 use crate::ops::lxd_host::{IpTimeout, IpWaitError};
 use crate::ops::provision::ProvisionError;
+use crate::ops::rollback::RollbackError;
 use crate::probe::ProbeError;
 use crate::ssh::{ExitStatus, PassphraseOrigin, SshError};
 use crate::stack::StackError;
@@ -729,6 +730,56 @@ fn cases() -> Vec<(CliError, &'static str)> {
             source: io(),
         },
         "io",
+    );
+
+    // rollback, and deploy's automatic rollback of an upgrade.
+    add(
+        OpsError::typed(RollbackError::NoSuchRelease {
+            env: s("e"),
+            asked: 9,
+            count: 2,
+        }),
+        "refused",
+    );
+    add(
+        OpsError::typed(RollbackError::NothingBefore {
+            env: s("e"),
+            count: 1,
+        }),
+        "refused",
+    );
+    add(
+        step(RollbackError::Incomplete {
+            env: s("e"),
+            number: 1,
+            what: s("no contents"),
+            fix: s("another"),
+        }),
+        "history_incomplete",
+    );
+    add(
+        OpsError::typed(RollbackError::UpgradeRolledBack {
+            env: s("e"),
+            upgrade: s("torrust/tracker:next"),
+            restored: 1,
+            images: s("torrust/tracker:3.0.0"),
+            cause: s("not healthy after 30 s"),
+        }),
+        "upgrade_rolled_back",
+    );
+    add(
+        OpsError::typed(RollbackError::RollbackFailed {
+            env: s("e"),
+            upgrade: s("torrust/tracker:next"),
+            restored: 1,
+            cause: s("not healthy after 30 s"),
+            error: Box::new(step(TaskError::Unhealthy {
+                waited: 30,
+                failing: s("tracker"),
+                logs: s(""),
+            })),
+        }),
+        "health_timeout",
     );
 
     out.push((CliError::Usage(s("bad name")), "usage"));

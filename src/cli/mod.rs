@@ -12,6 +12,7 @@ mod docs;
 mod error_kinds_tests;
 mod exec;
 mod exists;
+mod history;
 mod image;
 mod list;
 mod lock;
@@ -26,6 +27,7 @@ mod register;
 mod release;
 mod render;
 mod restart;
+mod rollback;
 mod run;
 mod show;
 mod ssh;
@@ -146,6 +148,11 @@ pub enum Command {
     /// The maintenance lock: `acquire -m MESSAGE`, `release`, `status`. While it is held,
     /// commands that change the environment are refused with who holds it and why.
     Lock(lock::Args),
+    /// List the environment's releases (this machine's and the host's history): when, who, what
+    /// changed.
+    History(history::Args),
+    /// Put a recorded release back (files byte for byte, images) and restart only what changes.
+    Rollback(rollback::Args),
     /// Write the files `release` would upload (compose file, tracker.toml, .env, ...) under a
     /// local directory, offline.
     Render(render::Args),
@@ -184,6 +191,8 @@ impl Command {
             Command::Ssh(a) => Some(Some(&a.env)),
             Command::Exec(a) => Some(Some(&a.env)),
             Command::Lock(a) => Some(Some(&a.env)),
+            Command::History(a) => Some(Some(&a.env)),
+            Command::Rollback(a) => Some(Some(&a.env)),
             Command::Image(_) => Some(None),
             // purge removes the environment's own log, so it logs to the shared file.
             Command::Purge(_) => Some(None),
@@ -292,6 +301,8 @@ fn run(cli: &Cli, out: &Output) -> Result<i32, CliError> {
         Command::Show(a) => show::run(a, global, out),
         Command::Status(a) => status::run(a, global, out),
         Command::Test(a) => test::run(a, global, out),
+        Command::History(a) => history::run(a, global, out),
+        Command::Rollback(a) => rollback::run(a, global, out),
         Command::Render(a) => render::run(a, global, out),
         Command::List => list::run(global, out),
         Command::Exists(a) => exists::run(a, global, out),

@@ -10,6 +10,9 @@
 //! - One lock is held from the first phase to the last ([`EnvLock::hold`]): no other command
 //!   can run between the phases.
 //! - One SSH connection carries the host parts of configure, release, run and test.
+//! - A release that changed an image (an upgrade) whose services then do not become healthy is
+//!   rolled back: the release before it is put back ([`rollback`]) and deploy fails with
+//!   `upgrade_rolled_back`.
 //! - `--dry-run` reports each phase's plan (files with their diffs, images, services) over that
 //!   one connection and changes nothing; on a fresh environment, the phases that need a host
 //!   say what they would do once it exists.
@@ -24,9 +27,11 @@ use serde::Serialize;
 use super::OpsError;
 use super::configure::{self, ConfigureOptions, Configured};
 use super::environment;
+use super::history::Recorded;
 use super::host::connect_for;
 use super::provision::{self, ProvisionOptions};
 use super::release::{self, ReleaseOptions, Released};
+use super::rollback;
 use super::run::{self, RunOptions, Running};
 use super::test::{self, TestOptions};
 use crate::config;
@@ -287,12 +292,19 @@ async fn host_phases(
         detail.push_str(&format!("; {}", s.detail));
     }
     d.add("release", r.changed, detail, t);
+    let released = r.recorded;
 
     let t = Instant::now();
-    let r = phase("run", async || {
+    let ran = phase("run", async || {
         run::run_on(data, state, session, &options.run, &[]).await
     })
-    .await?;
+    .await;
+    let r = match ran {
+        Ok(r) => r,
+        Err(failure) => {
+            return Err(undo_upgrade(data, state, session, options, d, released, failure).await);
+        }
+    };
     let detail = r
         .services
         .iter()
@@ -314,6 +326,36 @@ async fn host_phases(
     );
     d.add("test", false, detail, t);
     Ok(tested)
+}
+
+/// After `run` failed: when this deploy's release changed an image (an upgrade) and the services
+/// did not become healthy, puts the release before it back (phase `rollback`) and returns
+/// `upgrade_rolled_back`; otherwise returns `failure` as it is.
+async fn undo_upgrade(
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    session: &dyn Host,
+    options: &DeployOptions,
+    d: &mut Deployed,
+    released: Option<Recorded>,
+    failure: OpsError,
+) -> OpsError {
+    let undo = rollback::upgrade_to_undo(data, state, session, released.as_ref(), &failure).await;
+    let (Some((known, index)), Some(released)) = (undo, released) else {
+        return failure;
+    };
+    let upgrade = rollback::describe_upgrade(&released);
+    let note = format!("automatic: the upgrade ({upgrade}) did not become healthy");
+    let t = Instant::now();
+    let rolled = phase("rollback", async || {
+        let timeout = options.run.timeout;
+        rollback::rollback_on(data, state, session, &known, index, timeout, Some(note)).await
+    })
+    .await;
+    if let Ok(r) = &rolled {
+        d.add("rollback", true, format!("release {} put back", r.to), t);
+    }
+    rollback::after_upgrade(&state.name, upgrade, &known, index, failure, rolled)
 }
 
 /// Reports every phase's plan, changing nothing, under the lock the caller holds.
@@ -530,6 +572,7 @@ mod tests {
         let compose = crate::ops::run::tests::facts(&rendered, None);
         host.reply("echo --containers", [Reply::ok(compose)]);
         host.reply("docker image inspect", [Reply::ok(images)]);
+        host.reply("history.jsonl", [Reply::ok("")]);
         let healthy: String = rendered
             .services
             .iter()

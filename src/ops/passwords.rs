@@ -110,6 +110,7 @@ mod tests {
         host.reply("docker image inspect", [Reply::ok(images)]);
         host.reply("sha256sum", facts.iter().map(|f| Reply::ok(*f)));
         host.reply("docker exec -i", [Reply::ok("root login: old\nverified\n")]);
+        host.reply("history.jsonl", [Reply::ok("")]);
         host
     }
 

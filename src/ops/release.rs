@@ -10,8 +10,13 @@
 //! `--dry-run` reads the same facts and reports what would change — each file to place with a
 //! unified diff against the host's copy (secret values masked), the images to load or pull, the
 //! services `run` would restart — and changes nothing, neither on the host nor in the state.
+//!
+//! The restarts a file change requires are recorded in the state durably before the file is
+//! placed, so a release killed or failed after its upload still leaves them to `run` (its rerun
+//! finds the files unchanged and could not tell). What a release put on the host is recorded in
+//! the release history ([`super::history`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -19,12 +24,13 @@ use serde::Serialize;
 
 use super::OpsError;
 use super::StepReport;
+use super::history::{self, Recorded};
 use super::host::{configured_host, connect_for};
 use super::steps::StepRun;
 use crate::host::Host;
 use crate::ssh::{Change, FileChange};
 use crate::stack::{self, RenderedStack};
-use crate::state::{DataDir, EnvironmentState, Lifecycle};
+use crate::state::{DataDir, EnvironmentState, Lifecycle, StateError};
 use crate::tasks::bundle::{self, BundleArchive};
 use crate::tasks::{Plan, TaskError, dirs, files, images};
 
@@ -60,6 +66,9 @@ pub struct Released {
     pub images: Option<images::ImageAction>,
     /// Services `run` will restart to apply changed mounted files (dry run: would).
     pub pending_restarts: Vec<String>,
+    /// The release history's new record, when this release changed what the host holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Recorded>,
     pub elapsed_ms: u64,
 }
 
@@ -114,7 +123,7 @@ fn public_lines(state: &EnvironmentState) -> Result<files::Public, OpsError> {
 }
 
 /// The offline bundle's directory, if configured.
-fn bundle_dir(state: &EnvironmentState) -> Option<PathBuf> {
+pub(crate) fn bundle_dir(state: &EnvironmentState) -> Option<PathBuf> {
     state
         .config
         .images
@@ -152,30 +161,55 @@ pub async fn release_on(
         return Ok(planned);
     }
     let mut run = StepRun::begin(data, state, "release")?;
-    let (steps, files, restarts) =
-        release_steps(&mut run, state, host, &rendered, bundle.as_deref()).await?;
+    let out = release_steps(&mut run, data, state, host, &rendered, bundle.as_deref()).await?;
     // Restarts still owed by an earlier release that `run` has not applied stay owed.
-    state.pending_restarts = owed_restarts(state, restarts);
+    state.pending_restarts = owed_restarts(state, out.restarts.clone());
+    let release = history::Release {
+        rendered: &rendered,
+        image_ids: &out.image_ids,
+        placed: out.placed.clone(),
+        images_changed: out.images_changed.clone(),
+        command: "release",
+        restores: None,
+        note: None,
+    };
+    let recorded = history::record(&mut run, data, state, host, release).await?;
     let lifecycle = (state.lifecycle < Lifecycle::Released).then_some(Lifecycle::Released);
     run.finish(state, lifecycle)?;
     Ok(Released {
         name: state.name.clone(),
         host: host.display(),
         dry_run: false,
-        changed: steps.iter().any(|s| s.changed),
-        steps,
-        files,
+        changed: out.steps.iter().any(|s| s.changed),
+        steps: out.steps,
+        files: out.files,
         images: None,
         pending_restarts: state.pending_restarts.clone(),
+        recorded,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }
 
 /// The restarts already owed plus `new`, sorted, without duplicates.
-fn owed_restarts(state: &EnvironmentState, new: Vec<String>) -> Vec<String> {
+pub(crate) fn owed_restarts(state: &EnvironmentState, new: Vec<String>) -> Vec<String> {
     let mut all: BTreeSet<String> = state.pending_restarts.iter().cloned().collect();
     all.extend(new);
     all.into_iter().collect()
+}
+
+/// Adds `services` to the restarts owed to `run` and saves the state durably
+/// ([`DataDir::save`], not a progress save): a command killed right after still owes them.
+fn owe_restarts(
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    services: Vec<String>,
+) -> Result<(), StateError> {
+    let all = owed_restarts(state, services);
+    if all != state.pending_restarts {
+        state.pending_restarts = all;
+        data.save(state)?;
+    }
+    Ok(())
 }
 
 /// The services that mount a changed file.
@@ -254,15 +288,31 @@ async fn plan_release(
             Plan::Nothing(_) => None,
         },
         pending_restarts: restarts(rendered, &changes),
+        recorded: None,
         elapsed_ms: 0,
     })
 }
 
-type ReleaseOutcome = (Vec<StepReport>, Vec<FileReport>, Vec<String>);
+/// What the release steps did.
+pub(crate) struct ReleaseOutcome {
+    pub steps: Vec<StepReport>,
+    pub files: Vec<FileReport>,
+    /// The services that mount a file the upload changed.
+    pub restarts: Vec<String>,
+    /// The files the upload created or updated.
+    pub placed: Vec<String>,
+    /// The ID the host has for each image of the stack.
+    pub image_ids: BTreeMap<String, String>,
+    /// The images whose ID changed on the host (loaded or pulled).
+    pub images_changed: Vec<String>,
+}
 
-/// Runs the tasks as recorded steps: directories, files, images.
-async fn release_steps(
+/// Runs the tasks as recorded steps: directories, files (the restarts they require recorded
+/// durably before anything is placed), images. `rendered` is the stack to put on the host: the
+/// model's, or a recorded release's (`rollback`).
+pub(crate) async fn release_steps(
     run: &mut StepRun<'_>,
+    data: &DataDir,
     state: &mut EnvironmentState,
     host: &dyn Host,
     rendered: &RenderedStack,
@@ -284,36 +334,21 @@ async fn release_steps(
     // still holds the old ones (see `tasks::passwords`).
     let passwords_report = super::passwords::step(run, state, host, rendered).await?;
 
-    let uploads: Vec<_> = rendered.files.iter().map(files::upload_file).collect();
-    // The upload compares on the host first (its facts and plan) and places only what differs.
-    let changes = run
-        .step(state, files::TASK, async |_s| {
-            let changes = files::apply(host, &uploads).await?;
-            if files::plan(&changes).is_apply() {
-                files::verify(host, &uploads).await?;
-            }
-            Ok::<_, TaskError>(changes)
-        })
-        .await?;
+    let changes = upload_step(run, data, state, host, rendered).await?;
     let files_plan = files::plan(&changes);
 
-    let (images_plan, notes) = run
-        .step(state, images::TASK, async |_s| {
-            let archives = read_bundle_for(bundle)?;
-            let wanted: BTreeSet<String> = rendered.images.iter().cloned().collect();
-            let refs = images::refs_to_read(&wanted, archives.as_deref());
-            let have = images::read(host, &refs).await?;
-            let plan = images::plan(&wanted, archives.as_deref(), &have);
-            let mut notes = Vec::new();
-            if let Plan::Apply(action, _) = &plan {
-                notes = images::apply(host, action).await?;
-                images::verify(host, &wanted, bundle).await?;
-            } else {
-                images::check(&wanted, &have, bundle)?;
-            }
-            Ok::<_, TaskError>((plan, notes))
-        })
-        .await?;
+    let wanted: BTreeSet<String> = rendered.images.iter().cloned().collect();
+    let (images_plan, notes, (had, image_ids)) =
+        images_step(run, state, host, &wanted, bundle).await?;
+    let image_ids: BTreeMap<String, String> = image_ids
+        .into_iter()
+        .filter(|(r, _)| wanted.contains(r))
+        .collect();
+    let images_changed = wanted
+        .iter()
+        .filter(|r| had.get(*r) != image_ids.get(*r))
+        .cloned()
+        .collect();
 
     let mut images_report = report(images::TASK, &images_plan);
     if !notes.is_empty() {
@@ -343,7 +378,82 @@ async fn release_steps(
             diff: None,
         })
         .collect();
-    Ok((steps, file_reports, restarts(rendered, &changes)))
+    Ok(ReleaseOutcome {
+        steps,
+        files: file_reports,
+        restarts: restarts(rendered, &changes),
+        placed: files_plan_paths(&files_plan),
+        image_ids,
+        images_changed,
+    })
+}
+
+/// The upload step: compares, owes the restarts the changes require (durably), then places
+/// the files and checks them. Returns what happened to each file.
+async fn upload_step(
+    run: &mut StepRun<'_>,
+    data: &DataDir,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    rendered: &RenderedStack,
+) -> Result<Vec<FileChange>, OpsError> {
+    let uploads: Vec<_> = rendered.files.iter().map(files::upload_file).collect();
+    run.step(state, files::TASK, async |s| {
+        let before = files::read(host, &uploads).await.map_err(OpsError::typed)?;
+        if !files::plan(&before).is_apply() {
+            return Ok(before);
+        }
+        // Owed before anything is placed: after a kill or a failure from here on, the
+        // rerun finds the files unchanged, and only the state still knows.
+        owe_restarts(data, s, restarts(rendered, &before))?;
+        let placed = files::apply(host, &uploads)
+            .await
+            .map_err(OpsError::typed)?;
+        files::verify(host, &uploads)
+            .await
+            .map_err(OpsError::typed)?;
+        Ok::<_, OpsError>(placed)
+    })
+    .await
+}
+
+type ImagesDone = (
+    Plan<images::ImageAction>,
+    Vec<String>,
+    (BTreeMap<String, String>, BTreeMap<String, String>),
+);
+
+/// The images step: loads or pulls what the host lacks and checks every image is there.
+/// Returns the plan, the notes, and the IDs before and after.
+async fn images_step(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    wanted: &BTreeSet<String>,
+    bundle: Option<&Path>,
+) -> Result<ImagesDone, OpsError> {
+    run.step(state, images::TASK, async |_s| {
+        let archives = read_bundle_for(bundle)?;
+        let refs = images::refs_to_read(wanted, archives.as_deref());
+        let have = images::read(host, &refs).await?;
+        let plan = images::plan(wanted, archives.as_deref(), &have);
+        let mut notes = Vec::new();
+        let mut now = have.clone();
+        if let Plan::Apply(action, _) = &plan {
+            notes = images::apply(host, action).await?;
+            now = images::read(host, wanted).await?;
+        }
+        images::check(wanted, &now, bundle)?;
+        Ok::<_, TaskError>((plan, notes, (have, now)))
+    })
+    .await
+}
+
+fn files_plan_paths(plan: &Plan<Vec<String>>) -> Vec<String> {
+    match plan {
+        Plan::Apply(paths, _) => paths.clone(),
+        Plan::Nothing(_) => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -397,6 +507,7 @@ pub(crate) mod tests {
             .map(|i| format!("{i} sha256:{}\n", "a".repeat(64)))
             .collect();
         host.reply("docker image inspect", [Reply::ok(images)]);
+        host.reply("history.jsonl", [Reply::ok("")]);
         host
     }
 
@@ -463,6 +574,257 @@ pub(crate) mod tests {
                 .count(),
             1
         );
+    }
+
+    /// A host that places the files, then never answers again: the process "dies" there. (It
+    /// only delegates to the fake host, written as `Host::...` calls.)
+    struct DiesAfterUpload<'a>(&'a FakeHost);
+
+    impl Host for DiesAfterUpload<'_> {
+        fn display(&self) -> String {
+            self.0.display()
+        }
+        fn exec<'a>(&'a self, c: &'a str) -> crate::host::HostFuture<'a, crate::ssh::ExecOutput> {
+            Host::exec(self.0, c)
+        }
+        fn sudo<'a>(&'a self, c: &'a str) -> crate::host::HostFuture<'a, crate::ssh::ExecOutput> {
+            Host::sudo(self.0, c)
+        }
+        fn sudo_stdin<'a>(
+            &'a self,
+            c: &'a str,
+            stdin: crate::ssh::Stdin,
+            size: Option<u64>,
+        ) -> crate::host::HostFuture<'a, crate::ssh::ExecOutput> {
+            self.0.sudo_stdin(c, stdin, size)
+        }
+        fn upload<'a>(
+            &'a self,
+            files: &'a [crate::ssh::UploadFile],
+        ) -> crate::host::HostFuture<'a, Vec<FileChange>> {
+            Box::pin(async move {
+                self.0.upload(files).await?;
+                std::future::pending().await
+            })
+        }
+        fn compare<'a>(
+            &'a self,
+            files: &'a [crate::ssh::UploadFile],
+        ) -> crate::host::HostFuture<'a, Vec<FileChange>> {
+            self.0.compare(files)
+        }
+        fn download<'a>(&'a self, path: &'a str) -> crate::host::HostFuture<'a, Option<Vec<u8>>> {
+            self.0.download(path)
+        }
+        fn connect_tcp<'a>(
+            &'a self,
+            address: &'a str,
+            port: u16,
+        ) -> crate::host::HostFuture<'a, crate::host::HostStream> {
+            self.0.connect_tcp(address, port)
+        }
+
+        fn attach<'a>(
+            &'a self,
+            request: &'a crate::host::AttachRequest,
+            io: crate::host::AttachIo,
+        ) -> crate::host::HostFuture<'a, crate::host::Attached> {
+            self.0.attach(request, io)
+        }
+    }
+
+    /// `run` after the release (on a host whose containers run their current definitions): it
+    /// must restart exactly `expected`.
+    async fn run_restarts(data: &DataDir, expected: &[&str]) {
+        let mut state = data.load("rel").unwrap();
+        let rendered = render(&state).unwrap();
+        let host = &FakeHost::new();
+        host.reply(
+            "echo --containers",
+            [Reply::ok(crate::ops::run::tests::facts(&rendered, None))],
+        );
+        let healthy: String = rendered
+            .services
+            .iter()
+            .map(|s| format!("{} running healthy ok\n", s.name))
+            .collect();
+        host.reply(
+            "{{.State.Status}} {{if .State.Health}}",
+            [Reply::ok(healthy)],
+        );
+        host.reply(" restart ", [Reply::ok("")]);
+        let options = crate::ops::run::RunOptions {
+            timeout: Duration::from_secs(5),
+            dry_run: false,
+        };
+        let ran = crate::ops::run::run_on(data, &mut state, host, &options, &[])
+            .await
+            .unwrap();
+        assert_eq!(ran.restarted, expected);
+        assert!(data.load("rel").unwrap().pending_restarts.is_empty());
+    }
+
+    /// A released and running environment whose tracker setting then changed (saved, as
+    /// `create environment` saves it), on a host holding the first release's files.
+    async fn changed_after_a_release(data: &DataDir) -> (EnvironmentState, FakeHost) {
+        let mut state = configured_state(data);
+        let host = host_for(&render(&state).unwrap());
+        release_on(data, &mut state, &host, &ReleaseOptions::default())
+            .await
+            .unwrap();
+        state.lifecycle = Lifecycle::Running;
+        state.pending_restarts.clear();
+        state.config.tracker.core.private = true;
+        data.save(&mut state).unwrap();
+        host.clear_calls();
+        (state, host)
+    }
+
+    #[tokio::test]
+    async fn a_release_killed_right_after_its_upload_still_owes_the_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let (mut state, host) = changed_after_a_release(&data).await;
+
+        // The release places tracker.toml and the process dies before it returns: nothing after
+        // the upload runs, no failure is recorded.
+        let dies = DiesAfterUpload(&host);
+        let killed = tokio::time::timeout(
+            Duration::from_millis(200),
+            release_on(&data, &mut state, &dies, &ReleaseOptions::default()),
+        )
+        .await;
+        assert!(killed.is_err(), "the release finished: {killed:?}");
+        let toml = "/opt/torrust/storage/tracker/etc/tracker.toml";
+        let placed = host.file(toml).unwrap();
+        assert!(String::from_utf8_lossy(&placed.contents).contains("private = true"));
+
+        // What the disk holds is what the next process finds.
+        let on_disk = data.load("rel").unwrap();
+        assert_eq!(on_disk.pending_restarts, vec!["tracker"]);
+        assert!(on_disk.unfinished_run().is_some());
+
+        // The plain rerun finds every file unchanged, yet the restart is still owed...
+        let mut again = data.load("rel").unwrap();
+        let rerun = release_on(&data, &mut again, &host, &ReleaseOptions::default())
+            .await
+            .unwrap();
+        assert!(rerun.files.iter().all(|f| f.change == "unchanged"));
+        assert_eq!(rerun.pending_restarts, vec!["tracker"]);
+        // ... the history records the change the killed run made ...
+        let recorded = rerun.recorded.expect("a record");
+        assert_eq!(recorded.changed.files, vec![toml]);
+        assert_eq!(recorded.changed.restarts, vec!["tracker"]);
+        // ... and `run` restarts the tracker.
+        run_restarts(&data, &["tracker"]).await;
+    }
+
+    #[tokio::test]
+    async fn a_release_failing_after_its_upload_still_owes_the_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let (mut state, host) = changed_after_a_release(&data).await;
+        let rendered = render(&state).unwrap();
+        let images: String = rendered
+            .images
+            .iter()
+            .map(|i| format!("{i} sha256:{}\n", "a".repeat(64)))
+            .collect();
+        // Docker stops answering after the upload, then comes back.
+        let failing = FakeHost::new();
+        for f in &rendered.files {
+            let path = f.path.to_string_lossy();
+            let old = host.file(&path).unwrap();
+            failing.put_file(&path, old.contents, old.mode);
+        }
+        let dirs: String = rendered
+            .dirs
+            .iter()
+            .map(|d| format!("{:o} {}:{}\n", d.mode, d.uid, d.gid))
+            .collect();
+        failing.reply("stat -c", [Reply::ok(dirs)]);
+        failing.reply(
+            "docker image inspect",
+            [
+                Reply::fail(1, "Cannot connect to the Docker daemon"),
+                Reply::ok(images),
+            ],
+        );
+        failing.reply("history.jsonl", [Reply::ok("")]);
+        let err = release_on(&data, &mut state, &failing, &ReleaseOptions::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("Docker daemon"), "{err}");
+        assert_eq!(data.load("rel").unwrap().pending_restarts, vec!["tracker"]);
+
+        let mut again = data.load("rel").unwrap();
+        let rerun = release_on(&data, &mut again, &failing, &ReleaseOptions::default())
+            .await
+            .unwrap();
+        assert!(!rerun.files.iter().any(|f| f.change != "unchanged"));
+        assert_eq!(rerun.pending_restarts, vec!["tracker"]);
+        run_restarts(&data, &["tracker"]).await;
+    }
+
+    #[tokio::test]
+    async fn a_release_records_what_it_uploaded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut state = configured_state(&data);
+        let rendered = render(&state).unwrap();
+        let host = host_for(&rendered);
+        let first = release_on(&data, &mut state, &host, &ReleaseOptions::default())
+            .await
+            .unwrap();
+        let recorded = first
+            .recorded
+            .clone()
+            .expect("the first release is recorded");
+        let local = data.history("rel");
+        let records = local.records().unwrap();
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!(r.id, recorded.id);
+        assert_eq!(r.files.len(), rendered.files.len());
+        assert_eq!(r.by, crate::state::history::Operator::current());
+        assert_eq!(r.changed.files.len(), rendered.files.len());
+        for f in &rendered.files {
+            let rec = r
+                .files
+                .iter()
+                .find(|x| Path::new(&x.path) == f.path)
+                .unwrap();
+            assert_eq!(local.contents(&rec.sha256).unwrap(), f.contents);
+        }
+        assert!(
+            r.images
+                .iter()
+                .all(|i| i.id.as_deref() == Some(format!("sha256:{}", "a".repeat(64)).as_str()))
+        );
+        // Sent to the host: its files, then the record's line.
+        assert!(local.unsent().unwrap().is_empty());
+        let line = host
+            .calls()
+            .into_iter()
+            .find_map(|c| match c {
+                Call::SudoStdin(cmd, bytes) if cmd.contains("history.jsonl") => Some(bytes),
+                _ => None,
+            })
+            .unwrap();
+        let sent: crate::state::history::ReleaseRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(&sent, r);
+        // The JSON result shows the record, never the configuration's secrets.
+        let json = serde_json::to_string(&first.recorded).unwrap();
+        assert!(!json.contains(TOKEN), "{json}");
+
+        // Nothing changed: nothing recorded, nothing sent.
+        host.clear_calls();
+        let again = release_on(&data, &mut state, &host, &ReleaseOptions::default())
+            .await
+            .unwrap();
+        assert!(again.recorded.is_none());
+        assert_eq!(local.records().unwrap().len(), 1);
+        assert!(host.commands().iter().all(|c| !c.contains("history")));
     }
 
     #[tokio::test]

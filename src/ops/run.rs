@@ -199,8 +199,9 @@ async fn plan_run(
     Ok(())
 }
 
-/// Runs the compose task as recorded steps: up, restarts, health.
-async fn run_steps(
+/// Runs the compose task as recorded steps: up, the restarts `state` owes, health. `rendered`
+/// is the stack on the host: the model's, or a recorded release's (`rollback`).
+pub(crate) async fn run_steps(
     run: &mut StepRun<'_>,
     state: &mut EnvironmentState,
     host: &dyn Host,

@@ -77,6 +77,10 @@ pub struct Status {
     pub ok: bool,
     /// What to run about what differs.
     pub hints: Vec<String>,
+    /// Services whose mounted files a release changed and that `run` has not restarted yet:
+    /// they still run the old configuration (`--check` counts it as a problem).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_restarts: Vec<String>,
     /// The maintenance lock, while one is held (`lock ENV acquire`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<super::maintenance::MaintenanceView>,
@@ -261,6 +265,15 @@ pub async fn status(
             format!("the stack was stopped with `stop`: `torrust-tracker-deployer start {env}` starts it"),
         );
     }
+    if !state.pending_restarts.is_empty() {
+        status.ok = false;
+        status.hints.push(format!(
+            "files a release changed are not applied yet: `torrust-tracker-deployer run {env}` \
+             restarts {}",
+            state.pending_restarts.join(", ")
+        ));
+        status.pending_restarts = state.pending_restarts.clone();
+    }
     status.files_root = options.files_root.clone();
     status.maintenance = super::maintenance::view(data, env);
     Ok(status)
@@ -306,6 +319,7 @@ pub fn assemble(
         summary,
         ok,
         hints,
+        pending_restarts: Vec::new(),
         maintenance: None,
         ssh_connections: 1,
         elapsed_ms: elapsed.as_millis() as u64,

@@ -57,6 +57,9 @@ pub fn tracker_checks(endpoints: &Endpoints) -> Vec<Check> {
     udp.chain(http).collect()
 }
 
+/// How long `test` keeps reading the statistics until they count the announces just made.
+const STATS_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Compares two readings of the statistics: at least `udp` more UDP announces, `http` more HTTP
 /// announces, and at least one torrent. Other clients may announce meanwhile, so these are
 /// lower bounds.
@@ -131,11 +134,25 @@ pub async fn run_tracker_test(endpoints: &Endpoints, opts: &ProbeOptions) -> Pro
     report.results.extend(tracker_report.results);
 
     if let (Some(check), Some(before)) = (stats_check, before) {
-        let after = run_check(&check, opts).await;
-        let after_stats = match after.output() {
+        // The tracker counts announces in a task of its own (its statistics are events sent
+        // through a channel), so a reading right after the answers may miss the last ones:
+        // read again for a short while before calling them not counted.
+        let stats_of = |r: &CheckResult| match r.output() {
             Some(CheckOutput::Stats { stats }) => Some(*stats),
             _ => None,
         };
+        let deadline = std::time::Instant::now() + STATS_SETTLE;
+        let mut after = run_check(&check, opts).await;
+        while let Some(stats) = stats_of(&after) {
+            if compare_stats(&before, &stats, udp_ok, http_ok).is_ok()
+                || std::time::Instant::now() >= deadline
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            after = run_check(&check, opts).await;
+        }
+        let after_stats = stats_of(&after);
         let target = after.target.clone();
         let latency = after.latency;
         report.results.push(after);

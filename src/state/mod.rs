@@ -10,6 +10,7 @@
 //!   <env>/known_hosts        pinned host keys
 //!   <env>/traces/            one trace file per failed command
 //!   <env>/maintenance.json   the maintenance lock, while a person holds it (see [`maintenance`])
+//!   <env>/history/           the release history kept here (see [`history`])
 //! ```
 //!
 //! Every lifecycle command runs as a sequence of named steps. Before each step the state records
@@ -18,6 +19,7 @@
 //! since every step is idempotent, simply running the command again resumes it.
 
 pub mod fsutil;
+pub mod history;
 pub mod lock;
 pub mod maintenance;
 

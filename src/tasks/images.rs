@@ -195,6 +195,32 @@ pub async fn apply(host: &dyn Host, action: &ImageAction) -> Result<Vec<String>,
     Ok(notes)
 }
 
+/// Points each reference at its image ID (`docker tag ID REF`), for a rollback to images whose
+/// tags a later release moved. The images must still be on the host.
+pub async fn tag(host: &dyn Host, pairs: &[(String, String)]) -> Result<(), TaskError> {
+    for (reference, id) in pairs {
+        let out = host
+            .sudo(&format!(
+                "docker tag {} {}",
+                shell_quote(id),
+                shell_quote(reference)
+            ))
+            .await?;
+        if !out.success() {
+            return Err(TaskError::image_missing(
+                TASK,
+                format!(
+                    "cannot point {reference} back at image {id}: {}",
+                    out.stderr_str().trim()
+                ),
+                "the image is no longer on the host (removed, or pruned): load or pull it again, \
+                 then run the command again",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the facts: the host must have every image the stack uses.
 pub fn check(
     wanted: &BTreeSet<String>,

@@ -16,7 +16,7 @@
 //! - configure: [`facts`] and [`host`] (packages, Docker, group, upgrades, firewall);
 //! - release: [`dirs`] (storage directories), [`passwords`] (changed MySQL and Grafana
 //!   passwords applied inside the running services), [`files`] (file upload, dry-run diffs),
-//!   [`images`] (load from the [`bundle`] or pull);
+//!   [`images`] (load from the [`bundle`] or pull), [`history`] (the host's release history);
 //! - run: [`compose`] (up, restarts, health);
 //! - test: [`caddy_ca`] (the internal CA's root); status: [`status_probe`];
 //! - operating a running stack: [`services`] (stop, start, restart), [`logs`], [`shell`]
@@ -29,6 +29,7 @@ pub mod compose;
 pub mod dirs;
 pub mod facts;
 pub mod files;
+pub mod history;
 pub mod host;
 pub mod images;
 pub mod logs;
