@@ -63,6 +63,11 @@ pub enum ErrorKind {
     TrackerTlsFailed,
     TrackerAuthFailed,
     TrackerFailed,
+    // Backups.
+    BackupFailed,
+    RestoreFailed,
+    ArchiveInvalid,
+    ChecksumMismatch,
     // Reports and fallbacks.
     CheckFailed,
     TestFailed,
@@ -71,7 +76,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 39] = [
+    pub const ALL: [ErrorKind; 43] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
@@ -108,6 +113,10 @@ impl ErrorKind {
         ErrorKind::TrackerTlsFailed,
         ErrorKind::TrackerAuthFailed,
         ErrorKind::TrackerFailed,
+        ErrorKind::BackupFailed,
+        ErrorKind::RestoreFailed,
+        ErrorKind::ArchiveInvalid,
+        ErrorKind::ChecksumMismatch,
         ErrorKind::CheckFailed,
         ErrorKind::TestFailed,
         ErrorKind::Failed,
@@ -152,6 +161,10 @@ impl ErrorKind {
             ErrorKind::TrackerTlsFailed => "tracker_tls_failed",
             ErrorKind::TrackerAuthFailed => "tracker_auth_failed",
             ErrorKind::TrackerFailed => "tracker_failed",
+            ErrorKind::BackupFailed => "backup_failed",
+            ErrorKind::RestoreFailed => "restore_failed",
+            ErrorKind::ArchiveInvalid => "archive_invalid",
+            ErrorKind::ChecksumMismatch => "checksum_mismatch",
             ErrorKind::CheckFailed => "check_failed",
             ErrorKind::TestFailed => "test_failed",
             ErrorKind::Failed => "failed",
@@ -167,7 +180,8 @@ impl ErrorKind {
             | ErrorKind::NotFound
             | ErrorKind::ConfigChanged
             | ErrorKind::Refused
-            | ErrorKind::MaintenanceLocked => 2,
+            | ErrorKind::MaintenanceLocked
+            | ErrorKind::ArchiveInvalid => 2,
             _ => 1,
         }
     }
@@ -272,7 +286,8 @@ mod tests {
                 "not_found",
                 "config_changed",
                 "refused",
-                "maintenance_locked"
+                "maintenance_locked",
+                "archive_invalid"
             ]
         );
         assert!(

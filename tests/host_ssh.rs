@@ -109,6 +109,62 @@ async fn a_session_is_a_host_for_the_tasks() {
     s.close().await;
 }
 
+/// `download_to` streams a file bigger than one SSH window into a writer, from an offset, with
+/// the bytes as the step's progress; an absent file writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_to_streams_a_file_from_an_offset() {
+    use torrust_tracker_deployer::events::{self, Events, Progress, Recorder, What};
+    require_test_user();
+    let sshd = Sshd::start();
+    let keys = tempfile::tempdir().unwrap();
+    let s = session(&sshd, &keys).await;
+    let host: &dyn Host = &s;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("archive.tar.gz");
+    let contents: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &contents).unwrap();
+    let path = path.to_string_lossy().into_owned();
+
+    let rec = Recorder::new();
+    let events = Events::new(rec.clone());
+    let mut whole: Vec<u8> = Vec::new();
+    let found = events::in_step(&events, "backup", "download", async {
+        host.download_to(&path, 0, &mut whole, Some(contents.len() as u64))
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(found);
+    assert!(
+        whole == contents,
+        "{} bytes of {}",
+        whole.len(),
+        contents.len()
+    );
+    let last = rec.whats().into_iter().rev().find_map(|w| match w {
+        What::StepProgress {
+            progress: Progress::Bytes { bytes, total },
+            ..
+        } => Some((bytes, total)),
+        _ => None,
+    });
+    assert_eq!(last, Some((3_000_000, Some(3_000_000))));
+
+    let mut rest: Vec<u8> = Vec::new();
+    assert!(
+        host.download_to(&path, 2_999_000, &mut rest, None)
+            .await
+            .unwrap()
+    );
+    assert!(rest == contents[2_999_000..]);
+
+    let mut none: Vec<u8> = Vec::new();
+    let absent = format!("{path}.absent");
+    assert!(!host.download_to(&absent, 0, &mut none, None).await.unwrap());
+    assert!(none.is_empty());
+    s.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_tcp_reaches_a_service_on_the_hosts_loopback() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -25,6 +25,7 @@ use crate::stack::StackError;
 use crate::state::maintenance::{MaintenanceError, MaintenanceLock};
 use crate::state::{LockError, LockOwner, StateError};
 use crate::tasks::TaskError;
+use crate::tasks::backup::BackupError;
 
 /// What `StepRun` makes of a step's error.
 fn step<E: Classify + std::error::Error + Send + Sync + 'static>(error: E) -> OpsError {
@@ -42,6 +43,87 @@ fn io() -> std::io::Error {
 
 fn s(text: &str) -> String {
     text.to_string()
+}
+
+fn backup_errors() -> Vec<(BackupError, &'static str)> {
+    vec![
+        (
+            BackupError::from(SshError::CommandFailed {
+                host: s("h"),
+                command: s("backup.sh"),
+                status: ExitStatus::Code(1),
+                stderr_tail: s("no"),
+            }),
+            "remote_command_failed",
+        ),
+        (
+            BackupError::Task(TaskError::Unhealthy {
+                waited: 180,
+                failing: s("tracker"),
+                logs: String::new(),
+            }),
+            "health_timeout",
+        ),
+        (BackupError::NotInstalled, "refused"),
+        (
+            BackupError::JobFailed {
+                code: 1,
+                output: s("another backup is running"),
+            },
+            "backup_failed",
+        ),
+        (
+            BackupError::Unexpected(s("garbled")),
+            "remote_command_failed",
+        ),
+        (BackupError::BadName { name: s("../x") }, "usage"),
+        (
+            BackupError::NotFound {
+                name: s("torrust-backup-x.tar.gz"),
+                place: s("on the host"),
+            },
+            "not_found",
+        ),
+        (
+            BackupError::Invalid {
+                archive: s("a"),
+                reason: s("not gzip"),
+            },
+            "archive_invalid",
+        ),
+        (
+            BackupError::Mismatch {
+                archive: s("a"),
+                found: s("mysql"),
+                expected: s("SQLite"),
+                fix: s("restore another"),
+            },
+            "archive_invalid",
+        ),
+        (
+            BackupError::Checksum {
+                what: s("the copy"),
+                expected: s("aa"),
+                got: s("bb"),
+            },
+            "checksum_mismatch",
+        ),
+        (
+            BackupError::Local {
+                context: s("cannot write"),
+                path: PathBuf::from("/b"),
+                source: io(),
+            },
+            "io",
+        ),
+        (
+            BackupError::RestoreFailed {
+                step: s("restore database"),
+                message: s("ERROR 1064"),
+            },
+            "restore_failed",
+        ),
+    ]
 }
 
 fn ssh_errors() -> Vec<(SshError, &'static str)> {
@@ -589,6 +671,11 @@ fn cases() -> Vec<(CliError, &'static str)> {
         "io",
     );
 
+    // Backups: the job, the copies, the restore (as steps, like every task error).
+    for (e, kind) in backup_errors() {
+        add(step(e), kind);
+    }
+
     // The operations' own errors.
     add(
         OpsError::Config(ConfigError::Read {
@@ -800,6 +887,7 @@ fn every_error_reaches_the_json_document_with_its_kind_and_exit_code() {
                 | "config_changed"
                 | "refused"
                 | "maintenance_locked"
+                | "archive_invalid"
         ) {
             2
         } else {

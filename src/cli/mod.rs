@@ -1,6 +1,7 @@
 //! The command line: one file per command. Each parses its arguments, calls an operation in
 //! [`crate::ops`] and renders the result as text or JSON. No logic lives here.
 
+mod backup;
 mod check;
 mod completions;
 mod configure;
@@ -27,6 +28,7 @@ mod register;
 mod release;
 mod render;
 mod restart;
+mod restore;
 mod rollback;
 mod run;
 mod show;
@@ -162,6 +164,12 @@ pub enum Command {
     Exists(exists::Args),
     /// Remove an environment's local data (state, generated keys, logs).
     Purge(purge::Args),
+    /// Run the backup job on the host now; or list the archives there (--list), or copy them
+    /// here (--download DIR), checked by sha256.
+    Backup(backup::Args),
+    /// Put the database of a backup archive (here or on the host) back, then start the tracker,
+    /// wait until healthy and test it.
+    Restore(restore::Args),
     /// Print the command-line structure as JSON.
     Docs,
     /// Print shell completions.
@@ -193,6 +201,8 @@ impl Command {
             Command::Lock(a) => Some(Some(&a.env)),
             Command::History(a) => Some(Some(&a.env)),
             Command::Rollback(a) => Some(Some(&a.env)),
+            Command::Backup(a) => Some(Some(&a.env)),
+            Command::Restore(a) => Some(Some(&a.env)),
             Command::Image(_) => Some(None),
             // purge removes the environment's own log, so it logs to the shared file.
             Command::Purge(_) => Some(None),
@@ -307,6 +317,8 @@ fn run(cli: &Cli, out: &Output) -> Result<i32, CliError> {
         Command::List => list::run(global, out),
         Command::Exists(a) => exists::run(a, global, out),
         Command::Purge(a) => purge::run(a, global, out),
+        Command::Backup(a) => backup::run(a, global, out),
+        Command::Restore(a) => restore::run(a, global, out),
         Command::Docs => docs::run(out),
         Command::Completions(a) => completions::run(a),
     };

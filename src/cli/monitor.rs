@@ -305,7 +305,7 @@ fn secs(ms: u64) -> String {
 }
 
 /// `12.5 MB` (decimal units, as `docker` and `ls -h --si` print them).
-fn size(bytes: u64) -> String {
+pub(super) fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
     if bytes < 1000 {
         return format!("{bytes} B");

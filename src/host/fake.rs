@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{AttachIo, AttachRequest, Attached, Host, HostFuture, HostStream};
+use super::{AttachIo, AttachRequest, Attached, Host, HostError, HostFuture, HostStream};
 use crate::ssh::{Change, ExecOutput, ExitStatus, FileChange, SshError, Stdin, UploadFile};
 
 /// One call a task made.
@@ -25,6 +25,8 @@ pub enum Call {
     /// The paths compared, in order.
     Compare(Vec<String>),
     Download(String),
+    /// A file streamed from this byte offset on.
+    DownloadTo(String, u64),
     /// A TCP connection from the host to this address and port.
     ConnectTcp(String, u16),
     /// An attached command (its command line is matched against the replies; the login
@@ -277,6 +279,38 @@ impl Host for FakeHost {
             let mut state = self.lock();
             state.calls.push(Call::Download(path.into()));
             Ok(state.files.get(path).map(|f| f.contents.clone()))
+        })
+    }
+
+    fn download_to<'a>(
+        &'a self,
+        path: &'a str,
+        offset: u64,
+        to: &'a mut (dyn AsyncWrite + Send + Unpin),
+        _total: Option<u64>,
+    ) -> HostFuture<'a, bool> {
+        Box::pin(async move {
+            let contents = {
+                let mut state = self.lock();
+                state.calls.push(Call::DownloadTo(path.into(), offset));
+                state.files.get(path).map(|f| f.contents.clone())
+            };
+            let Some(contents) = contents else {
+                return Ok(false);
+            };
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(contents.len());
+            let written = async {
+                to.write_all(&contents[start..]).await?;
+                to.flush().await
+            };
+            written.await.map_err(|source| HostError::Output {
+                host: "fake".into(),
+                command: format!("read {path}"),
+                source,
+            })?;
+            Ok(true)
         })
     }
 

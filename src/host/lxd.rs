@@ -20,7 +20,7 @@
 
 use rand::Rng;
 use rand::distributions::Alphanumeric;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{
     AttachIo, AttachRequest, Attached, Host, HostError, HostFuture, HostStream, download_script,
@@ -250,6 +250,35 @@ impl<T: Transport> Host for LxdHost<'_, T> {
                     Ok(downloaded(out)?)
                 }
             }
+        })
+    }
+
+    /// Read whole through LXD's files API, then written from `offset` on: LXD hosts serve
+    /// the work before SSH answers, never large files.
+    fn download_to<'a>(
+        &'a self,
+        path: &'a str,
+        offset: u64,
+        to: &'a mut (dyn AsyncWrite + Send + Unpin),
+        _total: Option<u64>,
+    ) -> HostFuture<'a, bool> {
+        Box::pin(async move {
+            let Some(bytes) = self.download(path).await? else {
+                return Ok(false);
+            };
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let written = async {
+                to.write_all(&bytes[start..]).await?;
+                to.flush().await
+            };
+            written.await.map_err(|source| HostError::Output {
+                host: self.name(),
+                command: format!("read {path}"),
+                source,
+            })?;
+            Ok(true)
         })
     }
 

@@ -51,6 +51,14 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
+    /// What a command printed could not be written here (see [`Host::download_to`]).
+    #[error("writing the output of `{command}` on {host} here failed: {source}")]
+    Output {
+        host: String,
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The host's transport cannot do this (e.g. a TCP connection over LXD exec).
     #[error("{what} is not possible on {host}: {why}")]
     Unsupported {
@@ -65,7 +73,7 @@ impl Classify for HostError {
         match self {
             HostError::Ssh(e) => e.kind(),
             HostError::Lxd(e) => e.kind(),
-            HostError::Input { .. } => ErrorKind::Io,
+            HostError::Input { .. } | HostError::Output { .. } => ErrorKind::Io,
             // A caller asked the wrong transport: a defect, not something to fix on the host.
             HostError::Unsupported { .. } => ErrorKind::Failed,
         }
@@ -77,8 +85,19 @@ const ABSENT: u32 = 3;
 
 /// `cat`s the file, or exits [`ABSENT`] when there is none: [`Host::download`] as a command.
 fn download_script(path: &str) -> String {
+    download_from_script(path, 0)
+}
+
+/// Prints the file from byte `offset` on, or exits [`ABSENT`] when there is none:
+/// [`Host::download_to`] as a command.
+fn download_from_script(path: &str, offset: u64) -> String {
     let p = shell_quote(path);
-    format!("if [ -e {p} ]; then exec cat -- {p}; else exit {ABSENT}; fi")
+    let read = if offset == 0 {
+        format!("cat -- {p}")
+    } else {
+        format!("tail -c +{} -- {p}", offset + 1)
+    };
+    format!("if [ -e {p} ]; then exec {read}; else exit {ABSENT}; fi")
 }
 
 /// [`download_script`]'s output as [`Host::download`]'s answer.
@@ -178,6 +197,18 @@ pub trait Host: Send + Sync {
     /// contents are never logged (the file may hold secrets).
     fn download<'a>(&'a self, path: &'a str) -> HostFuture<'a, Option<Vec<u8>>>;
 
+    /// Streams the file at `path` (read as root), from byte `offset` on, into `to`, without
+    /// holding it in memory; inside a step the bytes received are its progress, of `total`
+    /// when known. `false` when nothing is there (nothing written). A failed write to `to`
+    /// fails the call; the writer knows why.
+    fn download_to<'a>(
+        &'a self,
+        path: &'a str,
+        offset: u64,
+        to: &'a mut (dyn AsyncWrite + Send + Unpin),
+        total: Option<u64>,
+    ) -> HostFuture<'a, bool>;
+
     /// A TCP connection from the host to `address:port`, as the host sees it (`127.0.0.1` is
     /// the host itself): a local port forward, carried over the existing connection.
     fn connect_tcp<'a>(&'a self, address: &'a str, port: u16) -> HostFuture<'a, HostStream>;
@@ -213,5 +244,17 @@ mod tests {
         let out = run(&dir.path().join("none"));
         assert_eq!(out.status.code(), Some(ABSENT as i32));
         assert!(out.stdout.is_empty());
+
+        let from = |offset: u64| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(download_from_script(file.to_str().unwrap(), offset))
+                .output()
+                .unwrap()
+                .stdout
+        };
+        assert_eq!(from(0), b"a\nb\n");
+        assert_eq!(from(2), b"b\n");
+        assert_eq!(from(4), b"");
     }
 }

@@ -1,8 +1,10 @@
 //! [`Host`] over SSH: a [`Session`] runs every call on its one connection.
 
+use tokio::io::AsyncWrite;
+
 use super::{
-    AttachIo, AttachRequest, Attached, Host, HostError, HostFuture, HostStream, download_script,
-    downloaded,
+    ABSENT, AttachIo, AttachRequest, Attached, Host, HostError, HostFuture, HostStream,
+    download_from_script, download_script, downloaded,
 };
 use crate::ssh::{ExecOptions, Session, SshError, Stdin, UploadFile};
 
@@ -54,6 +56,24 @@ impl Host for Session {
             let options = ExecOptions::new().quiet();
             let out = Session::sudo_with(self, &download_script(path), options).await?;
             Ok(downloaded(out)?)
+        })
+    }
+
+    fn download_to<'a>(
+        &'a self,
+        path: &'a str,
+        offset: u64,
+        to: &'a mut (dyn AsyncWrite + Send + Unpin),
+        total: Option<u64>,
+    ) -> HostFuture<'a, bool> {
+        Box::pin(async move {
+            let script = download_from_script(path, offset);
+            let out = Session::sudo_to_writer(self, &script, to, total).await?;
+            if out.status.code() == Some(ABSENT) {
+                return Ok(false);
+            }
+            out.check()?;
+            Ok(true)
         })
     }
 

@@ -1,6 +1,7 @@
 //! The lifecycle operations. The CLI parses arguments and calls these; they return plain
 //! values that the CLI renders as text or JSON. Nothing here prints.
 
+pub mod backup;
 pub mod check;
 pub mod configure;
 pub mod deploy;
@@ -20,6 +21,7 @@ pub mod provision;
 pub mod register;
 pub mod release;
 pub mod render;
+pub mod restore;
 pub mod rollback;
 pub mod run;
 pub mod services;

@@ -616,6 +616,15 @@ pub(crate) mod tests {
         fn download<'a>(&'a self, path: &'a str) -> crate::host::HostFuture<'a, Option<Vec<u8>>> {
             self.0.download(path)
         }
+        fn download_to<'a>(
+            &'a self,
+            path: &'a str,
+            offset: u64,
+            to: &'a mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+            total: Option<u64>,
+        ) -> crate::host::HostFuture<'a, bool> {
+            self.0.download_to(path, offset, to, total)
+        }
         fn connect_tcp<'a>(
             &'a self,
             address: &'a str,

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use russh::ChannelMsg;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::quote::shell_quote;
 use super::{Session, SshError};
@@ -296,10 +296,40 @@ impl Session {
         self.run_channel(command, options).await
     }
 
+    /// Runs `command` as root with its standard output written to `to` as it arrives (a large
+    /// file read back, without holding it in memory: the SSH window paces the sender), not
+    /// collected: the returned output's `stdout` is empty. Inside a step, the bytes received
+    /// are its progress, of `total` when known. A failed local write stops the command and
+    /// fails with [`SshError::Channel`]; the writer knows the cause.
+    pub async fn sudo_to_writer(
+        &self,
+        command: &str,
+        to: &mut (dyn AsyncWrite + Send + Unpin),
+        total: Option<u64>,
+    ) -> Result<ExecOutput, SshError> {
+        let wrapped = self.sudo_command(command);
+        let mut out = self
+            .run_channel_to(&wrapped, ExecOptions::default(), Some((to, total)))
+            .await?;
+        out.command = command.to_string();
+        Ok(out)
+    }
+
     async fn run_channel(
         &self,
         command: &str,
         options: ExecOptions,
+    ) -> Result<ExecOutput, SshError> {
+        self.run_channel_to(command, options, None).await
+    }
+
+    /// Runs `command`; its standard output goes to the writer when one is given (with the
+    /// total expected, for progress), else it is collected.
+    async fn run_channel_to(
+        &self,
+        command: &str,
+        options: ExecOptions,
+        mut stdout_to: Option<(&mut (dyn AsyncWrite + Send + Unpin), Option<u64>)>,
     ) -> Result<ExecOutput, SshError> {
         let host = self.inner.target.host.clone();
         let chan_err = |detail: String| SshError::Channel {
@@ -373,6 +403,8 @@ impl Session {
         let mut err_lines = Lines::new(OutputStream::Stderr, active, trace);
         let mut status = ExitStatus::Unknown;
         let mut refused = false;
+        let mut received = ByteCounter::new(stdout_to.as_ref().and_then(|(_, total)| *total));
+        let mut write_error: Option<std::io::Error> = None;
         loop {
             tokio::select! {
                 r = &mut feed, if !fed => {
@@ -391,10 +423,21 @@ impl Session {
                 }
                 msg = rx.wait() => match msg {
                     None | Some(ChannelMsg::Close) => break,
-                    Some(ChannelMsg::Data { data }) => {
-                        out_lines.push(&host, &data, sink);
-                        stdout.extend_from_slice(&data);
-                    }
+                    Some(ChannelMsg::Data { data }) => match stdout_to.as_mut() {
+                        Some((to, _)) => {
+                            if let Err(e) = to.write_all(&data).await {
+                                write_error = Some(e);
+                                let _ = tx.signal(russh::Sig::KILL).await;
+                                let _ = tx.close().await;
+                                break;
+                            }
+                            received.add(data.len());
+                        }
+                        None => {
+                            out_lines.push(&host, &data, sink);
+                            stdout.extend_from_slice(&data);
+                        }
+                    },
                     Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                         err_lines.push(&host, &data, sink);
                         stderr.extend_from_slice(&data);
@@ -414,6 +457,15 @@ impl Session {
         }
         out_lines.finish(&host, sink);
         err_lines.finish(&host, sink);
+        if let Some(e) = write_error {
+            return Err(chan_err(format!("writing its output here failed: {e}")));
+        }
+        if let Some((to, _)) = stdout_to.as_mut() {
+            received.finish();
+            to.flush()
+                .await
+                .map_err(|e| chan_err(format!("writing its output here failed: {e}")))?;
+        }
         if let Some(source) = stdin_error {
             return Err(SshError::Stdin {
                 host,

@@ -763,6 +763,9 @@ fn tracker_toml_has_the_schema_2_0_0_structure() {
         [core.net]
         on_reverse_proxy = false
 
+        [core.tracker_policy]
+        persistent_torrent_completed_stat = true
+
         [[udp_trackers]]
         bind_address = "0.0.0.0:6969"
 

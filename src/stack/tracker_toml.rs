@@ -46,6 +46,15 @@ struct Core {
     private: bool,
     database: CoreDatabase,
     net: Net,
+    tracker_policy: TrackerPolicy,
+}
+
+#[derive(Debug, Serialize)]
+struct TrackerPolicy {
+    /// Keep each torrent's completed count in the database (the incumbent's setting). Tracker
+    /// 3.0.0 writes the counts but does not read them back when it starts (torrust-tracker
+    /// issue 1264, fixed in later versions); the database, and so a backup, holds them.
+    persistent_torrent_completed_stat: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -109,6 +118,9 @@ pub(crate) fn model(plan: &Plan<'_>) -> TrackerToml {
             database,
             net: Net {
                 on_reverse_proxy: plan.on_reverse_proxy(),
+            },
+            tracker_policy: TrackerPolicy {
+                persistent_torrent_completed_stat: true,
             },
         },
         udp_trackers: plan.udp.iter().copied().map(Bind::new).collect(),

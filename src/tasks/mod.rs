@@ -20,8 +20,10 @@
 //! - run: [`compose`] (up, restarts, health);
 //! - test: [`caddy_ca`] (the internal CA's root); status: [`status_probe`];
 //! - operating a running stack: [`services`] (stop, start, restart), [`logs`], [`shell`]
-//!   (`ssh` and `exec`).
+//!   (`ssh` and `exec`);
+//! - backup and restore: [`backup`] (run the job, list, copy and restore archives).
 
+pub mod backup;
 pub mod bundle;
 pub mod caddy_ca;
 pub mod cloud_init;
