@@ -25,6 +25,7 @@ mod cli_test;
 mod config_proptest;
 mod config_validation;
 mod host_ssh;
+mod lxd_backup;
 mod lxd_configure;
 mod lxd_e2e;
 mod lxd_history;
