@@ -7,6 +7,7 @@
 mod common;
 mod support;
 
+mod cli_backup;
 mod cli_bad_input;
 mod cli_concurrency;
 mod cli_create;

@@ -2,8 +2,10 @@
 //!
 //! The remote work is the [`backup`](crate::tasks::backup) task: the job is the script `release`
 //! installs (what cron runs), the archives are read with one command, copies are streamed and
-//! checked by sha256. Running the job and copying are recorded steps of the `backup` command
-//! (they resume like the others); listing is read-only and records nothing.
+//! checked by sha256. Running the job is a recorded step of the `backup` command. Listing and
+//! copying change nothing on the host nor in the environment's state: they record nothing
+//! (a copy resumes from its `.part` file), and the copies report their steps and bytes as
+//! progress events all the same.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,6 +15,8 @@ use serde::Serialize;
 use super::OpsError;
 use super::host::{configured_host, connect, connect_for, released_host};
 use super::steps::{Done, StepRun};
+use crate::error_kind::{Classified, Classify};
+use crate::events::{self, Events, What};
 use crate::host::Host;
 use crate::ssh::Session;
 use crate::state::{DataDir, EnvironmentState, HostRecord};
@@ -140,11 +144,14 @@ pub async fn download(
     if let Some(name) = archive {
         backup::check_name(name).map_err(OpsError::typed)?;
     }
+    // The lock for the whole copy: no `destroy` or `restore` in the middle of it.
     let _lock = data.lock(env, "backup", lock_wait)?;
-    let mut state = data.load(env)?;
+    let state = data.load(env)?;
     let (record, _) = configured_host(&state, "backup --download")?;
-    let session = reach(data, &mut state, &record, "backup").await?;
-    let result = download_on(data, &mut state, &session, dir, archive).await;
+    let session = connect(data, &state, &record)
+        .await
+        .map_err(OpsError::typed)?;
+    let result = download_on(env, &session, dir, archive).await;
     session.close().await;
     Ok(Downloaded {
         name: env.to_string(),
@@ -155,18 +162,88 @@ pub async fn download(
     })
 }
 
-/// [`download`] on a host already reached, under the lock the caller holds: one step lists
-/// the archives and reads their checksums, then one step per archive copies it.
+/// Steps that send the same events as [`StepRun`]'s but record nothing in the state.
+struct Unrecorded {
+    events: Events,
+    command: &'static str,
+    started: Instant,
+}
+
+impl Unrecorded {
+    fn begin(env: &str, command: &'static str) -> Self {
+        let events = Events::current();
+        events.emit(What::CommandStarted {
+            command: command.to_string(),
+            env: env.to_string(),
+            resumes: None,
+        });
+        Self {
+            events,
+            command,
+            started: Instant::now(),
+        }
+    }
+
+    async fn step<T, E>(
+        &self,
+        name: &str,
+        changed: impl FnOnce(&T) -> Option<bool>,
+        body: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, OpsError>
+    where
+        E: Classify + std::error::Error + Send + Sync + 'static,
+    {
+        let (command, step) = (self.command.to_string(), name.to_string());
+        self.events.emit(What::StepStarted {
+            command: command.clone(),
+            step: step.clone(),
+        });
+        let started = Instant::now();
+        let result = events::in_step(&self.events, self.command, name, body).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(value) => {
+                self.events.emit(What::StepFinished {
+                    command,
+                    step,
+                    changed: changed(&value),
+                    elapsed_ms,
+                });
+                Ok(value)
+            }
+            Err(e) => {
+                let error = Classified::new(e);
+                self.events.emit(What::StepFailed {
+                    command,
+                    step,
+                    kind: error.kind(),
+                    message: error.to_string(),
+                    elapsed_ms,
+                });
+                Err(OpsError::Typed(error))
+            }
+        }
+    }
+
+    fn finish(self) {
+        self.events.emit(What::CommandFinished {
+            command: self.command.to_string(),
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+        });
+    }
+}
+
+/// [`download`] on a host already reached: one step lists the archives and reads their
+/// checksums, then one step per archive copies it.
 pub async fn download_on(
-    data: &DataDir,
-    state: &mut EnvironmentState,
+    env: &str,
     host: &dyn Host,
     dir: &Path,
     archive: Option<&str>,
 ) -> Result<Vec<Fetched>, OpsError> {
-    let mut run = StepRun::begin(data, state, "backup")?;
+    let run = Unrecorded::begin(env, "backup");
     let chosen = run
-        .step(state, LIST, async |_s| {
+        .step(LIST, |_| None, async {
             let listing = backup::list(host).await?;
             let mut chosen: Vec<Archive> = match archive {
                 None => listing.archives,
@@ -191,16 +268,11 @@ pub async fn download_on(
     let mut fetched = Vec::new();
     for a in &chosen {
         let step = format!("download {}", a.name);
-        let f = run
-            .step_changed(state, &step, async |_s| {
-                let f = copy::fetch(host, a, dir).await?;
-                let changed = f.action != copy::FetchAction::Unchanged;
-                Ok::<_, BackupError>(Done::new(f, changed))
-            })
-            .await?;
+        let changed = |f: &Fetched| Some(f.action != copy::FetchAction::Unchanged);
+        let f = run.step(&step, changed, copy::fetch(host, a, dir)).await?;
         fetched.push(f);
     }
-    run.finish(state, None)?;
+    run.finish();
     Ok(fetched)
 }
 
@@ -238,8 +310,6 @@ mod tests {
     #[tokio::test]
     async fn downloads_copy_every_archive_or_the_one_named() {
         let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::new(dir.path().join("data"));
-        let mut state = configured_state(&data);
         let host = FakeHost::new();
         let mut listing = String::new();
         let mut sums = String::new();
@@ -256,36 +326,42 @@ mod tests {
         host.reply("for f in torrust-backup-", [Reply::ok(listing)]);
         host.reply("sha256sum --", [Reply::ok(sums)]);
         let out = dir.path().join("out");
-        let got = download_on(&data, &mut state, &host, &out, None)
+        let rec = crate::events::Recorder::new();
+        let got = Events::new(rec.clone())
+            .scope(download_on("rel", &host, &out, None))
             .await
             .unwrap();
+        let steps: Vec<String> = rec
+            .whats()
+            .into_iter()
+            .filter_map(|w| match w {
+                What::StepFinished { step, changed, .. } => Some(format!("{step} {changed:?}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "list archives None",
+                "download torrust-backup-a.tar.gz Some(true)",
+                "download torrust-backup-b.tar.gz Some(true)"
+            ]
+        );
         assert_eq!(got.len(), 2);
         assert_eq!(
             std::fs::read(out.join("torrust-backup-b.tar.gz")).unwrap(),
             b"bbb"
         );
 
-        let again = download_on(
-            &data,
-            &mut state,
-            &host,
-            &out,
-            Some("torrust-backup-a.tar.gz"),
-        )
-        .await
-        .unwrap();
+        let again = download_on("rel", &host, &out, Some("torrust-backup-a.tar.gz"))
+            .await
+            .unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].action, copy::FetchAction::Unchanged);
 
-        let err = download_on(
-            &data,
-            &mut state,
-            &host,
-            &out,
-            Some("torrust-backup-c.tar.gz"),
-        )
-        .await
-        .unwrap_err();
+        let err = download_on("rel", &host, &out, Some("torrust-backup-c.tar.gz"))
+            .await
+            .unwrap_err();
         assert_eq!(
             crate::error_kind::Classify::kind(&err),
             crate::error_kind::ErrorKind::NotFound

@@ -370,6 +370,8 @@ const BUILT_COMMANDS: &[&str] = &[
     "stop",
     "start",
     "restart",
+    "backup",
+    "restore",
 ];
 
 fn next_step(state: &EnvironmentState) -> NextStep {
@@ -388,9 +390,15 @@ fn next_step(state: &EnvironmentState) -> NextStep {
                 run.command
             ),
         };
+        // `restore` needs its archive again.
+        let args = if run.command == "restore" {
+            " --from ARCHIVE"
+        } else {
+            ""
+        };
         return NextStep {
             available: BUILT_COMMANDS.contains(&run.command.as_str()),
-            command: format!("torrust-tracker-deployer {} {name}", run.command),
+            command: format!("torrust-tracker-deployer {} {name}{args}", run.command),
             hint: why,
         };
     }

@@ -60,8 +60,8 @@ impl Source {
         }
         Err(OpsError::typed(BackupError::NotFound {
             name: from.to_string(),
-            place: "here (no such file) and it is not an archive name either \
-                    (`torrust-backup-<time>.tar.gz`, looked up on the host)"
+            place: "here (no such file), and it is not the name of an archive on the host \
+                    (`torrust-backup-<time>.tar.gz`)"
                 .into(),
         }))
     }

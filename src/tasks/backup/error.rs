@@ -35,7 +35,7 @@ pub enum BackupError {
          `torrust-backup-<time>.tar.gz` (`backup ENV --list` lists them)"
     )]
     BadName { name: String },
-    #[error("no archive {name} {place}.\n  `backup ENV --list` lists the archives on the host")]
+    #[error("no archive {name:?} {place}.\n  `backup ENV --list` lists the archives on the host")]
     NotFound { name: String, place: String },
     #[error("{archive} is not a backup this environment can restore: {reason}")]
     Invalid { archive: String, reason: String },
