@@ -6,7 +6,8 @@
 //! file), check archive (its database must be the environment's: SQLite or MySQL, and the same
 //! MySQL database), stop the tracker (MySQL keeps running: the dump is imported into it),
 //! restore the database (the SQLite file replaced, the previous one kept beside it; or the dump
-//! imported), `compose up`, wait until healthy. Then the protocol test, as `deploy` ends with.
+//! imported), `compose up`, wait until healthy: the environment is then `running` (a stopped
+//! one too, ADR 19). Then the protocol test, as `deploy` ends with.
 //!
 //! Only the database is restored; see [`crate::tasks::backup::restore`] for why.
 
@@ -23,7 +24,7 @@ use super::test::{self, TestOptions};
 use crate::config::Database;
 use crate::host::Host;
 use crate::stack::layout;
-use crate::state::{DataDir, EnvironmentState};
+use crate::state::{DataDir, EnvironmentState, Lifecycle};
 use crate::tasks::backup::restore::{self as task, ArchiveDatabase};
 use crate::tasks::backup::{self, Archive, BackupError, copy};
 use crate::tasks::compose::{self, ServiceHealth};
@@ -209,7 +210,8 @@ pub async fn restore_on(
             compose::wait_healthy(host, &rendered, options.timeout, interval).await
         })
         .await?;
-    run.finish(state, None)?;
+    // Every service is up and healthy, as after `run` (ADR 19: a stopped stack is started).
+    run.finish(state, Some(Lifecycle::Running))?;
     Ok(Restored {
         name: state.name.clone(),
         host: record.ip,
@@ -230,7 +232,6 @@ mod tests {
     use crate::error_kind::{Classify, ErrorKind};
     use crate::host::fake::{FakeHost, Reply};
     use crate::ops::release::tests::configured_state;
-    use crate::state::Lifecycle;
     use crate::tasks::backup::host_path;
 
     const NAME: &str = "torrust-backup-20251130T030000Z.tar.gz";
@@ -263,7 +264,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::new(dir.path());
         let mut state = configured_state(&data);
-        state.lifecycle = Lifecycle::Running;
+        state.lifecycle = Lifecycle::Stopped;
         let host = FakeHost::new();
         host.reply(
             "tar -tzf",
@@ -306,7 +307,13 @@ mod tests {
             swap.contains("db=/opt/torrust/storage/tracker/lib/database/tracker.db\n"),
             "{swap}"
         );
-        let saved = data.load(&state.name).unwrap().last_run.unwrap();
+        let saved = data.load(&state.name).unwrap();
+        assert_eq!(
+            saved.lifecycle,
+            Lifecycle::Running,
+            "a stopped stack was started"
+        );
+        let saved = saved.last_run.unwrap();
         assert_eq!(saved.command, "restore");
         assert_eq!(
             saved.completed_steps,
