@@ -122,3 +122,32 @@ fn restore_refuses_what_is_not_an_archive_before_connecting() {
         .code(2);
     assert_eq!(run.json()["error"]["kind"], "refused", "{run:?}");
 }
+
+#[test]
+fn a_maintenance_lock_refuses_restore_but_not_backup() {
+    let sb = Sandbox::new();
+    created(&sb, "alpha");
+    sb.run(&["lock", "alpha", "acquire", "-m", "moving the database"])
+        .ok();
+    let archive = sb.path().join("torrust-backup-x.tar.gz");
+    let src = sb.path().join("src");
+    std::fs::create_dir_all(src.join("database")).unwrap();
+    std::fs::write(src.join("database/tracker.db"), "SQLite format 3\0").unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg("-czf")
+        .arg(&archive)
+        .arg("database")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let from = archive.to_str().unwrap();
+    assert_eq!(
+        kind(&sb, &["restore", "alpha", "--from", from]),
+        "maintenance_locked"
+    );
+    // backup reads: it is not refused for the lock (here: for having no host).
+    assert_eq!(kind(&sb, &["backup", "alpha"]), "refused");
+    assert_eq!(kind(&sb, &["backup", "alpha", "--list"]), "refused");
+}
