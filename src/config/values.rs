@@ -492,7 +492,7 @@ fn check_mysql_name(name: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The name of the tracker's MySQL database: see [`check_mysql_name`]; at most 64 bytes.
+/// The name of the tracker's MySQL database: see `check_mysql_name`; at most 64 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MysqlDatabaseName(String);
 
@@ -516,7 +516,7 @@ string_value!(MysqlDatabaseName, "mysql_database_name", || {
     MysqlDatabaseName("stand_in".into())
 });
 
-/// The tracker's MySQL account: see [`check_mysql_name`]; not `root` (in any case), at most 32
+/// The tracker's MySQL account: see `check_mysql_name`; not `root` (in any case), at most 32
 /// bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MysqlUser(String);

@@ -34,7 +34,7 @@ use super::OpsError;
 use super::host::ssh_target;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session};
 use crate::stack::{self, layout};
-use crate::state::{DataDir, Lifecycle};
+use crate::state::{DataDir, EnvironmentState, HostRecord, Lifecycle};
 use crate::tasks::status_probe;
 pub use crate::tasks::status_probe::{
     Container, DockerProbe, Probe, RemoteFile, parse_container, parse_probe,
@@ -177,23 +177,7 @@ pub async fn status(
     // No lock: status reads the state (written atomically) and changes nothing, so it may run
     // while another command works on the environment.
     let state = data.load(env)?;
-    let host = match (&state.host, state.lifecycle) {
-        (_, Lifecycle::Destroyed) => {
-            return Err(OpsError::Refused(format!(
-                "environment '{env}' is destroyed, so it has no host to look at; create one with \
-                 `torrust-tracker-deployer provision {env}` (or `deploy {env}`)"
-            )));
-        }
-        (Some(h), _) if !h.ip.is_empty() && h.host_key.is_some() => h.clone(),
-        _ => {
-            return Err(OpsError::Refused(format!(
-                "environment '{env}' has no host yet (state '{}'); create one with \
-                 `torrust-tracker-deployer provision {env}` (or `deploy {env}`), or adopt one \
-                 with `register`",
-                state.lifecycle
-            )));
-        }
-    };
+    let host = host_to_look_at(&state)?;
     let rendered = stack::render(&state.config).map_err(|e| {
         OpsError::Failed(format!(
             "cannot build the stack from the environment's configuration: {e}"
@@ -258,6 +242,33 @@ pub async fn status(
         started.elapsed(),
     );
     status.host = target.display();
+    add_state_notes(&mut status, &state);
+    status.files_root = options.files_root.clone();
+    status.maintenance = super::maintenance::view(data, env);
+    Ok(status)
+}
+
+/// The host `status` looks at, or why there is none.
+fn host_to_look_at(state: &EnvironmentState) -> Result<HostRecord, OpsError> {
+    let env = &state.name;
+    match (&state.host, state.lifecycle) {
+        (_, Lifecycle::Destroyed) => Err(OpsError::Refused(format!(
+            "environment '{env}' is destroyed, so it has no host to look at; create one with \
+             `torrust-tracker-deployer provision {env}` (or `deploy {env}`)"
+        ))),
+        (Some(h), _) if !h.ip.is_empty() && h.host_key.is_some() => Ok(h.clone()),
+        _ => Err(OpsError::Refused(format!(
+            "environment '{env}' has no host yet (state '{}'); create one with \
+             `torrust-tracker-deployer provision {env}` (or `deploy {env}`), or adopt one with \
+             `register`",
+            state.lifecycle
+        ))),
+    }
+}
+
+/// What the state adds to the view: the lifecycle, a stopped stack, restarts still owed.
+fn add_state_notes(status: &mut Status, state: &EnvironmentState) {
+    let env = &state.name;
     status.lifecycle = state.lifecycle;
     if state.lifecycle == Lifecycle::Stopped {
         status.hints.insert(
@@ -274,9 +285,6 @@ pub async fn status(
         ));
         status.pending_restarts = state.pending_restarts.clone();
     }
-    status.files_root = options.files_root.clone();
-    status.maintenance = super::maintenance::view(data, env);
-    Ok(status)
 }
 
 /// Puts the view together: summary, `ok` and hints. `host` and `lifecycle` are left for the

@@ -18,6 +18,7 @@
 //! dies leaves `run.status == running` with its step: the next run of any command sees it, and
 //! since every step is idempotent, simply running the command again resumes it.
 
+mod error;
 pub mod fsutil;
 pub mod history;
 pub mod lock;
@@ -31,6 +32,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::EnvironmentConfig;
+pub use error::StateError;
 pub use lock::{EnvLock, LockError, LockOwner};
 
 /// Bumped whenever the state file's shape changes incompatibly.
@@ -277,73 +279,6 @@ impl EnvironmentState {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error(
-        "environment '{0}' does not exist.\n  List environments with `torrust-tracker-deployer list`, or create it with `torrust-tracker-deployer create environment --env-file FILE`"
-    )]
-    NotFound(String),
-    #[error("cannot read the state of environment '{env}' at {path}: {reason}")]
-    Unreadable {
-        env: String,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error(
-        "the state of environment '{env}' at {path} is not valid:\n{}\n  It was changed outside \
-         the deployer. Put the values back (the environment file holds the settings), or remove \
-         the environment's local data with `torrust-tracker-deployer purge {env}` and create it again",
-        problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
-    )]
-    Invalid {
-        env: String,
-        path: PathBuf,
-        problems: Vec<String>,
-    },
-    /// The state file does not parse (empty, truncated, garbled) and the previous state does.
-    #[error(
-        "the state of environment '{env}' at {file} is damaged: {reason}.\n  The state before \
-         its last save is kept in {prev}: check it, put it back with `cp -p {prev} {file}` and \
-         run the command again (`purge --force` would forget the environment's host, which would \
-         then be left running)",
-        file = path.display(),
-        prev = previous.display()
-    )]
-    Damaged {
-        env: String,
-        path: PathBuf,
-        reason: String,
-        previous: PathBuf,
-    },
-    #[error(
-        "the state of environment '{env}' has schema version {found}, but this build reads version {SCHEMA_VERSION}.\n  Use the torrust-tracker-deployer release that created it"
-    )]
-    SchemaVersion { env: String, found: u64 },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Lock(#[from] LockError),
-}
-
-impl crate::error_kind::Classify for StateError {
-    fn kind(&self) -> crate::error_kind::ErrorKind {
-        use crate::error_kind::ErrorKind;
-        match self {
-            StateError::NotFound(_) => ErrorKind::NotFound,
-            StateError::Unreadable { .. }
-            | StateError::Damaged { .. }
-            | StateError::SchemaVersion { .. }
-            | StateError::Invalid { .. }
-            | StateError::Write { .. } => ErrorKind::State,
-            StateError::Lock(e) => e.kind(),
-        }
-    }
-}
-
 /// `state.json.prev` next to `state.json`: the state as it was before the last durable save (or,
 /// after the first, that state itself), for when `state.json` is damaged (a power loss after a
 /// progress record, a full disk, an editor). The durable saves are a command's first and last
@@ -584,7 +519,7 @@ impl DataDir {
         written.map_err(|source| StateError::Write { path, source })
     }
 
-    /// The copy of the state before its last durable save (see [`previous_state_file`]).
+    /// The copy of the state before its last durable save (see `previous_state_file`).
     pub fn previous_state_file(&self, env: &str) -> PathBuf {
         previous_state_file(&self.state_file(env))
     }
