@@ -29,67 +29,7 @@ use crate::config::EnvironmentConfig;
 pub const RECORD_VERSION: u32 = 1;
 
 /// Who released: the user and the machine the deployer ran on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Operator {
-    pub user: String,
-    pub machine: String,
-}
-
-impl Operator {
-    /// This process's user (`$USER`, `$LOGNAME`, else its uid's name) and machine (the kernel's
-    /// host name).
-    pub fn current() -> Self {
-        let user = ["USER", "LOGNAME"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
-            .unwrap_or_else(uid_name);
-        let machine = ["/proc/sys/kernel/hostname", "/etc/hostname"]
-            .iter()
-            .find_map(|p| {
-                fs::read_to_string(p)
-                    .ok()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-            })
-            .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "unknown".to_string());
-        Self {
-            user: printable(&user),
-            machine: printable(&machine),
-        }
-    }
-}
-
-impl std::fmt::Display for Operator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}", self.user, self.machine)
-    }
-}
-
-/// The name of this process's uid in /etc/passwd, or `uid N`.
-fn uid_name() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(uid) = fs::metadata("/proc/self").map(|m| m.uid()) else {
-        return "unknown".to_string();
-    };
-    fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.get(2) == Some(&uid.to_string().as_str())).then(|| f[0].to_string())
-            })
-        })
-        .unwrap_or_else(|| format!("uid {uid}"))
-}
-
-/// At most 64 printable characters (the value is shown in `history`).
-fn printable(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect::<String>()
-}
+pub use super::operator::Operator;
 
 /// One released file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -478,6 +418,6 @@ pub(crate) mod tests {
     fn the_operator_is_named() {
         let op = Operator::current();
         assert!(!op.user.is_empty() && !op.machine.is_empty());
-        assert_eq!(printable("a\nb\u{7}c"), "abc");
+        assert_eq!(super::super::operator::printable("a\nb\u{7}c"), "abc");
     }
 }

@@ -23,6 +23,7 @@ pub mod fsutil;
 pub mod history;
 pub mod lock;
 pub mod maintenance;
+pub mod operator;
 
 use std::fs;
 use std::path::{Path, PathBuf};
