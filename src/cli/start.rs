@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::{CliError, GlobalArgs, Output, block_on, env_name};
-use crate::ops::services::{self, ServicesOptions};
+use super::{CliError, GlobalArgs, Output};
+use crate::ops::services::Verb;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,17 +20,6 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
-    let env = env_name(&args.env)?;
-    let options = ServicesOptions {
-        services: args.services.clone(),
-        timeout: Duration::from_secs(args.timeout),
-    };
-    let done = block_on(services::start(
-        &global.data(),
-        env,
-        &options,
-        global.lock_wait(),
-    ))?;
-    out.result(&done, || super::stop::text(&done))?;
-    Ok(())
+    let timeout = Duration::from_secs(args.timeout);
+    super::stop::operate(&args.env, &args.services, timeout, Verb::Start, global, out)
 }

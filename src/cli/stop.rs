@@ -2,8 +2,10 @@
 //! Stopping them all records the environment as `stopped`: `test` then refuses, and `start`,
 //! `run` or `deploy` start it again.
 
+use std::time::Duration;
+
 use super::{CliError, GlobalArgs, Output, block_on, env_name, render_steps};
-use crate::ops::services::{self, ServicesDone, ServicesOptions};
+use crate::ops::services::{self, ServicesDone, ServicesOptions, Verb};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,14 +17,34 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
-    let env = env_name(&args.env)?;
+    operate(
+        &args.env,
+        &args.services,
+        Duration::ZERO,
+        Verb::Stop,
+        global,
+        out,
+    )
+}
+
+/// `stop`, `start` and `restart`: the operation on `services` of `env`, and its result.
+pub(super) fn operate(
+    env: &str,
+    services: &[String],
+    timeout: Duration,
+    verb: Verb,
+    global: &GlobalArgs,
+    out: &Output,
+) -> Result<(), CliError> {
+    let env = env_name(env)?;
     let options = ServicesOptions {
-        services: args.services.clone(),
-        timeout: std::time::Duration::ZERO,
+        services: services.to_vec(),
+        timeout,
     };
-    let done = block_on(services::stop(
+    let done = block_on(services::operate(
         &global.data(),
         env,
+        verb,
         &options,
         global.lock_wait(),
     ))?;

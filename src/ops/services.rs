@@ -22,7 +22,8 @@ use crate::host::Host;
 use crate::stack::RenderedStack;
 use crate::state::{DataDir, EnvironmentState, Lifecycle};
 use crate::tasks::compose::{self, ServiceHealth};
-use crate::tasks::services::{self, ServiceState, Verb};
+pub use crate::tasks::services::Verb;
+use crate::tasks::services::{self, ServiceState};
 use crate::tasks::{Plan, TaskError};
 
 #[derive(Debug, Clone)]
@@ -92,34 +93,9 @@ pub fn known_services(
     Ok((rendered, known))
 }
 
-pub async fn stop(
-    data: &DataDir,
-    env: &str,
-    options: &ServicesOptions,
-    lock_wait: Duration,
-) -> Result<ServicesDone, OpsError> {
-    operate(data, env, Verb::Stop, options, lock_wait).await
-}
-
-pub async fn start(
-    data: &DataDir,
-    env: &str,
-    options: &ServicesOptions,
-    lock_wait: Duration,
-) -> Result<ServicesDone, OpsError> {
-    operate(data, env, Verb::Start, options, lock_wait).await
-}
-
-pub async fn restart(
-    data: &DataDir,
-    env: &str,
-    options: &ServicesOptions,
-    lock_wait: Duration,
-) -> Result<ServicesDone, OpsError> {
-    operate(data, env, Verb::Restart, options, lock_wait).await
-}
-
-async fn operate(
+/// `stop`, `start` or `restart` (`verb`) of the environment's services, under its lock, over
+/// one SSH connection.
+pub async fn operate(
     data: &DataDir,
     env: &str,
     verb: Verb,
