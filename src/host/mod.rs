@@ -19,6 +19,7 @@
 //! pass one `&dyn Host` through every phase.
 
 pub mod fake;
+pub mod forward;
 pub mod lxd;
 mod ssh;
 
