@@ -57,6 +57,151 @@ fn hetzner_template_needs_its_token_replaced() {
 }
 
 #[test]
+fn full_template_has_every_section_and_only_the_named_placeholders_to_fill() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["create", "template", "full.json", "--full"]).ok();
+    for path in [
+        "tracker.http_trackers[0].domain",
+        "grafana.domain",
+        "https.admin_email",
+    ] {
+        assert!(run.stdout.contains(path), "{run:?}");
+    }
+    let path = sb.path().join("full.json");
+    assert_eq!(mode(&path), 0o600);
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for section in [
+        "environment",
+        "ssh_credentials",
+        "provider",
+        "tracker",
+        "prometheus",
+        "grafana",
+        "https",
+        "backup",
+        "images",
+        "host",
+    ] {
+        assert!(file[section].is_object(), "no {section}: {file:#}");
+    }
+    assert_eq!(
+        file["tracker"]["core"]["announce_policy"],
+        json!({ "interval": 300, "interval_min": 300 })
+    );
+    assert_eq!(
+        file["backup"],
+        json!({ "schedule": "0 3 * * *", "retention_days": 7 })
+    );
+    assert_eq!(file["images"]["caddy"], "caddy:2.11.2");
+    assert_eq!(file["images"]["prometheus"], "prom/prometheus:v3.11.2");
+    assert_eq!(file["images"]["grafana"], "grafana/grafana:13.0.0");
+    assert!(file["images"].get("backup").is_none(), "{file:#}");
+    let grafana_password = file["grafana"]["admin_password"].as_str().unwrap();
+    assert!(grafana_password.len() >= 24, "{grafana_password}");
+
+    // As written, `validate` refuses exactly the placeholders the command named.
+    let doc = sb
+        .run(&["-o", "json", "validate", "--env-file", "full.json"])
+        .code(2)
+        .json();
+    let mut paths: Vec<&str> = doc["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "grafana.domain",
+            "https.admin_email",
+            "tracker.http_trackers[0].domain"
+        ],
+        "{doc:#}"
+    );
+
+    // Filled in, it is valid with no warning, and the whole stack renders (Caddy included).
+    file["tracker"]["http_trackers"][0]["domain"] = json!("tracker.example.org");
+    file["grafana"]["domain"] = json!("grafana.example.org");
+    file["https"]["admin_email"] = json!("ops@example.org");
+    let filled = sb.env_file("filled.json", &file);
+    let run = sb.run(&["validate", "--env-file", &filled]).ok();
+    assert!(!run.stderr.contains("warning"), "{run:?}");
+    sb.run(&[
+        "render",
+        "--env-file",
+        &filled,
+        "--instance-ip",
+        "192.0.2.10",
+        "--output-dir",
+        "out",
+    ])
+    .ok();
+    let caddyfile = walk_find(&sb.path().join("out"), "Caddyfile").expect("a Caddyfile");
+    let caddyfile = std::fs::read_to_string(caddyfile).unwrap();
+    assert!(caddyfile.contains("tracker.example.org"), "{caddyfile}");
+    assert!(caddyfile.contains("grafana.example.org"), "{caddyfile}");
+    let tracker_toml = walk_find(&sb.path().join("out"), "tracker.toml").expect("tracker.toml");
+    let tracker_toml = std::fs::read_to_string(tracker_toml).unwrap();
+    assert!(
+        tracker_toml.contains("[core.announce_policy]"),
+        "{tracker_toml}"
+    );
+}
+
+#[test]
+fn full_template_json_result_lists_the_placeholders() {
+    let sb = Sandbox::new();
+    let doc = sb
+        .run(&[
+            "-o",
+            "json",
+            "create",
+            "template",
+            "h.json",
+            "--full",
+            "--provider",
+            "hetzner",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        doc["placeholders"],
+        json!([
+            "provider.api_token",
+            "tracker.http_trackers[0].domain",
+            "grafana.domain",
+            "https.admin_email"
+        ]),
+        "{doc:#}"
+    );
+    // To stdout: the file on stdout (valid JSON), the placeholders named on stderr.
+    let run = sb.run(&["create", "template", "--full"]).ok();
+    assert!(run.json()["grafana"].is_object());
+    assert!(run.stderr.contains("https.admin_email"), "{run:?}");
+    // The plain template names none: it is valid as is.
+    let run = sb.run(&["create", "template", "plain.json"]).ok();
+    assert!(!run.stdout.contains("REPLACE_WITH"), "{run:?}");
+}
+
+/// The first file named `name` under `dir`, depth first.
+fn walk_find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() {
+            if let Some(found) = walk_find(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+#[test]
 fn schema_is_draft_2020_12() {
     let sb = Sandbox::new();
     let doc = sb.run(&["create", "schema"]).ok().json();

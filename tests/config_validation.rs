@@ -1542,6 +1542,85 @@ fn tls_rules() {
 }
 
 #[test]
+fn announce_policy_rules() {
+    let p = |v: Value| vec![("/tracker/core/announce_policy", Some(v))];
+    check_cases(vec![
+        ("announce policy absent is 300/300", vec![], Valid),
+        ("announce policy empty", p(json!({})), Valid),
+        (
+            "announce policy set",
+            p(json!({"interval": 1800, "interval_min": 600})),
+            Valid,
+        ),
+        (
+            "announce policy bounds inclusive",
+            p(json!({"interval": 86400, "interval_min": 30})),
+            Valid,
+        ),
+        (
+            "announce interval below the bound",
+            p(json!({"interval": 29, "interval_min": 29})),
+            Invalid("tracker.core.announce_policy.interval", "from 30 to 86400"),
+        ),
+        (
+            "announce interval above the bound",
+            p(json!({"interval": 86401})),
+            Invalid("tracker.core.announce_policy.interval", "from 30 to 86400"),
+        ),
+        (
+            "announce minimum above the interval",
+            p(json!({"interval": 120})),
+            Invalid(
+                "tracker.core.announce_policy.interval_min",
+                "above the interval",
+            ),
+        ),
+        (
+            "announce interval negative",
+            p(json!({"interval": -1})),
+            Invalid("tracker.core.announce_policy.interval", "range"),
+        ),
+        (
+            "announce policy typo",
+            p(json!({"intervall": 600})),
+            Invalid(
+                "tracker.core.announce_policy.intervall",
+                "did you mean `interval`",
+            ),
+        ),
+    ]);
+    // Absent, it stays absent (stored configurations of older releases compare equal).
+    let loaded = parse_value(&base()).unwrap();
+    assert!(loaded.config.tracker.core.announce_policy.is_none());
+    let text = serde_json::to_string(&loaded.config).unwrap();
+    assert!(!text.contains("announce_policy"), "{text}");
+}
+
+#[test]
+fn images_backup_is_accepted_and_ignored_with_a_warning() {
+    let v = apply(&[("/images", Some(json!({"backup": "alpine:3.22"})))]);
+    let loaded = parse_value(&v).unwrap_or_else(|e| panic!("{}", e.report()));
+    let warning = loaded
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("images.backup"))
+        .unwrap_or_else(|| panic!("no warning: {:?}", loaded.warnings));
+    assert!(
+        warning.contains("ignored") && warning.contains("host"),
+        "{warning}"
+    );
+    // No service uses it: every image the stack can run is one of the other keys.
+    let c = &loaded.config;
+    for service in config::ImageService::ALL {
+        assert_ne!(c.image(service), "alpine:3.22");
+    }
+    assert_eq!(
+        config::schema()["$defs"]["Images"]["properties"]["backup"]["deprecated"],
+        json!(true)
+    );
+}
+
+#[test]
 fn monitoring_and_backup_rules() {
     let grafana = json!({"admin_user": "admin", "admin_password": "pw-123456"});
     check_cases(vec![
@@ -1736,8 +1815,8 @@ fn images_rules() {
         ),
         (
             "image space",
-            vec![("/images/backup", s("alpine 3"))],
-            Invalid("images.backup", "whitespace"),
+            vec![("/images/caddy", s("caddy 2"))],
+            Invalid("images.caddy", "whitespace"),
         ),
         (
             "images unknown service",

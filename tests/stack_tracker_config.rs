@@ -152,6 +152,38 @@ fn the_tracker_3_0_0_configuration_crate_loads_our_files() {
         c.health_check_api.bind_address.to_string(),
         "127.0.0.1:1313"
     );
+    // The incumbent's announce policy by default (the tracker's own default is 120 s), and
+    // completed counts kept in the database.
+    assert_eq!(
+        (
+            c.core.announce_policy.interval,
+            c.core.announce_policy.interval_min
+        ),
+        (300, 300)
+    );
+    assert!(c.core.tracker_policy.persistent_torrent_completed_stat);
+
+    // An announce policy set in the environment file.
+    let mut v = base();
+    v["tracker"]["core"]["announce_policy"] = json!({ "interval": 1800, "interval_min": 600 });
+    let (c, _) = load_as_the_tracker(&v, dir.path());
+    assert_eq!(
+        (
+            c.core.announce_policy.interval,
+            c.core.announce_policy.interval_min
+        ),
+        (1800, 600)
+    );
+    // Only the interval: the minimum stays 300.
+    v["tracker"]["core"]["announce_policy"] = json!({ "interval": 900 });
+    let (c, _) = load_as_the_tracker(&v, dir.path());
+    assert_eq!(
+        (
+            c.core.announce_policy.interval,
+            c.core.announce_policy.interval_min
+        ),
+        (900, 300)
+    );
 
     // MySQL, a private tracker behind the proxy, a token figment would read as a number,
     // a password full of URL delimiters.

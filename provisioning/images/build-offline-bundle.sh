@@ -3,8 +3,8 @@
 # one `docker save` archive (gzip) per image the deployer's compose stack uses, tagged exactly
 # as the deployer's defaults (src/config/images.rs), plus manifest.json. No image can be pulled on
 # the test machines, so the images are built here: the REAL tracker (binaries from
-# provisioning/tracker/build-tracker.sh) and stand-ins for mysql, prometheus, grafana, caddy and
-# alpine (see provisioning/images/README.md).
+# provisioning/tracker/build-tracker.sh) and stand-ins for mysql, prometheus, grafana and caddy
+# (see provisioning/images/README.md).
 #
 # Usage:
 #   sudo provisioning/images/build-offline-bundle.sh [options]
@@ -49,10 +49,9 @@ B=/root/torrust-bundle   # work dir inside the builder
 IMAGES=(
     "tracker|torrust/tracker:$TRACKER_VERSION|tracker|real"
     "mysql|mysql:8.4|mysql|stand-in"
-    "prometheus|prom/prometheus:v3.5.0|prometheus|stand-in"
-    "grafana|grafana/grafana:12.3.1|grafana|stub"
-    "caddy|caddy:2.10|caddy|stand-in"
-    "backup|alpine:3.22|backup|stand-in"
+    "prometheus|prom/prometheus:v3.11.2|prometheus|stand-in"
+    "grafana|grafana/grafana:13.0.0|grafana|stub"
+    "caddy|caddy:2.11.2|caddy|stand-in"
 )
 
 DO_CHECK=0

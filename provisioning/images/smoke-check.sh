@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # smoke-check.sh - run each image of the offline bundle briefly and check its contract.
 #
-# Runs INSIDE the bundle builder (any machine with a Docker engine and the six images loaded);
+# Runs INSIDE the bundle builder (any machine with a Docker engine and the five images loaded);
 # build-offline-bundle.sh pushes it there and runs it after building (and for --check). Needs
 # docker, curl and the images tagged as in the bundle. Exits non-zero on the first failed check.
 # Everything it creates is named torrust-bundle-check-* and removed again.
@@ -9,10 +9,9 @@ set -euo pipefail
 
 TRACKER=${TRACKER_IMAGE:-torrust/tracker:3.0.0}
 MYSQL=${MYSQL_IMAGE:-mysql:8.4}
-PROMETHEUS=${PROMETHEUS_IMAGE:-prom/prometheus:v3.5.0}
-GRAFANA=${GRAFANA_IMAGE:-grafana/grafana:12.3.1}
-CADDY=${CADDY_IMAGE:-caddy:2.10}
-BACKUP=${BACKUP_IMAGE:-alpine:3.22}
+PROMETHEUS=${PROMETHEUS_IMAGE:-prom/prometheus:v3.11.2}
+GRAFANA=${GRAFANA_IMAGE:-grafana/grafana:13.0.0}
+CADDY=${CADDY_IMAGE:-caddy:2.11.2}
 
 P=torrust-bundle-check
 NET=$P-net
@@ -66,7 +65,7 @@ expect_contains() { # WHAT HAYSTACK NEEDLE
     case "$2" in *"$3"*) ;; *) fail "$1: '$2' does not contain '$3'" ;; esac
 }
 
-for img in "$TRACKER" "$MYSQL" "$PROMETHEUS" "$GRAFANA" "$CADDY" "$BACKUP"; do
+for img in "$TRACKER" "$MYSQL" "$PROMETHEUS" "$GRAFANA" "$CADDY"; do
     docker image inspect "$img" >/dev/null 2>&1 || fail "image $img is not present"
 done
 docker network create "$NET" >/dev/null
@@ -111,11 +110,11 @@ out=$(docker exec $P-mysql mysqladmin -uroot "-p$ROOTPW" ping) || fail "mysql: m
 expect_eq "mysql: mysqladmin ping" "$out" "mysqld is alive"
 expect_eq "mysql: uid of the server process" "$(process_uid $P-mysql)" 999
 expect_eq "mysql: owner of /var/lib/mysql" "$(docker exec $P-mysql stat -c %u:%g /var/lib/mysql)" 999:999
-out=$(docker run --rm --network "$NET" "$BACKUP" \
-    mysql -h mysql -udb_user -pdb_user_secret_password torrust_tracker -N -e 'SELECT DATABASE(), CURRENT_USER()') ||
+out=$(docker run --rm --network "$NET" --entrypoint mysql "$MYSQL" \
+    -h mysql -udb_user -pdb_user_secret_password torrust_tracker -N -e 'SELECT DATABASE(), CURRENT_USER()') ||
     fail "mysql: login as db_user from another container failed: $out"
 expect_eq "mysql: login as MYSQL_USER to MYSQL_DATABASE" "$(tr '\t' ' ' <<<"$out")" "torrust_tracker db_user@%"
-if docker run --rm --network "$NET" "$BACKUP" mysql -h mysql -uroot -pwrong -e 'SELECT 1' >/dev/null 2>&1; then
+if docker run --rm --network "$NET" --entrypoint mysql "$MYSQL" -h mysql -uroot -pwrong -e 'SELECT 1' >/dev/null 2>&1; then
     fail "mysql: root login with a wrong password succeeded"
 fi
 pass "mysql: 'mysqladmin ping' alive, db_user@% logs in to torrust_tracker over 3306 from another container, uid 999, datadir 999"
@@ -167,15 +166,14 @@ tables=$(docker exec $P-mysql mysql -uroot "-p$ROOTPW" -N -e 'SHOW TABLES' torru
 for t in keys torrents whitelist; do expect_contains "tracker: tables in mysql" "$tables" "$t"; done
 pass "tracker with mysql: healthy; HTTP :7070 and API :1212 answer; tables created in MariaDB: $tables"
 
-say "backup ($BACKUP): tools"
-out=$(docker run --rm "$BACKUP" /bin/sh -c 'sqlite3 --version && mysqldump --version && gzip --version | head -n1 && tar --version | head -n1 && find --version | head -n1 && date --version | head -n1') ||
-    fail "backup: tools missing: $out"
-say "$(tr '\n' ';' <<<"$out")"
-out=$(docker run --rm --network "$NET" "$BACKUP" /bin/sh -c \
-    "mysqldump -h mysql -udb_user -pdb_user_secret_password --single-transaction torrust_tracker | gzip -c | gzip -dc | grep -c 'CREATE TABLE'") ||
-    fail "backup: mysqldump of torrust_tracker failed: $out"
-[ "$out" -ge 3 ] || fail "backup: mysqldump shows $out CREATE TABLE statements, want >= 3"
-pass "backup: sqlite3, mysqldump, gzip, tar, find present; mysqldump of the tracker database through gzip ($out tables)"
+# The backup job runs on the host and dumps MySQL inside the mysql container, with the root
+# password from the container's environment (MYSQL_PWD), never on a command line (ADR 21, 33).
+say "mysql: mysqldump as the backup job runs it"
+out=$(docker exec $P-mysql sh -c \
+    'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" exec mysqldump -uroot --single-transaction --routines --triggers --events --no-tablespaces --databases "$MYSQL_DATABASE"' | gzip -c | gzip -dc | grep -c 'CREATE TABLE') ||
+    fail "mysql: mysqldump of torrust_tracker failed: $out"
+[ "$out" -ge 3 ] || fail "mysql: mysqldump shows $out CREATE TABLE statements, want >= 3"
+pass "mysql: mysqldump (MYSQL_PWD from the container's environment) of the tracker database through gzip ($out tables)"
 
 # ---------------------------------------------------------------------------------------------
 say "prometheus ($PROMETHEUS, Debian prometheus stand-in)"

@@ -33,6 +33,11 @@ pub struct TemplateArgs {
     /// Which provider the environment uses.
     #[arg(long, value_enum, default_value_t = ProviderArg::Lxd)]
     pub provider: ProviderArg,
+    /// Write every section: also Grafana, HTTPS (the HTTP tracker and Grafana behind the TLS
+    /// proxy), backups, the images, the announce policy. Its domains and e-mail are
+    /// placeholders to replace.
+    #[arg(long)]
+    pub full: bool,
     /// Overwrite PATH if it exists.
     #[arg(long)]
     pub force: bool,
@@ -54,6 +59,9 @@ pub enum ProviderArg {
 struct Written<'a> {
     written: &'a PathBuf,
     what: &'a str,
+    /// The JSON paths of the placeholders left to replace (templates only).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    placeholders: &'a [&'a str],
 }
 
 pub fn run(cmd: &CreateCommand, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
@@ -98,38 +106,60 @@ pub fn run(cmd: &CreateCommand, global: &GlobalArgs, out: &Output) -> Result<(),
                 ProviderArg::Lxd => ProviderKind::Lxd,
                 ProviderArg::Hetzner => ProviderKind::Hetzner,
             };
-            let text = config::template(kind);
+            let text = if args.full {
+                config::full_template(kind)
+            } else {
+                config::template(kind)
+            };
+            let placeholders = config::template_placeholders(kind, args.full);
             write_or_print(
                 args.path.as_ref(),
                 &text,
                 args.force,
                 0o600,
                 "template",
+                &placeholders,
                 out,
             )?;
         }
         CreateCommand::Schema(args) => {
             let text = serde_json::to_string_pretty(&config::schema()).expect("schema serializes");
-            write_or_print(args.path.as_ref(), &text, true, 0o644, "schema", out)?;
+            write_or_print(args.path.as_ref(), &text, true, 0o644, "schema", &[], out)?;
         }
     }
     Ok(())
 }
 
+/// What to say about the placeholders left in a template, if any.
+fn placeholders_note(placeholders: &[&str]) -> Option<String> {
+    (!placeholders.is_empty()).then(|| {
+        format!(
+            "Replace the REPLACE_WITH_... placeholders before you use it: {}. `validate` names \
+             each one left.",
+            placeholders.join(", ")
+        )
+    })
+}
+
 /// Writes `text` to `path`, or prints it when there is no path. Templates hold fresh secrets,
-/// hence their mode 0600.
+/// hence their mode 0600. The placeholders left to fill are named (on stderr when the text goes
+/// to stdout).
 fn write_or_print(
     path: Option<&PathBuf>,
     text: &str,
     force: bool,
     mode: u32,
     what: &str,
+    placeholders: &[&str],
     out: &Output,
 ) -> Result<(), CliError> {
     let Some(path) = path else {
         print!("{text}");
         if !text.ends_with('\n') {
             println!();
+        }
+        if let Some(note) = placeholders_note(placeholders) {
+            eprintln!("{note}");
         }
         return Ok(());
     };
@@ -153,8 +183,16 @@ fn write_or_print(
         &Written {
             written: path,
             what,
+            placeholders,
         },
-        || format!("Wrote the {what} to {}", path.display()),
+        || {
+            let mut text = format!("Wrote the {what} to {}", path.display());
+            if let Some(note) = placeholders_note(placeholders) {
+                text.push('\n');
+                text.push_str(&note);
+            }
+            text
+        },
     )?;
     Ok(())
 }

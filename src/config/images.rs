@@ -12,18 +12,16 @@ pub enum ImageService {
     Prometheus,
     Grafana,
     Caddy,
-    Backup,
 }
 
 impl ImageService {
     /// Every service, in the order of the `images` section.
-    pub const ALL: [ImageService; 6] = [
+    pub const ALL: [ImageService; 5] = [
         ImageService::Tracker,
         ImageService::Mysql,
         ImageService::Prometheus,
         ImageService::Grafana,
         ImageService::Caddy,
-        ImageService::Backup,
     ];
 
     /// The field name in the `images` section.
@@ -34,23 +32,22 @@ impl ImageService {
             ImageService::Prometheus => "prometheus",
             ImageService::Grafana => "grafana",
             ImageService::Caddy => "caddy",
-            ImageService::Backup => "backup",
         }
     }
 }
 
 /// The pinned default image of each service: released tags, never `latest` or `develop`.
+/// Prometheus, Grafana and Caddy are the tags the incumbent deployer moved to after its CVE
+/// reviews (ADR 33). There is no backup image: the backup job runs on the host (ADR 8, 21, 33).
 pub fn default_image(service: ImageService) -> &'static str {
     match service {
         // Torrust Tracker release 3.0.0 (Docker Hub publishes release tags as bare semver).
         ImageService::Tracker => "torrust/tracker:3.0.0",
         // MySQL 8.4 LTS.
         ImageService::Mysql => "mysql:8.4",
-        ImageService::Prometheus => "prom/prometheus:v3.5.0",
-        ImageService::Grafana => "grafana/grafana:12.3.1",
-        ImageService::Caddy => "caddy:2.10",
-        // A small image with a shell for the backup job.
-        ImageService::Backup => "alpine:3.22",
+        ImageService::Prometheus => "prom/prometheus:v3.11.2",
+        ImageService::Grafana => "grafana/grafana:13.0.0",
+        ImageService::Caddy => "caddy:2.11.2",
     }
 }
 

@@ -32,14 +32,18 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, Problem};
 pub use images::{ImageService, default_image};
 pub use model::{
-    Backup, Core, Database, EnvironmentConfig, EnvironmentSection, Grafana, HealthCheckApi,
-    HostSettings, HttpApi, HttpTracker, Https, Images, MysqlDatabase, Prometheus, SqliteDatabase,
-    SshCredentials, Tracker, UdpTracker,
+    ANNOUNCE_INTERVAL_BOUNDS, AnnouncePolicy, Backup, Core, DEFAULT_ANNOUNCE_INTERVAL, Database,
+    EnvironmentConfig, EnvironmentSection, Grafana, HealthCheckApi, HostSettings, HttpApi,
+    HttpTracker, Https, Images, MysqlDatabase, Prometheus, SqliteDatabase, SshCredentials, Tracker,
+    UdpTracker,
 };
 pub use provider::{
     DEFAULT_LXD_IMAGE, HetznerProvider, LxdInstanceType, LxdProvider, Provider, ProviderKind,
 };
-pub use template::{HETZNER_API_TOKEN_PLACEHOLDER, template};
+pub use template::{
+    FULL_TEMPLATE_PLACEHOLDERS, HETZNER_API_TOKEN_PLACEHOLDER, full_template, template,
+    template_placeholders,
+};
 pub use values::{BindAddress, Domain, MysqlDatabaseName, MysqlUser, Port, Username, ValueError};
 
 /// The longest environment name: it names the environment's directory and its `.lock` and

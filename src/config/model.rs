@@ -201,6 +201,51 @@ pub struct Core {
     pub database: Database,
     /// Private tracker mode (peers need a key).
     pub private: bool,
+    /// Extension: the announce intervals the tracker gives clients. Absent: 300 s and 300 s,
+    /// the incumbent's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_policy: Option<AnnouncePolicy>,
+}
+
+impl Core {
+    /// The announce policy in effect: the file's, or the default (300 s, 300 s).
+    pub fn effective_announce_policy(&self) -> AnnouncePolicy {
+        self.announce_policy.clone().unwrap_or_default()
+    }
+}
+
+/// `tracker.core.announce_policy`: how often clients announce, in seconds, written to the
+/// tracker's `[core.announce_policy]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AnnouncePolicy {
+    /// Seconds a client should wait between regular announces. Default 300.
+    /// From 30 to 86400 (one day), and not below `interval_min`.
+    #[serde(default = "default_announce_interval")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub interval: u32,
+    /// Seconds a client must wait at least between announces. Default 300.
+    /// From 30 to `interval`.
+    #[serde(default = "default_announce_interval")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub interval_min: u32,
+}
+
+/// The incumbent's announce interval and minimum: 300 s.
+pub const DEFAULT_ANNOUNCE_INTERVAL: u32 = 300;
+/// The bounds of `announce_policy.interval` and `interval_min`, in seconds.
+pub const ANNOUNCE_INTERVAL_BOUNDS: (u32, u32) = (30, 86_400);
+
+fn default_announce_interval() -> u32 {
+    DEFAULT_ANNOUNCE_INTERVAL
+}
+
+impl Default for AnnouncePolicy {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_ANNOUNCE_INTERVAL,
+            interval_min: DEFAULT_ANNOUNCE_INTERVAL,
+        }
+    }
 }
 
 /// `tracker.core.database`, tagged by `driver`.
@@ -408,8 +453,10 @@ pub struct Images {
     /// The Caddy (TLS proxy) image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caddy: Option<String>,
-    /// The image that runs the backup job.
+    /// Ignored (accepted for files that set it): the backup job runs on the host, from its
+    /// cron, with the Docker CLI, not in a container, so no image is used. `validate` warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("deprecated" = true))]
     pub backup: Option<String>,
     /// For air-gapped hosts: a directory of `docker save` archives (`*.tar`, `*.tar.gz`) that
     /// `release` uploads and loads instead of pulling from a registry. Relative paths are
@@ -427,7 +474,6 @@ impl Images {
             ImageService::Prometheus => self.prometheus.as_deref(),
             ImageService::Grafana => self.grafana.as_deref(),
             ImageService::Caddy => self.caddy.as_deref(),
-            ImageService::Backup => self.backup.as_deref(),
         }
     }
 

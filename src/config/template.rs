@@ -4,11 +4,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::secret::Secret;
 
+use super::images::{ImageService, default_image};
 use super::model::default_ssh_port;
 use super::{
-    BindAddress, Core, Database, EnvironmentConfig, EnvironmentSection, HealthCheckApi,
-    HetznerProvider, HostSettings, HttpApi, HttpTracker, LxdProvider, Prometheus, Provider,
-    ProviderKind, SqliteDatabase, SshCredentials, Tracker, UdpTracker, Username,
+    AnnouncePolicy, Backup, BindAddress, Core, Database, EnvironmentConfig, EnvironmentSection,
+    Grafana, HealthCheckApi, HetznerProvider, HostSettings, HttpApi, HttpTracker, Https, Images,
+    LxdProvider, Prometheus, Provider, ProviderKind, SqliteDatabase, SshCredentials, Tracker,
+    UdpTracker, Username,
 };
 
 /// The value of `provider.api_token` in the Hetzner template. Validation rejects it.
@@ -25,6 +27,76 @@ fn all_interfaces(port: u16) -> BindAddress {
 ///
 /// The LXD template is valid as is; the Hetzner one needs its `api_token` replaced.
 pub fn template(kind: ProviderKind) -> String {
+    pretty(&serde_json::to_value(base(kind)).expect("an environment config always serializes"))
+}
+
+/// The placeholders of the full template: (JSON path, value). Validation refuses each one,
+/// naming the path, until it is replaced.
+pub const FULL_TEMPLATE_PLACEHOLDERS: [(&str, &str); 3] = [
+    (
+        "tracker.http_trackers[0].domain",
+        "REPLACE_WITH_YOUR_HTTP_TRACKER_DOMAIN",
+    ),
+    ("grafana.domain", "REPLACE_WITH_YOUR_GRAFANA_DOMAIN"),
+    ("https.admin_email", "REPLACE_WITH_YOUR_EMAIL"),
+];
+
+/// The JSON paths a template leaves for the operator to fill (placeholders).
+pub fn template_placeholders(kind: ProviderKind, full: bool) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if kind == ProviderKind::Hetzner {
+        out.push("provider.api_token");
+    }
+    if full {
+        out.extend(FULL_TEMPLATE_PLACEHOLDERS.iter().map(|(path, _)| *path));
+    }
+    out
+}
+
+/// Pretty JSON of the template with every section: [`template`] plus the announce policy,
+/// Grafana (random admin password) and the HTTP tracker behind the TLS proxy (`https`), daily
+/// backups kept 7 days, every image pinned to its default, and the `host` settings. The
+/// domains and the Let's Encrypt e-mail are placeholders ([`FULL_TEMPLATE_PLACEHOLDERS`]).
+pub fn full_template(kind: ProviderKind) -> String {
+    let mut config = base(kind);
+    config.tracker.core.announce_policy = Some(AnnouncePolicy::default());
+    config.grafana = Some(Grafana {
+        admin_user: "admin".to_string(),
+        admin_password: Secret::generate(32),
+        domain: None,
+        use_tls_proxy: true,
+    });
+    config.backup = Some(Backup::default());
+    config.images = Some(Images {
+        tracker: Some(default_image(ImageService::Tracker).to_string()),
+        mysql: Some(default_image(ImageService::Mysql).to_string()),
+        prometheus: Some(default_image(ImageService::Prometheus).to_string()),
+        grafana: Some(default_image(ImageService::Grafana).to_string()),
+        caddy: Some(default_image(ImageService::Caddy).to_string()),
+        backup: None,
+        offline_bundle: None,
+    });
+    config.https = Some(Https {
+        admin_email: FULL_TEMPLATE_PLACEHOLDERS[2].1.to_string(),
+        use_staging: false,
+    });
+    if let Some(http) = config.tracker.http_trackers.first_mut() {
+        http.use_tls_proxy = true;
+    }
+    // A domain is a typed value, which a placeholder is not: set it in the JSON.
+    let mut value = serde_json::to_value(&config).expect("an environment config always serializes");
+    value["tracker"]["http_trackers"][0]["domain"] = FULL_TEMPLATE_PLACEHOLDERS[0].1.into();
+    value["grafana"]["domain"] = FULL_TEMPLATE_PLACEHOLDERS[1].1.into();
+    pretty(&value)
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON serializes");
+    text.push('\n');
+    text
+}
+
+fn base(kind: ProviderKind) -> EnvironmentConfig {
     let name = "my-tracker";
     let provider = match kind {
         ProviderKind::Lxd => Provider::Lxd(LxdProvider::new(format!("torrust-profile-{name}"))),
@@ -35,7 +107,7 @@ pub fn template(kind: ProviderKind) -> String {
             image: "ubuntu-24.04".to_string(),
         }),
     };
-    let config = EnvironmentConfig {
+    EnvironmentConfig {
         environment: EnvironmentSection {
             name: name.to_string(),
             instance_name: None,
@@ -54,6 +126,7 @@ pub fn template(kind: ProviderKind) -> String {
                     database_name: "tracker.db".to_string(),
                 }),
                 private: false,
+                announce_policy: None,
             },
             udp_trackers: vec![UdpTracker {
                 bind_address: all_interfaces(6969),
@@ -78,9 +151,5 @@ pub fn template(kind: ProviderKind) -> String {
         backup: None,
         images: None,
         host: Some(HostSettings::default()),
-    };
-    let mut text =
-        serde_json::to_string_pretty(&config).expect("an environment config always serializes");
-    text.push('\n');
-    text
+    }
 }

@@ -766,6 +766,10 @@ fn tracker_toml_has_the_schema_2_0_0_structure() {
         [core.tracker_policy]
         persistent_torrent_completed_stat = true
 
+        [core.announce_policy]
+        interval = 300
+        interval_min = 300
+
         [[udp_trackers]]
         bind_address = "0.0.0.0:6969"
 
@@ -791,6 +795,20 @@ fn tracker_toml_has_the_schema_2_0_0_structure() {
     assert_eq!(doc["udp_trackers"].as_array().unwrap().len(), 2);
     assert_eq!(doc["http_trackers"].as_array().unwrap().len(), 2);
     assert!(doc["http_api"].get("access_tokens").is_none());
+
+    // The announce policy from the environment file.
+    let mut v = minimal();
+    v["tracker"]["core"]["announce_policy"] = json!({ "interval": 1800, "interval_min": 60 });
+    let stack = rendered(&v);
+    let doc: toml::Table = toml::from_str(text(&stack, &tracker_toml_path())).unwrap();
+    assert_eq!(
+        doc["core"]["announce_policy"]["interval"].as_integer(),
+        Some(1800)
+    );
+    assert_eq!(
+        doc["core"]["announce_policy"]["interval_min"].as_integer(),
+        Some(60)
+    );
 
     // No trackers at all: no empty arrays.
     let mut v = minimal();

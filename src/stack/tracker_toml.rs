@@ -47,6 +47,15 @@ struct Core {
     database: CoreDatabase,
     net: Net,
     tracker_policy: TrackerPolicy,
+    announce_policy: AnnouncePolicy,
+}
+
+#[derive(Debug, Serialize)]
+struct AnnouncePolicy {
+    /// Seconds between a client's regular announces (the incumbent's 300 by default).
+    interval: u32,
+    /// Seconds a client must wait at least between announces.
+    interval_min: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +104,7 @@ pub(crate) fn sqlite_path_in_container(database_name: &str) -> String {
 
 pub(crate) fn model(plan: &Plan<'_>) -> TrackerToml {
     let core = &plan.config.tracker.core;
+    let policy = core.effective_announce_policy();
     let database = match &core.database {
         Database::Sqlite3(s) => CoreDatabase {
             driver: "sqlite3",
@@ -121,6 +131,10 @@ pub(crate) fn model(plan: &Plan<'_>) -> TrackerToml {
             },
             tracker_policy: TrackerPolicy {
                 persistent_torrent_completed_stat: true,
+            },
+            announce_policy: AnnouncePolicy {
+                interval: policy.interval,
+                interval_min: policy.interval_min,
             },
         },
         udp_trackers: plan.udp.iter().copied().map(Bind::new).collect(),

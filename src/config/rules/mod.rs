@@ -125,6 +125,7 @@ fn validate_with(config: &EnvironmentConfig, mut r: Report) -> Report {
     database::database(config, &mut r);
     secrets::secrets(config, &mut r);
     network::trackers(config, &mut r);
+    services::announce_policy(config, &mut r);
     services::services(config, &mut r);
     tls::tls(config, &mut r);
     network::ports(config, &mut r);

@@ -2,8 +2,8 @@
 //! `host`. (Their secrets are in `secrets`, their TLS in `tls`.)
 
 use super::{Report, v};
-use crate::config::EnvironmentConfig;
 use crate::config::images::{ImageService, check_image_reference, default_image};
+use crate::config::{ANNOUNCE_INTERVAL_BOUNDS, DEFAULT_ANNOUNCE_INTERVAL, EnvironmentConfig};
 
 /// A 5-field cron schedule (minute hour day-of-month month day-of-week).
 fn check_cron(schedule: &str) -> Result<(), String> {
@@ -41,6 +41,48 @@ fn check_cron(schedule: &str) -> Result<(), String> {
         .parse(schedule)
         .map(|_| ())
         .map_err(|e| format!("is not a valid cron schedule: {e}"))
+}
+
+/// `tracker.core.announce_policy`: both intervals within the bounds, the minimum not above the
+/// interval.
+pub(super) fn announce_policy(config: &EnvironmentConfig, r: &mut Report) {
+    let Some(policy) = &config.tracker.core.announce_policy else {
+        return;
+    };
+    let (low, high) = ANNOUNCE_INTERVAL_BOUNDS;
+    let mut in_bounds = true;
+    for (field, value) in [
+        ("interval", policy.interval),
+        ("interval_min", policy.interval_min),
+    ] {
+        if !(low..=high).contains(&value) {
+            in_bounds = false;
+            r.add(
+                format!("tracker.core.announce_policy.{field}"),
+                format!("must be from {low} to {high} seconds"),
+                Some(value.to_string()),
+                format!(
+                    "use a number of seconds from {low} to {high} (default \
+                     {DEFAULT_ANNOUNCE_INTERVAL}), or remove the field"
+                ),
+            );
+        }
+    }
+    if in_bounds && policy.interval_min > policy.interval {
+        r.add(
+            "tracker.core.announce_policy.interval_min",
+            format!(
+                "the minimum interval ({} s) is above the interval ({} s): clients could not \
+                 follow both",
+                policy.interval_min, policy.interval
+            ),
+            Some(policy.interval_min.to_string()),
+            format!(
+                "make `interval_min` at most `interval` (an absent one is \
+                 {DEFAULT_ANNOUNCE_INTERVAL})"
+            ),
+        );
+    }
 }
 
 pub(super) fn services(config: &EnvironmentConfig, r: &mut Report) {
@@ -130,6 +172,13 @@ pub(super) fn images(config: &EnvironmentConfig, r: &mut Report) {
             v(&bundle.display().to_string()),
             "point it at a directory of `docker save` archives (see docs/user-guide/offline.md), \
              or remove it to pull images from the registry",
+        );
+    }
+    if images.backup.is_some() {
+        r.warn(
+            "images.backup",
+            "is ignored: the backup job runs on the host (cron and the Docker CLI), not in a \
+             container, so it uses no image; remove the field to silence this warning",
         );
     }
     for service in ImageService::ALL {
