@@ -7,6 +7,7 @@ pub mod configure;
 pub mod deploy;
 pub mod destroy;
 pub mod environment;
+mod exporter_binary;
 pub mod history;
 pub mod host;
 pub mod image;
