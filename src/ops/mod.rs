@@ -16,6 +16,7 @@ pub mod kinds;
 pub mod logs;
 pub mod lxd_host;
 pub mod maintenance;
+pub mod monitoring;
 pub mod ownership;
 mod passwords;
 pub mod provision;
