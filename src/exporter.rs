@@ -354,7 +354,10 @@ mod tests {
             "name": "not a number", "nested": {"x": 1}, "bad-name": 1,
         });
         let text = render(Ok(&stats), Duration::from_millis(3));
-        assert!(text.contains("# TYPE torrents gauge\ntorrents 3\n"), "{text}");
+        assert!(
+            text.contains("# TYPE torrents gauge\ntorrents 3\n"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE udp4_announces_handled counter\nudp4_announces_handled 7\n"));
         assert!(text.contains("udp_avg_connect_processing_time_ns 1234.5\n"));
         assert!(text.contains("# HELP seeders "));
@@ -377,7 +380,10 @@ mod tests {
     fn the_token_is_in_the_request_url_but_not_in_the_shown_one() {
         let api = api_url("http://tracker:1212").unwrap();
         let (url, shown) = stats_url(&api, &Secret::new("Sekret-Token".to_string()));
-        assert_eq!(url.as_str(), "http://tracker:1212/api/v1/stats?token=Sekret-Token");
+        assert_eq!(
+            url.as_str(),
+            "http://tracker:1212/api/v1/stats?token=Sekret-Token"
+        );
         assert_eq!(shown, "http://tracker:1212/api/v1/stats");
         assert!(api_url("ftp://x").is_err());
         assert!(api_url("tracker:1212").is_err());

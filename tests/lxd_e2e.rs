@@ -51,18 +51,25 @@ fn stack(name: &str, database: Value, scrape_interval: u32) -> Value {
 /// `deploy`; its final `test` skips the check of Grafana's API, which the bundle's Grafana stub
 /// cannot pass (see [`monitoring_collects`]).
 fn deploy(sb: &Sandbox, name: &str, file: &str) -> Value {
-    sb.run(&[
-        "-o",
-        "json",
-        "deploy",
-        name,
-        "--env-file",
-        file,
-        "--skip",
-        "grafana-api",
-    ])
-    .ok()
-    .json()
+    let run = sb
+        .run(&[
+            "-o",
+            "json",
+            "deploy",
+            name,
+            "--env-file",
+            file,
+            "--skip",
+            "grafana-api",
+        ])
+        .ok();
+    // How long placing the deployer's binary (for the stats exporter) took.
+    for line in run.stderr.lines() {
+        if line.contains("\"step_finished\"") && line.contains("deployer binary") {
+            eprintln!("{line}");
+        }
+    }
+    run.json()
 }
 
 /// The strings of a JSON array, or (with a `field`) that field of each of its objects.
@@ -124,7 +131,10 @@ fn monitoring_collects(sb: &Sandbox, name: &str) {
     assert_eq!(failures.len(), 1, "{report:#}");
     assert_eq!(failures[0]["name"], "Grafana API", "{report:#}");
     assert!(
-        failures[0]["detail"].as_str().unwrap().contains("Grafana API"),
+        failures[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Grafana API"),
         "{report:#}"
     );
     assert!(!report.to_string().contains("E2eGrafanaPass"), "{report:#}");
@@ -190,7 +200,9 @@ fn monitoring_collects(sb: &Sandbox, name: &str) {
         loop {
             let mut empty = Vec::new();
             for q in &queries {
-                let series = prometheus_query(&base, "prometheus", q, &opts).await.unwrap();
+                let series = prometheus_query(&base, "prometheus", q, &opts)
+                    .await
+                    .unwrap();
                 if series == 0 {
                     empty.push(q.clone());
                 }

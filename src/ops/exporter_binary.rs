@@ -59,9 +59,7 @@ pub(crate) async fn step(
     let (detail, changed) = run
         .step_changed(state, TASK, async |s| {
             let local = local(data).map_err(OpsError::typed)?;
-            let remote = deployer_binary::read(host)
-                .await
-                .map_err(OpsError::typed)?;
+            let remote = deployer_binary::read(host).await.map_err(OpsError::typed)?;
             deployer_binary::check_compatible(&local, &remote).map_err(OpsError::typed)?;
             let detail = match deployer_binary::plan(&local, &remote) {
                 Plan::Nothing(text) => return Ok(Done::new((text, false), false)),

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use reqwest::Url;
 use serde::Serialize;
 
+use super::monitoring::{GrafanaLogin, TargetHealth};
 use super::{
     AnnounceEvent, AnnounceResponse, HealthReport, InfoHash, ProbeError, ProbeOptions, ScrapeEntry,
     ScrapeResponse, TestPeer, TrackerStats, UdpTarget, UdpTrackerClient, api, http, http_tracker,
     monitoring,
 };
-use super::monitoring::{GrafanaLogin, TargetHealth};
 use crate::secret::Secret;
 
 /// One thing to check.

@@ -7,8 +7,8 @@
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::http::{self, HttpOptions, join};
 use super::ProbeError;
+use super::http::{self, HttpOptions, join};
 use crate::secret::Secret;
 
 /// One scrape target as Prometheus reports it.
@@ -286,7 +286,10 @@ pub async fn grafana_provisioned(
     opts: &HttpOptions,
 ) -> Result<String, ProbeError> {
     let what = "Grafana API";
-    let url = join(base, &format!("api/datasources/uid/{}", login.datasource_uid));
+    let url = join(
+        base,
+        &format!("api/datasources/uid/{}", login.datasource_uid),
+    );
     let ds = grafana_get(what, &url, shown, login, opts).await?;
     if ds["type"] != "prometheus" {
         return Err(ProbeError::BadResponse {

@@ -49,14 +49,15 @@ use crate::config::{Database, EnvironmentConfig, ImageService, MysqlDatabase};
 
 pub use backup::cron_line;
 pub use endpoints::{Endpoints, announce_urls, endpoints};
-pub use grafana::{
-    DASHBOARD_UID, DATASOURCE_UID, dashboard as grafana_dashboard, expressions as dashboard_expressions,
-};
-pub use monitoring::{Scrape, scrape_support};
 pub use env_file::{
     ENV_API_ADMIN_TOKEN, ENV_DATABASE_DRIVER, ENV_DATABASE_PATH, ENV_GRAFANA_ADMIN_PASSWORD,
     ENV_MYSQL_PASSWORD, ENV_MYSQL_ROOT_PASSWORD, mysql_url,
 };
+pub use grafana::{
+    DASHBOARD_UID, DATASOURCE_UID, dashboard as grafana_dashboard,
+    expressions as dashboard_expressions,
+};
+pub use monitoring::{Scrape, scrape_support};
 
 /// A service of the compose file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

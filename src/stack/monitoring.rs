@@ -116,7 +116,10 @@ mod tests {
         assert_eq!(scrape_support("torrust/tracker:3.0.0"), Scrape::Release3);
         assert_eq!(scrape_support("torrust/tracker:v3.1.2"), Scrape::Release3);
         assert_eq!(scrape_support("torrust/tracker:develop"), Scrape::Develop);
-        assert_eq!(scrape_support("registry:5000/torrust/tracker"), Scrape::Unknown);
+        assert_eq!(
+            scrape_support("registry:5000/torrust/tracker"),
+            Scrape::Unknown
+        );
         assert_eq!(scrape_support("torrust/tracker:2.3.0"), Scrape::Unknown);
         assert_eq!(scrape_support("torrust/tracker"), Scrape::Unknown);
         assert!(Scrape::Develop.extended() && !Scrape::Release3.extended());

@@ -107,7 +107,9 @@ fn sha256_file(path: &Path) -> Result<String, TaskError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| io_failed("read", path, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| io_failed("read", path, e))?;
         if n == 0 {
             break;
         }
@@ -304,7 +306,11 @@ mod tests {
         let remote = parse_facts("machine=aarch64\nrecorded=\nsize=\n");
         let e = check_compatible(&local(), &remote).unwrap_err();
         assert!(matches!(e, TaskError::BinaryIncompatible { .. }));
-        assert!(e.to_string().contains("built for x86_64, the host is aarch64"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("built for x86_64, the host is aarch64"),
+            "{e}"
+        );
         assert!(e.to_string().contains("linux-musl"), "{e}");
         let mac = LocalBinary {
             os: "macos",
@@ -321,7 +327,10 @@ mod tests {
         let sha = "a".repeat(64);
         let same = parse_facts(&format!("machine=x86_64\nrecorded={sha} 10\nsize=10\n"));
         assert!(!plan(&local(), &same).is_apply());
-        let other = parse_facts(&format!("machine=x86_64\nrecorded={} 10\nsize=10\n", "b".repeat(64)));
+        let other = parse_facts(&format!(
+            "machine=x86_64\nrecorded={} 10\nsize=10\n",
+            "b".repeat(64)
+        ));
         assert!(plan(&local(), &other).is_apply());
         // Replaced behind our back: the size no longer matches the record.
         let changed = parse_facts(&format!("machine=x86_64\nrecorded={sha} 10\nsize=11\n"));
