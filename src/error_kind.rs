@@ -54,6 +54,7 @@ pub enum ErrorKind {
     NotVerified,
     // The stack.
     BundleInvalid,
+    BinaryIncompatible,
     ComposeFailed,
     HealthTimeout,
     UpgradeRolledBack,
@@ -76,7 +77,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 43] = [
+    pub const ALL: [ErrorKind; 44] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
@@ -105,6 +106,7 @@ impl ErrorKind {
         ErrorKind::TaskFailed,
         ErrorKind::NotVerified,
         ErrorKind::BundleInvalid,
+        ErrorKind::BinaryIncompatible,
         ErrorKind::ComposeFailed,
         ErrorKind::HealthTimeout,
         ErrorKind::UpgradeRolledBack,
@@ -153,6 +155,7 @@ impl ErrorKind {
             ErrorKind::TaskFailed => "task_failed",
             ErrorKind::NotVerified => "not_verified",
             ErrorKind::BundleInvalid => "bundle_invalid",
+            ErrorKind::BinaryIncompatible => "binary_incompatible",
             ErrorKind::ComposeFailed => "compose_failed",
             ErrorKind::HealthTimeout => "health_timeout",
             ErrorKind::UpgradeRolledBack => "upgrade_rolled_back",

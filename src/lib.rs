@@ -13,6 +13,7 @@
 //! - [`secret`]: the redacting wrapper for secrets.
 //! - [`error_kind`]: the kind (and exit code) of every failure; [`events`]: progress events from
 //!   the operations' steps to the CLI's monitor.
+//! - [`exporter`]: the `stats-exporter` command (the tracker's JSON statistics for Prometheus).
 //! - [`probe`]: protocol checks of a running tracker (UDP, HTTP, API, health check).
 //! - [`retry`]: the one helper for waiting and trying again.
 
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod error_kind;
 pub mod events;
+pub mod exporter;
 pub mod host;
 pub mod lxd;
 pub mod ops;

@@ -63,7 +63,7 @@ fn writes_the_stack_under_the_output_dir_with_the_host_modes() {
         ("opt/torrust/docker-compose.yml", 0o644),
         ("opt/torrust/.env", 0o600),
         ("opt/torrust/storage/tracker/etc/tracker.toml", 0o640),
-        ("opt/torrust/storage/prometheus/etc/prometheus.yml", 0o600),
+        ("opt/torrust/storage/prometheus/etc/prometheus.yml", 0o640),
         (
             "opt/torrust/storage/grafana/provisioning/datasources/prometheus.yml",
             0o644,
@@ -240,7 +240,14 @@ fn json_output_describes_every_file_without_secrets() {
         .collect();
     assert_eq!(
         names,
-        ["tracker", "mysql", "prometheus", "grafana", "caddy"]
+        [
+            "tracker",
+            "mysql",
+            "stats-exporter",
+            "prometheus",
+            "grafana",
+            "caddy"
+        ]
     );
     assert_eq!(
         doc["endpoints"]["udp_announce"],

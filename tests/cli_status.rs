@@ -362,7 +362,7 @@ fn docker_unavailable_is_said_with_configure_and_files_are_still_compared() {
         run.stderr
     );
     assert!(
-        t.contains("the model has: tracker, mysql, prometheus"),
+        t.contains("the model has: tracker, mysql, stats-exporter, prometheus"),
         "{t}"
     );
     assert!(
@@ -405,6 +405,13 @@ fn check_exit_codes_and_the_services_table_with_a_stand_in_docker() {
     let tracker = image_of(&render, "tracker");
     let mysql = image_of(&render, "mysql");
     let prometheus = image_of(&render, "prometheus");
+    let exporter_line = ps_line(
+        "stats-exporter",
+        &tracker,
+        "",
+        "running",
+        "Up 2 minutes (healthy)",
+    );
     let tracker_line = ps_line(
         "tracker",
         &tracker,
@@ -426,13 +433,18 @@ fn check_exit_codes_and_the_services_table_with_a_stand_in_docker() {
         "running",
         "Up 2 minutes",
     );
-    h.stand_in_docker(&[tracker_line.clone(), mysql_line.clone(), prom_up]);
+    h.stand_in_docker(&[
+        tracker_line.clone(),
+        mysql_line.clone(),
+        exporter_line.clone(),
+        prom_up,
+    ]);
 
     // Everything runs and every file matches: --check exits 0.
     let run = h.status(&["--check"]).ok();
     let t = &run.stdout;
     assert!(
-        t.contains("tracker     running  healthy  1212/tcp, 7070/tcp, 6969/udp"),
+        t.contains("tracker         running  healthy  1212/tcp, 7070/tcp, 6969/udp"),
         "{t}"
     );
     assert!(t.contains("127.0.0.1:9090/tcp"), "{t}");
@@ -443,8 +455,8 @@ fn check_exit_codes_and_the_services_table_with_a_stand_in_docker() {
     let doc = h.status(&["-o", "json", "--check"]).ok().json();
     assert_eq!(doc["ok"], true);
     assert_eq!(doc["docker"], json!({ "status": "available" }));
-    assert_eq!(doc["summary"]["services"], 3);
-    assert_eq!(doc["summary"]["services_ok"], 3);
+    assert_eq!(doc["summary"]["services"], 4);
+    assert_eq!(doc["summary"]["services_ok"], 4);
 
     // Prometheus exited, a grafana container the model does not have: a view (exit 0) that
     // says so, and --check exits 1.
@@ -462,10 +474,16 @@ fn check_exit_codes_and_the_services_table_with_a_stand_in_docker() {
         "exited",
         "Exited (0) 2 days ago",
     );
-    h.stand_in_docker(&[tracker_line.clone(), mysql_line.clone(), prom_down, grafana]);
+    h.stand_in_docker(&[
+        tracker_line.clone(),
+        mysql_line.clone(),
+        exporter_line,
+        prom_down,
+        grafana,
+    ]);
     let run = h.status(&[]).ok();
     let t = &run.stdout;
-    assert!(t.contains("prometheus  exited"), "{t}");
+    assert!(t.contains("prometheus      exited"), "{t}");
     assert!(t.contains("(not in the model)"), "{t}");
     assert!(
         t.contains(&format!("torrust-tracker-deployer run {}", h.name)),

@@ -28,6 +28,10 @@ pub struct Args {
     /// environment's id (or none, and the state does not record it), and mark it as this one's.
     #[arg(long)]
     pub adopt_foreign: bool,
+    /// Leave a monitoring check out of the final `test` (repeatable): `prometheus-targets` or
+    /// `grafana-api`.
+    #[arg(long, value_name = "CHECK", value_enum)]
+    pub skip: Vec<super::test::Skip>,
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
@@ -46,6 +50,7 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
             dry_run: false,
         },
         dry_run: args.dry_run,
+        test_skip: args.skip.iter().copied().map(Into::into).collect(),
     };
     let d = block_on(deploy::deploy(
         &global.data(),

@@ -524,6 +524,14 @@ fn cases() -> Vec<(CliError, &'static str)> {
         step(TaskError::image_missing("images", "cannot pull", "fix")),
         "image_missing",
     );
+    add(
+        step(TaskError::BinaryIncompatible {
+            task: s("deployer binary"),
+            message: s("built for aarch64, the host is x86_64"),
+            fix: s("fix"),
+        }),
+        "binary_incompatible",
+    );
     for e in [
         StackError::UnsafeValue {
             field: s("f"),

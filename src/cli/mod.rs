@@ -34,6 +34,7 @@ mod run;
 mod show;
 mod ssh;
 mod start;
+mod stats_exporter;
 mod status;
 mod stop;
 mod terminal;
@@ -170,6 +171,9 @@ pub enum Command {
     /// Put the database of a backup archive (here or on the host) back, then start the tracker,
     /// wait until healthy and test it.
     Restore(restore::Args),
+    /// Serve the tracker API's JSON statistics in the Prometheus text format (what the stack's
+    /// `stats-exporter` service runs; the token from a file or TORRUST_STATS_EXPORTER_TOKEN).
+    StatsExporter(stats_exporter::Args),
     /// Print the command-line structure as JSON.
     Docs,
     /// Print shell completions.
@@ -319,6 +323,7 @@ fn run(cli: &Cli, out: &Output) -> Result<i32, CliError> {
         Command::Purge(a) => purge::run(a, global, out),
         Command::Backup(a) => backup::run(a, global, out),
         Command::Restore(a) => restore::run(a, global, out),
+        Command::StatsExporter(a) => stats_exporter::run(a),
         Command::Docs => docs::run(out),
         Command::Completions(a) => completions::run(a),
     };

@@ -143,6 +143,17 @@ fn text(s: &Status, all_files: bool) -> String {
         }
     }
 
+    if let Some(m) = &s.monitoring {
+        t.push_str("\nMonitoring (Prometheus's targets):\n");
+        for target in &m.targets {
+            t.push_str(&format!("  {target}\n"));
+        }
+        match &m.problem {
+            Some(p) => t.push_str(&format!("  NOT COLLECTING: {p}\n")),
+            None => t.push_str("  collecting: every target up, the exporter reads the API\n"),
+        }
+    }
+
     let sum = &s.summary;
     let differ = sum.files_differ + sum.files_missing;
     t.push_str(&format!(

@@ -1,10 +1,12 @@
-//! `test ENV [--timeout SECONDS] [--ca-cert PEM | --insecure] [--use-dns]`: check from here that
-//! the deployed tracker answers. Exit 1 if any check fails.
+//! `test ENV [--timeout SECONDS] [--ca-cert PEM | --insecure] [--use-dns] [--skip CHECK]`: check
+//! from here that the deployed tracker answers and that monitoring collects. Exit 1 if any check
+//! fails.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{CliError, GlobalArgs, Output, block_on, env_name};
+use crate::ops::monitoring::MonitoringCheck;
 use crate::ops::test::{self, TestOptions};
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +28,26 @@ pub struct Args {
     /// Resolve the domains through DNS instead of answering them with the host's IP.
     #[arg(long)]
     pub use_dns: bool,
+    /// Leave a monitoring check out (repeatable): `prometheus-targets` (every Prometheus target
+    /// up) or `grafana-api` (Grafana's data source and dashboard provisioned).
+    #[arg(long, value_name = "CHECK", value_enum)]
+    pub skip: Vec<Skip>,
+}
+
+/// The checks `--skip` can leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Skip {
+    PrometheusTargets,
+    GrafanaApi,
+}
+
+impl From<Skip> for MonitoringCheck {
+    fn from(s: Skip) -> Self {
+        match s {
+            Skip::PrometheusTargets => MonitoringCheck::PrometheusTargets,
+            Skip::GrafanaApi => MonitoringCheck::GrafanaApi,
+        }
+    }
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
@@ -35,6 +57,7 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         ca_cert: args.ca_cert.clone(),
         insecure: args.insecure,
         use_dns: args.use_dns,
+        skip: args.skip.iter().copied().map(Into::into).collect(),
     };
     let t = block_on(test::test(
         &global.data(),

@@ -49,6 +49,8 @@ pub struct DeployOptions {
     pub run: RunOptions,
     /// Report every phase's plan; change nothing.
     pub dry_run: bool,
+    /// Monitoring checks the final `test` leaves out (`--skip`).
+    pub test_skip: Vec<super::monitoring::MonitoringCheck>,
 }
 
 #[derive(Debug, Serialize)]
@@ -316,7 +318,11 @@ async fn host_phases(
 
     let t = Instant::now();
     let tested = phase("test", async || {
-        test::test_with(data, state, &TestOptions::default(), Some(session)).await
+        let options = TestOptions {
+            skip: options.test_skip.clone(),
+            ..TestOptions::default()
+        };
+        test::test_with(data, state, &options, Some(session)).await
     })
     .await?;
     let detail = format!(
@@ -604,6 +610,7 @@ mod tests {
                 dry_run: false,
             },
             dry_run: true,
+            test_skip: Vec::new(),
         }
     }
 

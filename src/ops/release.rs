@@ -147,6 +147,13 @@ pub async fn release_on(
         let mut planned = plan_release(host, &rendered, &public, bundle.as_deref())
             .await
             .map_err(|e| OpsError::Failed(format!("release --dry-run: {e}")))?;
+        let binary = super::exporter_binary::plan(data, host, &rendered)
+            .await
+            .map_err(OpsError::typed)?;
+        if let Some(step) = binary {
+            planned.changed |= step.changed;
+            planned.steps.insert(2, step);
+        }
         planned.name = state.name.clone();
         // Password changes after the first deploy: applied before the files, so listed second.
         let passwords = super::passwords::plan(host, state, &rendered)
@@ -199,7 +206,7 @@ pub(crate) fn owed_restarts(state: &EnvironmentState, new: Vec<String>) -> Vec<S
 
 /// Adds `services` to the restarts owed to `run` and saves the state durably
 /// ([`DataDir::save`], not a progress save): a command killed right after still owes them.
-fn owe_restarts(
+pub(crate) fn owe_restarts(
     data: &DataDir,
     state: &mut EnvironmentState,
     services: Vec<String>,
@@ -336,6 +343,7 @@ pub(crate) async fn release_steps(
 
     let changes = upload_step(run, data, state, host, rendered).await?;
     let files_plan = files::plan(&changes);
+    let binary_report = super::exporter_binary::step(run, data, state, host, rendered).await?;
 
     let wanted: BTreeSet<String> = rendered.images.iter().cloned().collect();
     let (images_plan, notes, (had, image_ids)) =
@@ -366,7 +374,9 @@ pub(crate) async fn release_steps(
             changes.len()
         );
     }
-    let mut steps = vec![report(dirs::TASK, &dirs_plan), files_report, images_report];
+    let mut steps = vec![report(dirs::TASK, &dirs_plan), files_report];
+    steps.extend(binary_report);
+    steps.push(images_report);
     if let Some(passwords) = passwords_report {
         steps.insert(1, passwords);
     }

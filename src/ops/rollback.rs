@@ -215,15 +215,7 @@ pub fn restored_config(
 }
 
 fn service_named(name: &str) -> Option<Service> {
-    [
-        Service::Tracker,
-        Service::Mysql,
-        Service::Prometheus,
-        Service::Grafana,
-        Service::Caddy,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == name)
+    Service::ALL.into_iter().find(|s| s.as_str() == name)
 }
 
 /// The stack of a recorded release: its files (recorded bytes) and images over the directories

@@ -456,7 +456,9 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         let m = err.to_string();
         assert!(
-            m.contains("has no service nope; its services are: tracker, prometheus"),
+            m.contains(
+                "has no service nope; its services are: tracker, stats-exporter, prometheus"
+            ),
             "{m}"
         );
 

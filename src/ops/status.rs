@@ -33,7 +33,7 @@ pub use compare::{Difference, Drift, FileStatus, ServiceStatus, file_status, ser
 use super::OpsError;
 use super::host::ssh_target;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session};
-use crate::stack::{self, layout};
+use crate::stack::{self, Service, layout};
 use crate::state::{DataDir, EnvironmentState, HostRecord, Lifecycle};
 use crate::tasks::status_probe;
 pub use crate::tasks::status_probe::{
@@ -84,6 +84,10 @@ pub struct Status {
     /// The maintenance lock, while one is held (`lock ENV acquire`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<super::maintenance::MaintenanceView>,
+    /// Prometheus's scrape targets and their health, when the stack has Prometheus and it runs
+    /// (a target not up, or an exporter without statistics, is a problem for `--check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<super::monitoring::MonitoringStatus>,
     pub ssh_connections: u32,
     pub elapsed_ms: u64,
 }
@@ -208,6 +212,11 @@ pub async fn status(
             ))
         })?;
     let out = status_probe::run(&session, &script).await;
+    // Under a test root the host is a stand-in without Prometheus: its targets are not asked.
+    let monitoring = match &out {
+        Ok(_) if root.is_none() => super::monitoring::targets_status(&session, &state).await,
+        _ => None,
+    };
     session.close().await;
     let out = out.map_err(|e| OpsError::Failed(format!("status: {e}")))?;
     let probe = parse_probe(&out.stdout_str(), paths.len()).map_err(|why| {
@@ -245,7 +254,27 @@ pub async fn status(
     add_state_notes(&mut status, &state);
     status.files_root = options.files_root.clone();
     status.maintenance = super::maintenance::view(data, env);
+    add_monitoring(&mut status, monitoring);
     Ok(status)
+}
+
+/// Prometheus's targets: one not up (or an exporter without statistics) makes `ok` false and
+/// says so; a Prometheus that is not running is already reported as a service.
+fn add_monitoring(status: &mut Status, monitoring: Option<super::monitoring::MonitoringStatus>) {
+    let prometheus_runs = status
+        .services
+        .iter()
+        .any(|s| s.service == Service::Prometheus.as_str() && s.ok);
+    if let Some(m) = &monitoring
+        && let Some(problem) = &m.problem
+        && prometheus_runs
+    {
+        status.ok = false;
+        status
+            .hints
+            .push(format!("monitoring collects nothing: {problem}"));
+    }
+    status.monitoring = monitoring;
 }
 
 /// The host `status` looks at, or why there is none.
@@ -329,6 +358,7 @@ pub fn assemble(
         hints,
         pending_restarts: Vec::new(),
         maintenance: None,
+        monitoring: None,
         ssh_connections: 1,
         elapsed_ms: elapsed.as_millis() as u64,
     }

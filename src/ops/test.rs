@@ -1,8 +1,9 @@
 //! `test`: checks from the operator's machine that the deployed tracker works, with the protocol
 //! probes of [`crate::probe`]: every UDP tracker (BEP 15 connect, announce, scrape), every HTTP
 //! tracker (announce and scrape, bencoded, compact peers), the API's health and statistics (with
-//! the admin token), the health check API where it is reachable, and the announces counted in
-//! the API's statistics.
+//! the admin token), the health check API where it is reachable, the announces counted in
+//! the API's statistics, and monitoring ([`super::monitoring`]: Prometheus's targets and
+//! Grafana's provisioning, through forwards over SSH; `--skip` leaves one out).
 //!
 //! The addresses come from the stack model ([`crate::stack::endpoints`]) and the host's IP in the
 //! state. Domains are answered with that IP (no DNS change needed) unless `use_dns` is set.
@@ -37,6 +38,8 @@ pub struct TestOptions {
     pub insecure: bool,
     /// Resolve domains through DNS instead of answering them with the host's IP.
     pub use_dns: bool,
+    /// Monitoring checks to leave out (`--skip`).
+    pub skip: Vec<super::monitoring::MonitoringCheck>,
 }
 
 impl Default for TestOptions {
@@ -46,6 +49,7 @@ impl Default for TestOptions {
             ca_cert: None,
             insecure: false,
             use_dns: false,
+            skip: Vec::new(),
         }
     }
 }
@@ -168,7 +172,11 @@ pub async fn test_with(
         }
     );
     tracing::debug!("endpoints: {:?}; options: {opts:?}", plan.endpoints);
-    let report = probe::run_tracker_test(&plan.endpoints, &opts).await;
+    let mut report = probe::run_tracker_test(&plan.endpoints, &opts).await;
+    // Monitoring, through forwards over SSH: after the announces, so the statistics moved.
+    let monitoring =
+        super::monitoring::checks(data, state, &opts, &options.skip, &mut plan.notes).await;
+    report.results.extend(monitoring);
     for r in &report.results {
         tracing::debug!("{r}");
     }

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use reqwest::Url;
 use serde::Serialize;
 
+use super::monitoring::{GrafanaLogin, TargetHealth};
 use super::{
     AnnounceEvent, AnnounceResponse, HealthReport, InfoHash, ProbeError, ProbeOptions, ScrapeEntry,
     ScrapeResponse, TestPeer, TrackerStats, UdpTarget, UdpTrackerClient, api, http, http_tracker,
+    monitoring,
 };
 use crate::secret::Secret;
 
@@ -32,6 +34,21 @@ pub enum Check {
     HealthCheck { url: Url },
     /// `GET {url}/api/health` of Grafana (no login needed).
     GrafanaHealth { url: Url },
+    /// Prometheus's targets API at `url` (a local forward; `shown` says where it leads): every
+    /// target up.
+    PrometheusTargets {
+        url: Url,
+        shown: String,
+        /// How long to wait for a first scrape of every target.
+        settle: Duration,
+    },
+    /// Grafana's API at `url` (a local forward), as the admin: the data source and dashboard
+    /// provisioned.
+    GrafanaApi {
+        url: Url,
+        shown: String,
+        login: GrafanaLogin,
+    },
 }
 
 impl Check {
@@ -45,6 +62,8 @@ impl Check {
             Self::ApiStats { .. } => "API stats",
             Self::HealthCheck { .. } => "health check API",
             Self::GrafanaHealth { .. } => "Grafana health",
+            Self::PrometheusTargets { .. } => "Prometheus targets",
+            Self::GrafanaApi { .. } => "Grafana API",
         }
     }
 
@@ -60,6 +79,7 @@ impl Check {
             Self::ApiStats { url, token } => api::stats_url(url, token).1,
             Self::HealthCheck { url } => http::display_url(&http::join(url, "health_check"), &[]),
             Self::GrafanaHealth { url } => http::display_url(&http::join(url, "api/health"), &[]),
+            Self::PrometheusTargets { shown, .. } | Self::GrafanaApi { shown, .. } => shown.clone(),
         }
     }
 }
@@ -81,6 +101,10 @@ pub enum CheckOutput {
     Health { report: HealthReport },
     /// A comparison of two readings of the statistics passed.
     Counted { detail: String },
+    /// Prometheus's targets, all up.
+    Targets { targets: Vec<TargetHealth> },
+    /// Grafana's provisioning is in place.
+    Provisioned { detail: String },
 }
 
 impl CheckOutput {
@@ -108,7 +132,11 @@ impl CheckOutput {
                     names.join(", ")
                 )
             }
-            Self::Counted { detail } => detail.clone(),
+            Self::Counted { detail } | Self::Provisioned { detail } => detail.clone(),
+            Self::Targets { targets } => {
+                let shown: Vec<String> = targets.iter().map(ToString::to_string).collect();
+                format!("{} target(s) up: {}", targets.len(), shown.join("; "))
+            }
         }
     }
 }
@@ -311,6 +339,15 @@ async fn run_inner(check: &Check, opts: &ProbeOptions) -> Result<CheckOutput, Pr
         Check::GrafanaHealth { url } => {
             api::grafana_health(url, &opts.http).await?;
             Ok(CheckOutput::Healthy)
+        }
+        Check::PrometheusTargets { url, shown, settle } => {
+            let targets =
+                monitoring::prometheus_targets_up(url, shown, *settle, &opts.http).await?;
+            Ok(CheckOutput::Targets { targets })
+        }
+        Check::GrafanaApi { url, shown, login } => {
+            let detail = monitoring::grafana_provisioned(url, shown, login, &opts.http).await?;
+            Ok(CheckOutput::Provisioned { detail })
         }
     }
 }

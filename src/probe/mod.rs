@@ -44,6 +44,7 @@ mod deployment;
 pub mod error;
 pub mod http;
 pub mod http_tracker;
+pub mod monitoring;
 pub mod peer;
 pub mod udp;
 

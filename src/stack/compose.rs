@@ -19,7 +19,9 @@ use super::env_file::{
     ENV_API_ADMIN_TOKEN, ENV_DATABASE_DRIVER, ENV_DATABASE_PATH, ENV_GRAFANA_ADMIN_PASSWORD,
     ENV_MYSQL_PASSWORD, ENV_MYSQL_ROOT_PASSWORD,
 };
-use super::{FileRole, Plan, Service, StackError, StackFile, grafana, layout, prometheus, yaml};
+use super::{
+    FileRole, Plan, Service, StackError, StackFile, grafana, layout, monitoring, prometheus, yaml,
+};
 
 /// The port MySQL listens on unless the configuration names another.
 pub(crate) const MYSQL_DEFAULT_PORT: u16 = 3306;
@@ -75,7 +77,11 @@ struct NetworkDef {}
 struct ComposeService {
     image: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    entrypoint: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     command: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
     restart: &'static str,
     #[serde(skip_serializing_if = "Ordered::is_empty")]
     environment: Ordered<String>,
@@ -96,7 +102,9 @@ impl ComposeService {
     fn new(image: String) -> Self {
         Self {
             image,
+            entrypoint: Vec::new(),
             command: Vec::new(),
+            user: None,
             restart: "unless-stopped",
             environment: Ordered::default(),
             volumes: Vec::new(),
@@ -283,8 +291,12 @@ pub(crate) fn model(plan: &Plan<'_>) -> Result<ComposeFile, StackError> {
         services.push(Service::Mysql.as_str(), mysql);
     }
 
-    // Prometheus.
+    // The statistics exporter, then Prometheus, which scrapes it.
     if plan.prometheus() {
+        services.push(
+            Service::StatsExporter.as_str(),
+            stats_exporter(plan, use_net(NET_METRICS)),
+        );
         let mut prom = ComposeService::new(plan.image(Service::Prometheus));
         prom.command = vec![
             format!("--config.file={}", prometheus::CONFIG_IN_CONTAINER),
@@ -305,7 +317,7 @@ pub(crate) fn model(plan: &Plan<'_>) -> Result<ComposeFile, StackError> {
         }
         prom.networks = Networks::List(nets);
         prom.depends_on.push(
-            Service::Tracker.as_str(),
+            Service::StatsExporter.as_str(),
             DependsOn {
                 condition: "service_started",
             },
@@ -398,6 +410,30 @@ pub(crate) fn model(plan: &Plan<'_>) -> Result<ComposeFile, StackError> {
             .collect(),
     );
     Ok(ComposeFile { services, networks })
+}
+
+/// The exporter: the deployer's binary (mounted read-only) as the entrypoint of the tracker's
+/// image, as the tracker's unprivileged user, with the admin token from `.env`.
+fn stats_exporter(plan: &Plan<'_>, metrics_net: String) -> ComposeService {
+    let mut exp = ComposeService::new(plan.image(Service::StatsExporter));
+    exp.entrypoint = vec![monitoring::binary_in_container()];
+    exp.command = monitoring::exporter_command(plan);
+    exp.user = Some(format!("{0}:{0}", layout::TRACKER_UID));
+    exp.env_ref(crate::exporter::TOKEN_ENV, ENV_API_ADMIN_TOKEN);
+    exp.volumes = vec![monitoring::exporter_volume()];
+    exp.networks = Networks::List(vec![metrics_net]);
+    exp.depends_on.push(
+        Service::Tracker.as_str(),
+        DependsOn {
+            condition: "service_started",
+        },
+    );
+    exp.healthcheck = Some(Healthcheck::cmd(
+        monitoring::exporter_health_command(),
+        5,
+        "10s",
+    ));
+    exp
 }
 
 /// MySQL runs in the stack: its `host` must be a name on the stack's network.

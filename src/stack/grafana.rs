@@ -5,12 +5,17 @@
 //! - `datasources/prometheus.yml`: Prometheus at `http://prometheus:9090`, uid
 //!   `torrust-prometheus`;
 //! - `dashboards/torrust.yml`: loads the dashboards of `dashboards/torrust/`;
-//! - `dashboards/torrust/torrust-tracker.json`: torrents, seeders, leechers, completed, and
-//!   announces, scrapes and connections per second, from the metrics of the tracker API's
-//!   Prometheus format (`torrents`, `seeders`, `udp4_announces_handled`, ...).
+//! - `dashboards/torrust/torrust-tracker.json`: completed, torrents, seeders, leechers, and
+//!   connections, announces and scrapes per second (UDP and HTTP, IPv4 and IPv6); with the
+//!   `develop` image also UDP errors, average processing times, banned IPs and requests. The
+//!   metric names are the tracker API's statistics fields (`torrents`,
+//!   `udp4_announces_handled`, ...), as the exporter and the tracker's own Prometheus format
+//!   name them. The panels cover those of the incumbent deployer's two dashboards, for the
+//!   statistics the image serves.
 
 use serde_json::{Value, json};
 
+use super::monitoring::{Scrape, scrape_support};
 use super::{FileRole, Plan, Service, StackFile, layout, prometheus, yaml};
 
 /// Grafana's port in its container.
@@ -22,9 +27,9 @@ pub(crate) const PROVISIONING_IN_CONTAINER: &str = "/etc/grafana/provisioning";
 /// Where our dashboards are, relative to the provisioning directory.
 pub(crate) const DASHBOARDS_SUBDIR: &str = "dashboards/torrust";
 /// The uid of the provisioned data source, referenced by the dashboard.
-pub(crate) const DATASOURCE_UID: &str = "torrust-prometheus";
+pub const DATASOURCE_UID: &str = "torrust-prometheus";
 /// The uid of our dashboard.
-pub(crate) const DASHBOARD_UID: &str = "torrust-tracker";
+pub const DASHBOARD_UID: &str = "torrust-tracker";
 
 fn provisioning_file(rel: &str, contents: String) -> StackFile {
     StackFile {
@@ -76,7 +81,8 @@ pub(crate) fn files(plan: &Plan<'_>) -> Vec<StackFile> {
         }],
     });
     let mut dashboard_text =
-        serde_json::to_string_pretty(&dashboard()).expect("the dashboard serializes");
+        serde_json::to_string_pretty(&dashboard(scrape_support(&plan.image(Service::Tracker))))
+            .expect("the dashboard serializes");
     dashboard_text.push('\n');
     vec![
         provisioning_file(
@@ -147,67 +153,200 @@ fn timeseries(id: u32, title: &str, unit: &str, y: u32, x: u32, targets: Vec<Val
     })
 }
 
-/// Per-second rates of one kind of request, by protocol and IP version.
-fn rates(kind: &str) -> Vec<Value> {
-    [("udp4", 'A'), ("udp6", 'B'), ("tcp4", 'C'), ("tcp6", 'D')]
-        .into_iter()
-        .map(|(proto, ref_id)| {
-            let legend = match proto {
-                "udp4" => "UDP IPv4",
-                "udp6" => "UDP IPv6",
-                "tcp4" => "HTTP IPv4",
-                _ => "HTTP IPv6",
-            };
-            target(
-                &format!("rate({proto}_{kind}_handled[$__rate_interval])"),
-                legend,
-                ref_id,
-            )
-        })
-        .collect()
+/// `rate()` of a counter over Grafana's rate interval.
+fn rate(metric: &str) -> String {
+    format!("rate({metric}[$__rate_interval])")
 }
 
-/// The tracker dashboard, written by us for the tracker's statistics.
-pub(crate) fn dashboard() -> Value {
-    let panels = vec![
-        stat(1, "Torrents", "torrents", 0),
-        stat(2, "Seeders", "seeders", 6),
-        stat(3, "Leechers", "leechers", 12),
-        stat(4, "Completed", "completed", 18),
-        timeseries(
+/// A time series of per-second rates, one target per `(metric, legend)`.
+fn rates(id: u32, title: &str, y: u32, x: u32, series: &[(&str, &str)]) -> Value {
+    let targets = series
+        .iter()
+        .zip('A'..)
+        .map(|((metric, legend), ref_id)| target(&rate(metric), legend, ref_id))
+        .collect();
+    timeseries(id, title, "reqps", y, x, targets)
+}
+
+/// A time series of values as they are (gauges), one target per `(metric, legend)`.
+fn values(id: u32, title: &str, unit: &str, y: u32, x: u32, series: &[(&str, &str)]) -> Value {
+    let targets = series
+        .iter()
+        .zip('A'..)
+        .map(|((metric, legend), ref_id)| target(metric, legend, ref_id))
+        .collect();
+    timeseries(id, title, unit, y, x, targets)
+}
+
+/// The panels of the statistics every 3.x tracker serves (the fields of 3.0.0's
+/// `/api/v1/stats`), two per row of height 8 from `y = 4`.
+fn release3_panels() -> Vec<Value> {
+    vec![
+        stat(1, "Completed", "completed", 0),
+        stat(2, "Torrents", "torrents", 6),
+        stat(3, "Seeders", "seeders", 12),
+        stat(4, "Leechers", "leechers", 18),
+        values(
             5,
             "Swarm",
             "short",
             4,
             0,
-            vec![
-                target("torrents", "torrents", 'A'),
-                target("seeders", "seeders", 'B'),
-                target("leechers", "leechers", 'C'),
+            &[
+                ("torrents", "torrents"),
+                ("seeders", "seeders"),
+                ("leechers", "leechers"),
+                ("completed", "completed"),
             ],
         ),
-        timeseries(
+        rates(
             6,
-            "Announces per second",
-            "reqps",
+            "UDP connections (per second)",
             4,
             12,
-            rates("announces"),
+            &[
+                ("udp4_connections_handled", "UDP IPv4"),
+                ("udp6_connections_handled", "UDP IPv6"),
+            ],
         ),
-        timeseries(7, "Scrapes per second", "reqps", 12, 0, rates("scrapes")),
-        timeseries(
+        rates(
+            7,
+            "UDP announces (per second)",
+            12,
+            0,
+            &[
+                ("udp4_announces_handled", "UDP IPv4"),
+                ("udp6_announces_handled", "UDP IPv6"),
+            ],
+        ),
+        rates(
             8,
-            "Connections per second",
-            "reqps",
+            "UDP scrapes (per second)",
             12,
             12,
-            rates("connections"),
+            &[
+                ("udp4_scrapes_handled", "UDP IPv4"),
+                ("udp6_scrapes_handled", "UDP IPv6"),
+            ],
         ),
-    ];
+        rates(
+            9,
+            "HTTP announces (per second)",
+            20,
+            0,
+            &[
+                ("tcp4_announces_handled", "HTTP IPv4"),
+                ("tcp6_announces_handled", "HTTP IPv6"),
+            ],
+        ),
+        rates(
+            10,
+            "HTTP scrapes (per second)",
+            20,
+            12,
+            &[
+                ("tcp4_scrapes_handled", "HTTP IPv4"),
+                ("tcp6_scrapes_handled", "HTTP IPv6"),
+            ],
+        ),
+        rates(
+            11,
+            "HTTP connections (per second)",
+            28,
+            0,
+            &[
+                ("tcp4_connections_handled", "HTTP IPv4"),
+                ("tcp6_connections_handled", "HTTP IPv6"),
+            ],
+        ),
+    ]
+}
+
+/// The panels of the statistics only the `develop` image serves (names as its API gives them):
+/// UDP errors, average processing times, banned IPs and requests, requests and responses,
+/// aborted requests.
+fn develop_panels() -> Vec<Value> {
+    vec![
+        rates(
+            12,
+            "UDP errors (per second)",
+            28,
+            12,
+            &[
+                ("udp4_errors_handled", "UDP IPv4"),
+                ("udp6_errors_handled", "UDP IPv6"),
+            ],
+        ),
+        values(
+            13,
+            "UDP average connect time",
+            "ns",
+            36,
+            0,
+            &[("udp_avg_connect_processing_time_ns", "connect")],
+        ),
+        values(
+            14,
+            "UDP average announce time",
+            "ns",
+            36,
+            12,
+            &[("udp_avg_announce_processing_time_ns", "announce")],
+        ),
+        values(
+            15,
+            "UDP average scrape time",
+            "ns",
+            44,
+            0,
+            &[("udp_avg_scrape_processing_time_ns", "scrape")],
+        ),
+        rates(
+            16,
+            "UDP requests and responses (per second)",
+            44,
+            12,
+            &[
+                ("udp4_requests", "IPv4 requests"),
+                ("udp4_responses", "IPv4 responses"),
+            ],
+        ),
+        rates(
+            17,
+            "UDP banned requests (per second)",
+            52,
+            0,
+            &[("udp_requests_banned", "banned requests")],
+        ),
+        values(
+            18,
+            "UDP banned IPs",
+            "short",
+            52,
+            12,
+            &[("udp_banned_ips_total", "banned IPs")],
+        ),
+        rates(
+            19,
+            "UDP aborted requests (per second)",
+            60,
+            0,
+            &[("udp_requests_aborted", "aborted requests")],
+        ),
+    ]
+}
+
+/// The tracker dashboard, written by us for the statistics the tracker image serves
+/// ([`Scrape`]): 3.x releases' fields, and with the `develop` image its further ones.
+pub fn dashboard(scrape: Scrape) -> Value {
+    let mut panels = release3_panels();
+    if scrape.extended() {
+        panels.extend(develop_panels());
+    }
     json!({
         "uid": DASHBOARD_UID,
         "title": "Torrust Tracker",
-        "description": "Torrents, peers and requests of the Torrust Tracker (from the tracker API's statistics).",
+        "description": "Torrents, peers and requests of the Torrust Tracker (the tracker API's statistics, through the deployer's stats-exporter).",
         "tags": ["torrust", "tracker"],
         "timezone": "browser",
         "editable": false,
@@ -221,4 +360,15 @@ pub(crate) fn dashboard() -> Value {
         "links": [],
         "panels": panels,
     })
+}
+
+/// Every PromQL expression of the dashboard's panels, in panel order.
+pub fn expressions(dashboard: &Value) -> Vec<String> {
+    dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect()
 }

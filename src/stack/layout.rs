@@ -16,6 +16,11 @@ pub const STORAGE_DIR: &str = "/opt/torrust/storage";
 pub const BACKUP_DIR: &str = "/opt/torrust/storage/backup";
 /// The backup script run by cron.
 pub const BACKUP_SCRIPT: &str = "/opt/torrust/bin/backup.sh";
+/// Where `release` puts the deployer's own binary, for the `stats-exporter` service (mounted
+/// read-only into its container).
+pub const DEPLOYER_BIN_DIR: &str = "/opt/torrust/bin/deployer";
+/// The deployer's binary on the host.
+pub const DEPLOYER_BIN: &str = "/opt/torrust/bin/deployer/torrust-tracker-deployer";
 /// The cron entry of the backup job.
 pub const CRON_FILE: &str = "/etc/cron.d/torrust-backup";
 /// Where cron appends the output of the backup job.

@@ -30,6 +30,7 @@ mod endpoints;
 mod env_file;
 mod grafana;
 pub mod layout;
+pub mod monitoring;
 mod prometheus;
 mod tracker_toml;
 mod yaml;
@@ -52,19 +53,36 @@ pub use env_file::{
     ENV_API_ADMIN_TOKEN, ENV_DATABASE_DRIVER, ENV_DATABASE_PATH, ENV_GRAFANA_ADMIN_PASSWORD,
     ENV_MYSQL_PASSWORD, ENV_MYSQL_ROOT_PASSWORD, mysql_url,
 };
+pub use grafana::{
+    DASHBOARD_UID, DATASOURCE_UID, dashboard as grafana_dashboard,
+    expressions as dashboard_expressions,
+};
+pub use monitoring::{Scrape, scrape_support};
 
 /// A service of the compose file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Service {
     Tracker,
     Mysql,
     Prometheus,
     Grafana,
     Caddy,
+    /// The statistics exporter (our own binary in the tracker's image), scraped by Prometheus.
+    StatsExporter,
 }
 
 impl Service {
+    /// Every service, in the compose file's order.
+    pub const ALL: [Service; 6] = [
+        Service::Tracker,
+        Service::Mysql,
+        Service::StatsExporter,
+        Service::Prometheus,
+        Service::Grafana,
+        Service::Caddy,
+    ];
+
     /// The service name in the compose file.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,6 +91,7 @@ impl Service {
             Service::Prometheus => "prometheus",
             Service::Grafana => "grafana",
             Service::Caddy => "caddy",
+            Service::StatsExporter => "stats-exporter",
         }
     }
 
@@ -84,6 +103,8 @@ impl Service {
             Service::Prometheus => ImageService::Prometheus,
             Service::Grafana => ImageService::Grafana,
             Service::Caddy => ImageService::Caddy,
+            // The exporter is our binary, run in the tracker's image (already on the host).
+            Service::StatsExporter => ImageService::Tracker,
         }
     }
 }
@@ -464,6 +485,7 @@ impl<'a> Plan<'a> {
             out.push(Service::Mysql);
         }
         if self.prometheus() {
+            out.push(Service::StatsExporter);
             out.push(Service::Prometheus);
         }
         if self.grafana() {
@@ -499,8 +521,8 @@ impl<'a> Plan<'a> {
                 // The health check API is never published.
                 ports
             }
-            // MySQL is never published.
-            Service::Mysql => Vec::new(),
+            // MySQL and the exporter are never published.
+            Service::Mysql | Service::StatsExporter => Vec::new(),
             Service::Prometheus => vec![PublishedPort {
                 protocol: Protocol::Tcp,
                 host_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -582,6 +604,9 @@ impl<'a> Plan<'a> {
             },
             Service::Caddy => self.caddy_health(),
             Service::Grafana => HealthProbe::Running,
+            Service::StatsExporter => HealthProbe::Container {
+                command: monitoring::exporter_health_command(),
+            },
         }
     }
 
@@ -673,14 +698,19 @@ fn dirs(plan: &Plan<'_>) -> Vec<StackDir> {
         d.push(root(layout::caddy_data(), 0o700));
         d.push(root(layout::caddy_config(), 0o700));
     }
+    let bin_dir = Path::new(layout::BACKUP_SCRIPT)
+        .parent()
+        .expect("the script has a directory")
+        .to_path_buf();
+    if plan.prometheus() {
+        // The deployer's binary, for the exporter (placed by `release`).
+        d.push(root(bin_dir.clone(), 0o755));
+        d.push(root(PathBuf::from(layout::DEPLOYER_BIN_DIR), 0o755));
+    }
     if plan.config.backup.is_some() {
-        d.push(root(
-            Path::new(layout::BACKUP_SCRIPT)
-                .parent()
-                .expect("the script has a directory")
-                .to_path_buf(),
-            0o755,
-        ));
+        if !plan.prometheus() {
+            d.push(root(bin_dir, 0o755));
+        }
         d.push(root(PathBuf::from(layout::BACKUP_DIR), 0o700));
     }
     d

@@ -405,6 +405,8 @@ fn images_are_the_configured_ones_in_service_order() {
         [
             "registry.example.com/torrust/tracker:3.0.0-custom".to_string(),
             cfg.image(ImageService::Mysql),
+            // The exporter runs in the tracker's image.
+            "registry.example.com/torrust/tracker:3.0.0-custom".to_string(),
             cfg.image(ImageService::Prometheus),
             cfg.image(ImageService::Grafana),
             cfg.image(ImageService::Caddy),
@@ -475,11 +477,12 @@ fn secrets_are_only_in_0600_files_and_never_in_tracker_toml_or_compose() {
         let debug = format!("{file:?}");
         assert!(secrets.iter().all(|s| !debug.contains(s)), "{debug}");
     }
-    assert_eq!(
-        holders,
-        [layout::ENV_FILE.to_string(), prometheus_yml_path()]
-    );
-    for path in [layout::COMPOSE_FILE.to_string(), tracker_toml_path()] {
+    assert_eq!(holders, [layout::ENV_FILE.to_string()]);
+    for path in [
+        layout::COMPOSE_FILE.to_string(),
+        tracker_toml_path(),
+        prometheus_yml_path(),
+    ] {
         let t = text(&stack, &path);
         for s in secrets {
             assert!(!t.contains(s), "{path} contains a secret");
@@ -541,11 +544,12 @@ fn a_token_that_figment_would_retype_is_quoted() {
         env_var(&stack, ENV_API_ADMIN_TOKEN).unwrap(),
         "\"1234567890123456\""
     );
-    // Prometheus sends the token itself.
-    let p: Value = serde_norway::from_str(text(&stack, &prometheus_yml_path())).unwrap();
+    // The exporter reads it from `.env`; Prometheus never has it.
+    assert!(!text(&stack, &prometheus_yml_path()).contains("1234567890123456"));
+    let c = compose(&stack);
     assert_eq!(
-        p["scrape_configs"][0]["params"]["token"],
-        json!(["1234567890123456"])
+        c["services"]["stats-exporter"]["environment"]["TORRUST_STATS_EXPORTER_TOKEN"],
+        format!("${{{ENV_API_ADMIN_TOKEN}:?{ENV_API_ADMIN_TOKEN} is missing from .env}}")
     );
 }
 
@@ -616,7 +620,7 @@ fn file_list_modes_owners_and_roles() {
             ),
             (
                 p("/opt/torrust/storage/prometheus/etc/prometheus.yml"),
-                0o600,
+                0o640,
                 Some((65534, 65534))
             ),
             (
@@ -824,15 +828,19 @@ fn tracker_toml_has_the_schema_2_0_0_structure() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn prometheus_scrapes_the_tracker_api_stats_at_the_configured_interval() {
+fn prometheus_scrapes_the_exporter_at_the_configured_interval() {
     let stack = rendered(&full());
     let p: Value = serde_norway::from_str(text(&stack, &prometheus_yml_path())).unwrap();
     assert_eq!(p["global"]["scrape_interval"], "30s");
     let job = &p["scrape_configs"][0];
-    assert_eq!(job["metrics_path"], "/api/v1/stats");
-    assert_eq!(job["params"]["token"], json!([TOKEN]));
-    assert_eq!(job["params"]["format"], json!(["prometheus"]));
-    assert_eq!(job["static_configs"][0]["targets"], json!(["tracker:1212"]));
+    assert_eq!(job["job_name"], "tracker_stats");
+    assert_eq!(job["metrics_path"], "/metrics");
+    // Nothing asks the tracker for `format=prometheus` (3.0.0 answers JSON), and no token.
+    assert!(job.get("params").is_none());
+    assert_eq!(
+        job["static_configs"][0]["targets"],
+        json!(["stats-exporter:9101"])
+    );
     let prom = stack
         .services
         .iter()
@@ -844,6 +852,118 @@ fn prometheus_scrapes_the_tracker_api_stats_at_the_configured_interval() {
             url: "http://127.0.0.1:9090/-/ready".into()
         }
     );
+}
+
+#[test]
+fn the_exporter_is_our_binary_in_the_tracker_image_unpublished_and_unprivileged() {
+    let stack = rendered(&full());
+    let c = compose(&stack);
+    let exp = &c["services"]["stats-exporter"];
+    assert_eq!(exp["image"], c["services"]["tracker"]["image"]);
+    assert_eq!(
+        exp["entrypoint"],
+        json!(["/opt/torrust-deployer/torrust-tracker-deployer"])
+    );
+    assert_eq!(
+        exp["command"],
+        json!([
+            "stats-exporter",
+            "--listen",
+            "0.0.0.0:9101",
+            "--api",
+            "http://tracker:1212"
+        ])
+    );
+    assert_eq!(exp["user"], "1000:1000");
+    assert_eq!(
+        exp["volumes"],
+        json!(["/opt/torrust/bin/deployer:/opt/torrust-deployer:ro"])
+    );
+    assert_eq!(exp["networks"], json!(["metrics"]));
+    assert!(exp.get("ports").is_none());
+    assert_eq!(
+        exp["healthcheck"]["test"],
+        json!([
+            "CMD",
+            "/opt/torrust-deployer/torrust-tracker-deployer",
+            "stats-exporter",
+            "--listen",
+            "0.0.0.0:9101",
+            "--healthcheck"
+        ])
+    );
+    assert_eq!(
+        c["services"]["prometheus"]["depends_on"],
+        json!({"stats-exporter": {"condition": "service_started"}})
+    );
+    assert!(
+        stack
+            .dirs
+            .iter()
+            .any(|d| d.path == Path::new(layout::DEPLOYER_BIN_DIR))
+    );
+    // Without Prometheus, no exporter and no binary directory.
+    let mut v = full();
+    v.as_object_mut().unwrap().remove("prometheus");
+    v.as_object_mut().unwrap().remove("grafana");
+    let stack = rendered(&v);
+    assert!(compose(&stack)["services"].get("stats-exporter").is_none());
+    assert!(
+        !stack
+            .dirs
+            .iter()
+            .any(|d| d.path == Path::new(layout::DEPLOYER_BIN_DIR))
+    );
+}
+
+#[test]
+fn the_dashboard_has_a_panel_per_statistic_the_image_serves() {
+    use super::grafana::{dashboard, expressions};
+    use super::monitoring::Scrape;
+    let exprs = expressions(&dashboard(Scrape::Release3));
+    // Every field of tracker 3.0.0's /api/v1/stats is on the dashboard.
+    for field in [
+        "torrents",
+        "seeders",
+        "completed",
+        "leechers",
+        "tcp4_connections_handled",
+        "tcp4_announces_handled",
+        "tcp4_scrapes_handled",
+        "tcp6_connections_handled",
+        "tcp6_announces_handled",
+        "tcp6_scrapes_handled",
+        "udp4_connections_handled",
+        "udp4_announces_handled",
+        "udp4_scrapes_handled",
+        "udp6_connections_handled",
+        "udp6_announces_handled",
+        "udp6_scrapes_handled",
+    ] {
+        assert!(exprs.iter().any(|e| e.contains(field)), "{field}");
+    }
+    assert!(!exprs.iter().any(|e| e.contains("errors")));
+    let develop = expressions(&dashboard(Scrape::Develop));
+    for field in [
+        "udp4_errors_handled",
+        "udp_avg_connect_processing_time_ns",
+        "udp_avg_announce_processing_time_ns",
+        "udp_avg_scrape_processing_time_ns",
+        "udp_banned_ips_total",
+        "udp_requests_banned",
+        "udp_requests_aborted",
+    ] {
+        assert!(develop.iter().any(|e| e.contains(field)), "{field}");
+    }
+    // Panel ids are unique.
+    let d = dashboard(Scrape::Develop);
+    let ids: std::collections::BTreeSet<u64> = d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), d["panels"].as_array().unwrap().len());
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //! - configure: [`facts`] and [`host`] (packages, Docker, group, upgrades, firewall);
 //! - release: [`dirs`] (storage directories), [`passwords`] (changed MySQL and Grafana
 //!   passwords applied inside the running services), [`files`] (file upload, dry-run diffs),
-//!   [`images`] (load from the [`bundle`] or pull), [`history`] (the host's release history);
+//!   [`images`] (load from the [`bundle`] or pull), [`deployer_binary`] (this binary, for the
+//!   stats exporter), [`history`] (the host's release history);
 //! - run: [`compose`] (up, restarts, health);
 //! - test: [`caddy_ca`] (the internal CA's root); status: [`status_probe`];
 //! - operating a running stack: [`services`] (stop, start, restart), [`logs`], [`shell`]
@@ -28,6 +29,7 @@ pub mod bundle;
 pub mod caddy_ca;
 pub mod cloud_init;
 pub mod compose;
+pub mod deployer_binary;
 pub mod dirs;
 pub mod facts;
 pub mod files;
@@ -161,6 +163,13 @@ pub enum TaskError {
         message: String,
         fix: String,
     },
+    /// The deployer's binary cannot run on the host (another OS or CPU architecture).
+    #[error("{task}: {message}\n  {fix}")]
+    BinaryIncompatible {
+        task: String,
+        message: String,
+        fix: String,
+    },
     /// `compose up` or `compose restart` failed on the host.
     #[error("{task}: {message}\n  {fix}")]
     Compose {
@@ -239,6 +248,7 @@ impl crate::error_kind::Classify for TaskError {
             TaskError::UnsupportedOs { .. } => ErrorKind::UnsupportedOs,
             TaskError::NotVerified { .. } => ErrorKind::NotVerified,
             TaskError::Bundle { .. } => ErrorKind::BundleInvalid,
+            TaskError::BinaryIncompatible { .. } => ErrorKind::BinaryIncompatible,
             TaskError::ImageMissing { .. } => ErrorKind::ImageMissing,
             TaskError::Compose { .. } => ErrorKind::ComposeFailed,
             TaskError::Unhealthy { .. } => ErrorKind::HealthTimeout,

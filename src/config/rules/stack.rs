@@ -15,6 +15,10 @@ const SECRETS: [&str; 4] = [
 ];
 
 pub(super) fn stack(config: &EnvironmentConfig, r: &mut Report) {
+    // A tracker image whose statistics Prometheus may not be able to collect.
+    if let Some(warning) = crate::stack::monitoring::scrape_warning(config) {
+        r.warn("images.tracker", warning);
+    }
     // Rendering assumes the other rules passed (and no value holds a stand-in); a problem
     // already found at a field is not reported twice.
     let clean = r.problems.is_empty() && r.reported.is_empty();
