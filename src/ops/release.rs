@@ -32,7 +32,7 @@ use crate::ssh::{Change, FileChange};
 use crate::stack::{self, RenderedStack};
 use crate::state::{DataDir, EnvironmentState, Lifecycle, StateError};
 use crate::tasks::bundle::{self, BundleArchive};
-use crate::tasks::{Plan, TaskError, dirs, files, images};
+use crate::tasks::{Plan, TaskError, dirs, docker_firewall, files, images};
 
 pub use crate::tasks::bundle::{parse_manifest, read_bundle};
 
@@ -260,10 +260,14 @@ async fn plan_release(
     let have = images::read(host, &images::refs_to_read(&wanted, archives.as_deref())).await?;
     let images_plan = images::plan(&wanted, archives.as_deref(), &have);
 
+    let open = docker_firewall::open_ports(rendered);
+    let firewall_plan = docker_firewall::plan(&open, &docker_firewall::read(host).await?);
+
     let steps = vec![
         report(dirs::TASK, &dirs_plan),
         report(files::TASK, &files_plan),
         report(images::TASK, &images_plan),
+        report(docker_firewall::TASK, &firewall_plan),
     ];
     let file_reports = changes
         .iter()
@@ -366,7 +370,13 @@ pub(crate) async fn release_steps(
             changes.len()
         );
     }
-    let mut steps = vec![report(dirs::TASK, &dirs_plan), files_report, images_report];
+    let firewall_plan = firewall_step(run, state, host, rendered).await?;
+    let mut steps = vec![
+        report(dirs::TASK, &dirs_plan),
+        files_report,
+        images_report,
+        report(docker_firewall::TASK, &firewall_plan),
+    ];
     if let Some(passwords) = passwords_report {
         steps.insert(1, passwords);
     }
@@ -413,6 +423,26 @@ async fn upload_step(
             .await
             .map_err(OpsError::typed)?;
         Ok::<_, OpsError>(placed)
+    })
+    .await
+}
+
+/// The firewall step (ADR 32): Docker's `DOCKER-USER` chain lets in only the stack's public
+/// ports, live and persisted for the next boot.
+async fn firewall_step(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    rendered: &RenderedStack,
+) -> Result<Plan<docker_firewall::Fix>, OpsError> {
+    let open = docker_firewall::open_ports(rendered);
+    run.step(state, docker_firewall::TASK, async |_s| {
+        let plan = docker_firewall::plan(&open, &docker_firewall::read(host).await?);
+        if let Plan::Apply(fix, _) = &plan {
+            docker_firewall::apply(host, fix).await?;
+            docker_firewall::verify(host, &open).await?;
+        }
+        Ok::<_, TaskError>(plan)
     })
     .await
 }
@@ -508,6 +538,8 @@ pub(crate) mod tests {
             .collect();
         host.reply("docker image inspect", [Reply::ok(images)]);
         host.reply("history.jsonl", [Reply::ok("")]);
+        // A host without iptables: the Docker firewall has nothing to do.
+        host.reply("DOCKER-USER", [Reply::ok("")]);
         host
     }
 
@@ -760,6 +792,8 @@ pub(crate) mod tests {
             ],
         );
         failing.reply("history.jsonl", [Reply::ok("")]);
+        // A host without iptables: the Docker firewall has nothing to do.
+        failing.reply("DOCKER-USER", [Reply::ok("")]);
         let err = release_on(&data, &mut state, &failing, &ReleaseOptions::default())
             .await
             .unwrap_err();

@@ -29,6 +29,7 @@ pub mod caddy_ca;
 pub mod cloud_init;
 pub mod compose;
 pub mod dirs;
+pub mod docker_firewall;
 pub mod facts;
 pub mod files;
 pub mod history;
