@@ -207,9 +207,7 @@ pub fn plan(open: &[Open], facts: &Facts) -> Plan<Fix> {
         } else {
             "not persisted: no ufw"
         };
-        return Plan::Nothing(format!(
-            "DOCKER-USER lets in only {ports} ({where_})"
-        ));
+        return Plan::Nothing(format!("DOCKER-USER lets in only {ports} ({where_})"));
     }
     let text = format!("DOCKER-USER: let in only {ports}, drop other new connections");
     Plan::Apply(
@@ -225,9 +223,8 @@ pub fn plan(open: &[Open], facts: &Facts) -> Plan<Fix> {
 /// earlier block; the rest of the file is kept, with its mode).
 pub async fn apply(host: &dyn Host, fix: &Fix) -> Result<(), TaskError> {
     let restore = block(&fix.rules)[2..].join("\n");
-    let mut script = format!(
-        "set -e\niptables-restore --noflush <<'TORRUST_RULES'\n{restore}\nTORRUST_RULES\n"
-    );
+    let mut script =
+        format!("set -e\niptables-restore --noflush <<'TORRUST_RULES'\n{restore}\nTORRUST_RULES\n");
     if fix.persist {
         let text = block(&fix.rules).join("\n");
         script.push_str(&format!(
