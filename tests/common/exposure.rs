@@ -106,6 +106,13 @@ pub fn only_the_intended_ports_are_open(sb: &Sandbox, name: &str) {
     expected.sort_unstable();
     assert_eq!(open, expected, "open TCP ports of {ip}");
 
+    // ufw reloads its rules files (as at boot): the block comes back once, not twice.
+    let (code, out) = exec_out(
+        &instance,
+        "ufw reload >/dev/null && iptables -S DOCKER-USER | grep -c 'ctorigdstport 7070'",
+    );
+    assert_eq!((code, out.trim()), (0, "1"), "after `ufw reload`");
+
     assert!(udp_tracker_answers(ip, 6969), "the UDP tracker is silent");
     for port in [6868, 6970, 443, 1212, 1313, 7070, 9090, 19090] {
         assert!(
