@@ -86,6 +86,7 @@ pub async fn release(
     )?;
     let mut state = data.load(env)?;
     let (record, _setup) = configured_host(&state, "release")?;
+    warn_api_in_clear(&state);
     let session = connect_for(
         data,
         &mut state,
@@ -100,6 +101,23 @@ pub async fn release(
     let mut released = result?;
     released.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(released)
+}
+
+/// Says, at every release, when the API's admin token would cross the network in clear text
+/// (ADR 31): the API published beyond the host's loopback over plain HTTP. (`validate`,
+/// `create environment` and `deploy --env-file` say it from the file's rules.)
+fn warn_api_in_clear(state: &EnvironmentState) {
+    let api = &state.config.tracker.http_api;
+    if !api.use_tls_proxy && !api.bind_address.ip().is_loopback() {
+        tracing::warn!(
+            "tracker.http_api.bind_address: the API ({}) is published beyond the host's \
+             loopback over plain HTTP: its admin token crosses the network in clear text with \
+             every request. Use \"127.0.0.1:{}\" (`test` reaches it through SSH), or put it \
+             behind the TLS proxy",
+            api.bind_address,
+            api.bind_address.port()
+        );
+    }
 }
 
 /// The stack model of the state's configuration.
