@@ -187,8 +187,16 @@ fn deploy_dry_run_reads_every_phase_over_one_ssh_connection_and_writes_nothing()
     );
 
     // release --dry-run alone: the same plan, one more connection, nothing written.
-    let text = sb.run(&["release", "over-ssh", "--dry-run"]).ok().stdout;
+    let run = sb.run(&["release", "over-ssh", "--dry-run"]).ok();
+    // The API on 0.0.0.0 without TLS: said at every release (ADR 31).
+    assert!(
+        run.stderr
+            .contains("its admin token crosses the network in clear text"),
+        "{run:?}"
+    );
+    let text = run.stdout;
     assert!(text.contains("upload files"), "{text}");
+    assert!(text.contains("docker firewall"), "{text}");
     assert!(text.ends_with("(dry run: nothing was changed)\n"), "{text}");
     assert!(!text.contains(TOKEN));
     assert_eq!(sshd.accepted_logins() - logins, 2);

@@ -106,9 +106,10 @@ impl Drop for Tracker {
 }
 
 /// Creates environment `ENV` whose tracker section has `tracker`'s ports and `admin_token`, and
-/// registers 127.0.0.1 as its host through a real sshd (stopped once registered: `test` does
-/// not use SSH).
-fn deployed(sb: &Sandbox, tracker: &Tracker, admin_token: &str) {
+/// registers 127.0.0.1 as its host through a real sshd, returned: `test` reaches the API
+/// through it (ADR 31).
+#[must_use]
+fn deployed(sb: &Sandbox, tracker: &Tracker, admin_token: &str) -> Sshd {
     let sshd = Sshd::start();
     let keys = sb.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
@@ -143,6 +144,7 @@ fn deployed(sb: &Sandbox, tracker: &Tracker, admin_token: &str) {
         &port,
     ])
     .ok();
+    sshd
 }
 
 fn state(sb: &Sandbox) -> String {
@@ -196,7 +198,7 @@ fn all_checks_pass_and_the_announces_are_counted() {
     let token = "CliTestAdminToken0123456789";
     let tracker = Tracker::start(token);
     let sb = Sandbox::new();
-    deployed(&sb, &tracker, token);
+    let _sshd = deployed(&sb, &tracker, token);
     let before_state = state(&sb);
     let before = tracker.stats();
 
@@ -224,6 +226,10 @@ fn all_checks_pass_and_the_announces_are_counted() {
         "ok     announces counted".to_string(),
         "1 UDP and 1 HTTP announce(s) counted".to_string(),
         "note: health check API not checked from here".to_string(),
+        format!(
+            "note: the API was reached through the SSH connection, at 127.0.0.1:{} on the host",
+            tracker.api
+        ),
         "All 7 checks passed".to_string(),
     ] {
         assert!(out.contains(&line), "missing {line:?} in:\n{out}");
@@ -261,7 +267,7 @@ fn json_output_is_the_report() {
     let token = "CliTestJsonToken0123456789";
     let tracker = Tracker::start(token);
     let sb = Sandbox::new();
-    deployed(&sb, &tracker, token);
+    let _sshd = deployed(&sb, &tracker, token);
 
     let run = sb.run(&["-o", "json", "test", ENV, "--timeout", "3"]);
     assert_eq!(run.code, 0, "{run:#?}\n--- tracker log:\n{}", tracker.log());
@@ -328,7 +334,7 @@ fn a_wrong_admin_token_fails_the_api_stats_and_leaks_no_token() {
     let wrong = "WrongEnvToken9876543210abc";
     let tracker = Tracker::start(real);
     let sb = Sandbox::new();
-    deployed(&sb, &tracker, wrong);
+    let _sshd = deployed(&sb, &tracker, wrong);
     let before_state = state(&sb);
 
     let run = sb.run(&["test", ENV, "--timeout", "3"]).code(1);
@@ -380,7 +386,7 @@ fn a_stopped_tracker_fails_every_check_as_refused() {
     let token = "StoppedTrackerToken0123456789";
     let mut tracker = Tracker::start(token);
     let sb = Sandbox::new();
-    deployed(&sb, &tracker, token);
+    let _sshd = deployed(&sb, &tracker, token);
     tracker.stop();
 
     let started = Instant::now();
@@ -413,12 +419,23 @@ fn a_stopped_tracker_fails_every_check_as_refused() {
         if r["name"] == "UDP tracker" {
             // ICMP port unreachable on loopback; a firewall dropping it would be a timeout.
             assert!(matches!(kind, "refused" | "timeout"), "{r:#}");
+        } else if r["name"].as_str().unwrap().starts_with("API") {
+            // Through the SSH forward (ADR 31): the local connection is accepted, then closed.
+            assert_eq!(kind, "network", "{r:#}");
         } else {
             assert_eq!(kind, "refused", "{r:#}");
         }
     }
     assert_eq!(doc["failed"], 5);
     assert_eq!(doc["error"]["kind"], "test_failed");
+    let notes = doc["notes"].to_string();
+    assert!(
+        notes.contains(&format!(
+            "the host could not connect to the API at 127.0.0.1:{}",
+            tracker.api
+        )),
+        "{notes}"
+    );
 
     let run = sb.run(&["test", ENV, "--timeout", "2"]).code(1);
     assert!(

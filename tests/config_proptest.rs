@@ -30,7 +30,7 @@ fn seeds() -> Vec<Value> {
                 { "bind_address": "[::]:6868" } ],
             "http_trackers": [ { "bind_address": "0.0.0.0:7070", "domain": "h.example.com",
                 "use_tls_proxy": true } ],
-            "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": "token-0123456789",
+            "http_api": { "bind_address": "127.0.0.1:1212", "admin_token": "token-0123456789",
                 "domain": "api.example.com", "use_tls_proxy": false },
             "health_check_api": { "bind_address": "127.0.0.1:1313" }
         },

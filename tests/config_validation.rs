@@ -1240,12 +1240,15 @@ fn duplicate_and_conflicting_port_rules() {
             Invalid("tracker.health_check_api.bind_address", "conflicts"),
         ),
         (
-            "ipv4 and ipv6 binds are distinct in the tracker",
+            "ipv4 and ipv6 binds on one port share the container's port",
             vec![(
                 "/tracker/udp_trackers/1",
                 Some(json!({"bind_address": "[::1]:6969"})),
             )],
-            Invalid("tracker.udp_trackers[1].bind_address", "published twice"),
+            Invalid(
+                "tracker.udp_trackers[1].bind_address",
+                "inside the tracker's container both listen on port 6969",
+            ),
         ),
         (
             "health check is not published",
@@ -1267,7 +1270,10 @@ fn duplicate_and_conflicting_port_rules() {
                 ),
                 ("/tracker/http_trackers/0/bind_address", s("10.0.0.2:7070")),
             ],
-            Invalid("tracker.http_trackers[1].bind_address", "published twice"),
+            Invalid(
+                "tracker.http_trackers[1].bind_address",
+                "inside the tracker's container both listen on port 7070",
+            ),
         ),
         (
             "tracker on prometheus port",
@@ -2275,6 +2281,8 @@ fn relative_key_paths_are_resolved_against_the_file_directory() {
     let v = apply(&[
         ("/ssh_credentials/private_key_path", s("keys/id")),
         ("/ssh_credentials/public_key_path", s("./keys/id.pub")),
+        // No warning: the API on the host's loopback (ADR 31).
+        ("/tracker/http_api/bind_address", s("127.0.0.1:1212")),
     ]);
     let file = dir.path().join("envs/env.json");
     std::fs::write(&file, serde_json::to_string_pretty(&v).unwrap()).unwrap();

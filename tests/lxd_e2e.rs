@@ -40,7 +40,7 @@ fn stack(name: &str, database: Value, scrape_interval: u32) -> Value {
             "core": { "database": database, "private": false },
             "udp_trackers": [ { "bind_address": "0.0.0.0:6969" } ],
             "http_trackers": [ { "bind_address": "0.0.0.0:7070" } ],
-            "http_api": { "bind_address": "0.0.0.0:1212", "admin_token": "E2eAdminToken0123456789abc" },
+            "http_api": { "bind_address": "127.0.0.1:1212", "admin_token": "E2eAdminToken0123456789abc" },
             "health_check_api": { "bind_address": "127.0.0.1:1313" }
         },
         "prometheus": { "scrape_interval_in_secs": scrape_interval },
@@ -408,6 +408,8 @@ fn sqlite_stack_deploys_tests_updates_and_destroys() {
         .find(|p| p["phase"] == "release")
         .unwrap();
     eprintln!("release phase: {}", release["detail"]);
+    // Only what the model publishes is reachable from here (ADR 31, 32).
+    common::exposure::only_the_intended_ports_are_open(&sb, name);
 
     // The live view agrees: every service runs, no file drifts.
     let status = sb.run(&["-o", "json", "status", name, "--check"]).ok();
@@ -587,6 +589,7 @@ fn https_stack_with_grafana_passes_the_test_over_tls() {
     cfg["tracker"]["http_trackers"] = json!([
         { "bind_address": "0.0.0.0:7070", "domain": "http.tracker.local", "use_tls_proxy": true }
     ]);
+    cfg["tracker"]["http_api"]["bind_address"] = json!("0.0.0.0:1212");
     cfg["tracker"]["http_api"]["domain"] = json!("api.tracker.local");
     cfg["tracker"]["http_api"]["use_tls_proxy"] = json!(true);
     cfg["grafana"] = json!({

@@ -51,8 +51,7 @@ fn configs() -> Vec<Value> {
         "username": "torrust", "password": DB_PASSWORD, "root_password": ROOT_PASSWORD
     });
     full["tracker"]["http_trackers"] = json!([
-        { "bind_address": "0.0.0.0:7070", "domain": "tracker.example.com", "use_tls_proxy": true },
-        { "bind_address": "0.0.0.0:7071" }
+        { "bind_address": "0.0.0.0:7070", "domain": "tracker.example.com", "use_tls_proxy": true }
     ]);
     full["tracker"]["http_api"]["domain"] = json!("api.example.com");
     full["tracker"]["http_api"]["use_tls_proxy"] = json!(true);

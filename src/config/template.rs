@@ -138,7 +138,9 @@ fn base(kind: ProviderKind) -> EnvironmentConfig {
                 use_tls_proxy: false,
             }],
             http_api: HttpApi {
-                bind_address: all_interfaces(1212),
+                // The host's loopback only (ADR 31): `test` and `status` reach it through SSH.
+                bind_address: BindAddress::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1212)
+                    .expect("not port 0"),
                 admin_token: Secret::generate(32),
                 domain: None,
                 use_tls_proxy: false,

@@ -22,6 +22,7 @@ pub mod fake;
 pub mod forward;
 pub mod lxd;
 mod ssh;
+pub mod tunnel;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -579,6 +579,8 @@ mod tests {
         host.reply("echo --containers", [Reply::ok(compose)]);
         host.reply("docker image inspect", [Reply::ok(images)]);
         host.reply("history.jsonl", [Reply::ok("")]);
+        // A host without iptables: the Docker firewall has nothing to do.
+        host.reply("DOCKER-USER", [Reply::ok("")]);
         let healthy: String = rendered
             .services
             .iter()

@@ -111,6 +111,8 @@ mod tests {
         host.reply("sha256sum", facts.iter().map(|f| Reply::ok(*f)));
         host.reply("docker exec -i", [Reply::ok("root login: old\nverified\n")]);
         host.reply("history.jsonl", [Reply::ok("")]);
+        // A host without iptables: the Docker firewall has nothing to do.
+        host.reply("DOCKER-USER", [Reply::ok("")]);
         host
     }
 

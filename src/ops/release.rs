@@ -32,7 +32,7 @@ use crate::ssh::{Change, FileChange};
 use crate::stack::{self, RenderedStack};
 use crate::state::{DataDir, EnvironmentState, Lifecycle, StateError};
 use crate::tasks::bundle::{self, BundleArchive};
-use crate::tasks::{Plan, TaskError, dirs, files, images};
+use crate::tasks::{Plan, TaskError, dirs, docker_firewall, files, images};
 
 pub use crate::tasks::bundle::{parse_manifest, read_bundle};
 
@@ -86,6 +86,7 @@ pub async fn release(
     )?;
     let mut state = data.load(env)?;
     let (record, _setup) = configured_host(&state, "release")?;
+    warn_api_in_clear(&state);
     let session = connect_for(
         data,
         &mut state,
@@ -100,6 +101,23 @@ pub async fn release(
     let mut released = result?;
     released.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(released)
+}
+
+/// Says, at every release, when the API's admin token would cross the network in clear text
+/// (ADR 31): the API published beyond the host's loopback over plain HTTP. (`validate`,
+/// `create environment` and `deploy --env-file` say it from the file's rules.)
+fn warn_api_in_clear(state: &EnvironmentState) {
+    let api = &state.config.tracker.http_api;
+    if !api.use_tls_proxy && !api.bind_address.ip().is_loopback() {
+        tracing::warn!(
+            "tracker.http_api.bind_address: the API ({}) is published beyond the host's \
+             loopback over plain HTTP: its admin token crosses the network in clear text with \
+             every request. Use \"127.0.0.1:{}\" (`test` reaches it through SSH), or put it \
+             behind the TLS proxy",
+            api.bind_address,
+            api.bind_address.port()
+        );
+    }
 }
 
 /// The stack model of the state's configuration.
@@ -267,10 +285,14 @@ async fn plan_release(
     let have = images::read(host, &images::refs_to_read(&wanted, archives.as_deref())).await?;
     let images_plan = images::plan(&wanted, archives.as_deref(), &have);
 
+    let open = docker_firewall::open_ports(rendered);
+    let firewall_plan = docker_firewall::plan(&open, &docker_firewall::read(host).await?);
+
     let steps = vec![
         report(dirs::TASK, &dirs_plan),
         report(files::TASK, &files_plan),
         report(images::TASK, &images_plan),
+        report(docker_firewall::TASK, &firewall_plan),
     ];
     let file_reports = changes
         .iter()
@@ -374,9 +396,11 @@ pub(crate) async fn release_steps(
             changes.len()
         );
     }
+    let firewall_plan = firewall_step(run, state, host, rendered).await?;
     let mut steps = vec![report(dirs::TASK, &dirs_plan), files_report];
     steps.extend(binary_report);
     steps.push(images_report);
+    steps.push(report(docker_firewall::TASK, &firewall_plan));
     if let Some(passwords) = passwords_report {
         steps.insert(1, passwords);
     }
@@ -423,6 +447,26 @@ async fn upload_step(
             .await
             .map_err(OpsError::typed)?;
         Ok::<_, OpsError>(placed)
+    })
+    .await
+}
+
+/// The firewall step (ADR 32): Docker's `DOCKER-USER` chain lets in only the stack's public
+/// ports, live and persisted for the next boot.
+async fn firewall_step(
+    run: &mut StepRun<'_>,
+    state: &mut EnvironmentState,
+    host: &dyn Host,
+    rendered: &RenderedStack,
+) -> Result<Plan<docker_firewall::Fix>, OpsError> {
+    let open = docker_firewall::open_ports(rendered);
+    run.step(state, docker_firewall::TASK, async |_s| {
+        let plan = docker_firewall::plan(&open, &docker_firewall::read(host).await?);
+        if let Plan::Apply(fix, _) = &plan {
+            docker_firewall::apply(host, fix).await?;
+            docker_firewall::verify(host, &open).await?;
+        }
+        Ok::<_, TaskError>(plan)
     })
     .await
 }
@@ -518,6 +562,8 @@ pub(crate) mod tests {
             .collect();
         host.reply("docker image inspect", [Reply::ok(images)]);
         host.reply("history.jsonl", [Reply::ok("")]);
+        // A host without iptables: the Docker firewall has nothing to do.
+        host.reply("DOCKER-USER", [Reply::ok("")]);
         host
     }
 
@@ -770,6 +816,8 @@ pub(crate) mod tests {
             ],
         );
         failing.reply("history.jsonl", [Reply::ok("")]);
+        // A host without iptables: the Docker firewall has nothing to do.
+        failing.reply("DOCKER-USER", [Reply::ok("")]);
         let err = release_on(&data, &mut state, &failing, &ReleaseOptions::default())
             .await
             .unwrap_err();

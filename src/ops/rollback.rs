@@ -561,6 +561,8 @@ mod tests {
             [Reply::ok(healthy)],
         );
         host.reply("history.jsonl", [Reply::ok("")]);
+        // A host without iptables: the Docker firewall has nothing to do.
+        host.reply("DOCKER-USER", [Reply::ok("")]);
         host.reply(" restart ", [Reply::ok("")]);
         host
     }

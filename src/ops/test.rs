@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::OpsError;
 use crate::config::EnvironmentConfig;
-use crate::host::Host;
+use crate::host::{Host, tunnel};
 use crate::probe::{self, HttpOptions, ProbeOptions, ProbeReport, TlsTrust, UdpRetry, UdpTarget};
 use crate::stack::{self, layout};
 use crate::state::{DataDir, EnvironmentState, Lifecycle};
@@ -172,7 +172,7 @@ pub async fn test_with(
         }
     );
     tracing::debug!("endpoints: {:?}; options: {opts:?}", plan.endpoints);
-    let mut report = probe::run_tracker_test(&plan.endpoints, &opts).await;
+    let mut report = run_probes(data, state, host, &mut plan, &opts).await?;
     // Monitoring, through forwards over SSH: after the announces, so the statistics moved.
     let monitoring =
         super::monitoring::checks(data, state, &opts, &options.skip, &mut plan.notes).await;
@@ -199,6 +199,93 @@ pub async fn test_with(
         report,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Where `test` reaches the API on the host's side when it goes through the SSH connection
+/// (ADR 31): whenever it is plain HTTP (not behind the TLS proxy), wherever it is published, so
+/// that the admin token never crosses the network in clear. `127.0.0.1` for a bind on every
+/// interface, else the bind's own address.
+pub fn api_through_ssh(config: &EnvironmentConfig) -> Option<(String, u16)> {
+    let api = &config.tracker.http_api;
+    if api.use_tls_proxy {
+        return None;
+    }
+    let addr = api.bind_address.socket_addr();
+    let ip = stack::host_ip(addr).map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+    Some((ip, addr.port()))
+}
+
+/// Runs the probes of the plan; the API's through the SSH connection when
+/// [`api_through_ssh`] says so (over `host`, or a new connection), the rest directly.
+async fn run_probes(
+    data: &DataDir,
+    state: &EnvironmentState,
+    host: Option<&dyn Host>,
+    plan: &mut Plan,
+    opts: &ProbeOptions,
+) -> Result<ProbeReport, OpsError> {
+    let Some((address, port)) = api_through_ssh(&state.config) else {
+        return Ok(probe::run_tracker_test(&plan.endpoints, opts).await);
+    };
+    plan.notes.push(format!(
+        "the API was reached through the SSH connection, at {address}:{port} on the host: its \
+         admin token did not cross the network"
+    ));
+    let endpoints = &plan.endpoints;
+    let notes = &mut plan.notes;
+    match host {
+        Some(h) => api_forwarded(h, &address, port, endpoints, opts, notes).await,
+        None => {
+            let record = state.host.as_ref().ok_or_else(|| {
+                OpsError::Refused(format!("environment '{}' has no host", state.name))
+            })?;
+            let session = super::host::connect(data, state, record)
+                .await
+                .map_err(OpsError::typed)?;
+            let report = api_forwarded(&session, &address, port, endpoints, opts, notes).await;
+            session.close().await;
+            report
+        }
+    }
+}
+
+/// The whole tracker test with the API's URL replaced by a loopback port forwarded through
+/// `host` to `address:port`; the results name the API by its address on the host.
+async fn api_forwarded(
+    host: &dyn Host,
+    address: &str,
+    port: u16,
+    endpoints: &probe::Endpoints,
+    opts: &ProbeOptions,
+    notes: &mut Vec<String>,
+) -> Result<ProbeReport, OpsError> {
+    let on_host = match address.parse::<IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{address}:{port}"),
+    };
+    // Through a forward, a refused connection shows as one closed after it was accepted: say
+    // what the host saw.
+    if let Err(e) = host.connect_tcp(address, port).await {
+        notes.push(format!(
+            "the host could not connect to the API at {on_host}: {e}; is the tracker running?"
+        ));
+    }
+    let (local, mut report) = tunnel::while_forwarding(host, address, port, async |local| {
+        let mut e = endpoints.clone();
+        if let Some((url, _)) = &mut e.api {
+            *url = Url::parse(&format!("http://{local}/")).expect("a loopback URL");
+        }
+        (local, probe::run_tracker_test(&e, opts).await)
+    })
+    .await
+    .map_err(OpsError::io(
+        "cannot listen on 127.0.0.1 for the forward to the tracker API",
+    ))?;
+    let (from, to) = (format!("http://{local}/"), format!("http://{on_host}/"));
+    for result in &mut report.results {
+        result.target = result.target.replace(&from, &to);
+    }
+    Ok(report)
 }
 
 /// `.local` domains are served with Caddy's internal CA: trusts its root as the host has it,
@@ -554,8 +641,7 @@ mod tests {
         v["tracker"]["udp_trackers"] =
             json!([{ "bind_address": "0.0.0.0:6969", "domain": "udp.example.com" }]);
         v["tracker"]["http_trackers"] = json!([
-            { "bind_address": "0.0.0.0:7070", "domain": "tracker.local", "use_tls_proxy": true },
-            { "bind_address": "0.0.0.0:7071" }
+            { "bind_address": "0.0.0.0:7070", "domain": "tracker.local", "use_tls_proxy": true }
         ]);
         v["tracker"]["http_api"] = json!({
             "bind_address": "0.0.0.0:1212", "admin_token": TOKEN,
@@ -576,7 +662,9 @@ mod tests {
         let e = &p.endpoints;
         assert_eq!(e.udp_trackers[0].to_string(), "udp://udp.example.com:6969");
         assert_eq!(e.http_trackers[0].as_str(), "https://tracker.local/");
-        assert_eq!(e.http_trackers[1].as_str(), "http://203.0.113.7:7071/");
+        assert_eq!(e.http_trackers.len(), 1);
+        // Behind the TLS proxy: reached directly, over HTTPS, not through SSH.
+        assert_eq!(api_through_ssh(&c), None);
         assert_eq!(
             e.api.as_ref().unwrap().0.as_str(),
             "https://api.example.com/"
@@ -632,6 +720,24 @@ mod tests {
         );
         assert!(tls_notes(&state, &TlsTrust::ExtraRootPem("ca.pem".into())).is_empty());
         assert!(tls_notes(&state, &TlsTrust::InsecureSkipVerify)[0].contains("NOT verified"));
+    }
+
+    #[test]
+    fn plain_http_api_is_reached_through_ssh_at_its_host_address() {
+        let mut v = minimal();
+        for (bind, on_host) in [
+            ("0.0.0.0:1212", "127.0.0.1"),
+            ("127.0.0.1:1212", "127.0.0.1"),
+            ("10.1.2.3:1414", "10.1.2.3"),
+        ] {
+            v["tracker"]["http_api"]["bind_address"] = json!(bind);
+            let port = bind.rsplit_once(':').unwrap().1.parse().unwrap();
+            assert_eq!(
+                api_through_ssh(&config(&v)),
+                Some((on_host.to_string(), port)),
+                "{bind}"
+            );
+        }
     }
 
     #[test]

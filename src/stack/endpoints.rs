@@ -15,7 +15,8 @@ pub struct Endpoints {
     /// `https://<domain>/announce` behind the TLS proxy, else
     /// `http://<domain or host>:<port>/announce`, one per HTTP tracker.
     pub http_announce: Vec<String>,
-    /// The tracker API's base URL (`.../api/v1/...` below it).
+    /// The tracker API's base URL (`.../api/v1/...` below it); `http://127.0.0.1:PORT/api`
+    /// when it is published on the host's loopback only (reach it through SSH).
     pub api: String,
     /// The health check API, only when it is behind the TLS proxy (it is never published).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,11 +29,13 @@ pub struct Endpoints {
     pub prometheus: Option<String>,
 }
 
-/// `host:port`, with the domain when there is one, else the IP (bracketed for IPv6).
-fn authority(domain: Option<&Domain>, host: IpAddr, port: u16) -> String {
+/// `host:port`, with the domain when there is one, else the IP (bracketed for IPv6): the
+/// address the service is published on when its bind names one (ADR 31), else the host's.
+fn authority(domain: Option<&Domain>, host: IpAddr, bind: SocketAddr) -> String {
+    let port = bind.port();
     match domain {
         Some(d) => format!("{}:{port}", d.name()),
-        None => SocketAddr::new(host, port).to_string(),
+        None => SocketAddr::new(super::host_ip(bind).unwrap_or(host), port).to_string(),
     }
 }
 
@@ -45,7 +48,7 @@ pub fn endpoints(config: &EnvironmentConfig, host: IpAddr) -> Endpoints {
         .map(|u| {
             format!(
                 "udp://{}/announce",
-                authority(u.domain.as_ref(), host, u.bind_address.port())
+                authority(u.domain.as_ref(), host, u.bind_address.socket_addr())
             )
         })
         .collect();
@@ -56,7 +59,7 @@ pub fn endpoints(config: &EnvironmentConfig, host: IpAddr) -> Endpoints {
             (Some(d), true) => format!("https://{}/announce", d.name()),
             _ => format!(
                 "http://{}/announce",
-                authority(h.domain.as_ref(), host, h.bind_address.port())
+                authority(h.domain.as_ref(), host, h.bind_address.socket_addr())
             ),
         })
         .collect();
@@ -67,7 +70,7 @@ pub fn endpoints(config: &EnvironmentConfig, host: IpAddr) -> Endpoints {
             authority(
                 t.http_api.domain.as_ref(),
                 host,
-                t.http_api.bind_address.port()
+                t.http_api.bind_address.socket_addr()
             )
         ),
     };
@@ -80,7 +83,7 @@ pub fn endpoints(config: &EnvironmentConfig, host: IpAddr) -> Endpoints {
         .as_ref()
         .map(|g| match (&g.domain, g.use_tls_proxy) {
             (Some(d), true) => format!("https://{}/", d.name()),
-            _ => format!("http://{}/", authority(None, host, grafana::HOST_PORT)),
+            _ => format!("http://{}/", SocketAddr::new(host, grafana::HOST_PORT)),
         });
     let prometheus = config
         .prometheus

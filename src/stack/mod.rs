@@ -22,6 +22,12 @@
 //! Exposure (the incumbent's rules): UDP tracker ports are always published; HTTP tracker, API
 //! and Grafana ports only when they are not behind the TLS proxy; the health check API and
 //! MySQL never; Prometheus only on `127.0.0.1:9090`; Caddy on 80, 443 and 443/udp.
+//!
+//! A tracker port is published on the host address its `bind_address` names (ADR 31):
+//! `0.0.0.0` (or `[::]`) on every interface, `127.0.0.1` on the host's loopback only, another IP
+//! on that IP only. Inside the container every published or proxied tracker service binds the
+//! unspecified address of its family ([`in_container`]), so that Docker's port mapping and the
+//! proxy reach it; the host address is where the exposure is decided.
 
 mod backup;
 mod caddy;
@@ -231,6 +237,21 @@ impl PublishedPort {
             host_port: port,
             container_port: port,
         }
+    }
+
+    /// `port:port` published on the host address of the bind address `addr`: every interface
+    /// for the unspecified address, else that address only.
+    fn at(protocol: Protocol, addr: SocketAddr) -> Self {
+        Self {
+            host_ip: host_ip(addr),
+            ..Self::all(protocol, addr.port())
+        }
+    }
+
+    /// Reachable from other machines: published on every interface or on an address that is
+    /// not loopback.
+    pub fn is_public(&self) -> bool {
+        self.host_ip.is_none_or(|ip| !ip.is_loopback())
     }
 
     /// The compose short syntax: `[ip:]host:container[/udp]`.
@@ -508,15 +529,15 @@ impl<'a> Plan<'a> {
                 let mut ports: Vec<PublishedPort> = self
                     .udp
                     .iter()
-                    .map(|a| PublishedPort::all(Protocol::Udp, a.port()))
+                    .map(|a| PublishedPort::at(Protocol::Udp, *a))
                     .collect();
                 for (addr, tls) in &self.http {
                     if !tls {
-                        ports.push(PublishedPort::all(Protocol::Tcp, addr.port()));
+                        ports.push(PublishedPort::at(Protocol::Tcp, *addr));
                     }
                 }
                 if !self.api_tls() {
-                    ports.push(PublishedPort::all(Protocol::Tcp, self.api.port()));
+                    ports.push(PublishedPort::at(Protocol::Tcp, self.api));
                 }
                 // The health check API is never published.
                 ports
@@ -621,6 +642,23 @@ impl<'a> Plan<'a> {
             })
             .collect()
     }
+}
+
+/// The host address Docker publishes a bind address on: `None` (every interface) for the
+/// unspecified address, else the address itself.
+pub fn host_ip(addr: SocketAddr) -> Option<IpAddr> {
+    (!addr.ip().is_unspecified()).then(|| addr.ip())
+}
+
+/// Where a service that is published or proxied binds inside its container: the unspecified
+/// address of its family and the same port. The container has none of the host's addresses,
+/// and a loopback bind there is out of reach of Docker's port mapping and of the proxy.
+pub(crate) fn in_container(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 /// The address to reach a socket bound at `addr` from inside the same container.

@@ -32,8 +32,7 @@ fn full() -> Value {
         { "bind_address": "0.0.0.0:6868" }
     ]);
     v["tracker"]["http_trackers"] = json!([
-        { "bind_address": "0.0.0.0:7070", "domain": "tracker.example.com", "use_tls_proxy": true },
-        { "bind_address": "0.0.0.0:7071" }
+        { "bind_address": "0.0.0.0:7070", "domain": "tracker.example.com", "use_tls_proxy": true }
     ]);
     v["tracker"]["http_api"] = json!({
         "bind_address": "0.0.0.0:1212", "admin_token": TOKEN,
@@ -154,11 +153,8 @@ fn without_tls_udp_http_and_api_are_published_and_health_is_not() {
 fn behind_tls_only_udp_and_the_proxy_are_published() {
     let stack = rendered(&full());
     let c = compose(&stack);
-    // UDP always; the second HTTP tracker is not behind TLS; the first and the API are.
-    assert_eq!(
-        ports_of(&c, "tracker"),
-        ["6969:6969/udp", "6868:6868/udp", "7071:7071"]
-    );
+    // UDP always; the HTTP tracker and the API are behind TLS.
+    assert_eq!(ports_of(&c, "tracker"), ["6969:6969/udp", "6868:6868/udp"]);
     assert_eq!(ports_of(&c, "mysql"), Vec::<String>::new());
     assert_eq!(ports_of(&c, "grafana"), Vec::<String>::new());
     assert_eq!(ports_of(&c, "prometheus"), ["127.0.0.1:9090:9090"]);
@@ -193,7 +189,7 @@ fn each_service_alone_behind_tls_hides_only_its_port() {
     let c = compose(&rendered(&v));
     assert_eq!(
         ports_of(&c, "tracker"),
-        ["6969:6969/udp", "6868:6868/udp", "7071:7071", "1212:1212"]
+        ["6969:6969/udp", "6868:6868/udp", "1212:1212"]
     );
     assert_eq!(ports_of(&c, "caddy"), ["80:80", "443:443", "443:443/udp"]);
 
@@ -797,7 +793,7 @@ fn tracker_toml_has_the_schema_2_0_0_structure() {
     assert!(doc["core"]["database"].get("path").is_none());
     assert_eq!(doc["core"]["net"]["on_reverse_proxy"].as_bool(), Some(true));
     assert_eq!(doc["udp_trackers"].as_array().unwrap().len(), 2);
-    assert_eq!(doc["http_trackers"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["http_trackers"].as_array().unwrap().len(), 1);
     assert!(doc["http_api"].get("access_tokens").is_none());
 
     // The announce policy from the environment file.
@@ -1199,8 +1195,7 @@ fn announce_urls_use_domains_tls_and_the_instance_ip() {
         [
             "udp://udp.example.com:6969/announce",
             "udp://10.1.2.3:6868/announce",
-            "https://tracker.example.com/announce",
-            "http://10.1.2.3:7071/announce"
+            "https://tracker.example.com/announce"
         ]
     );
     let e = endpoints(&cfg, ip);
@@ -1241,5 +1236,61 @@ fn dns_records_name_each_domain_once_and_mark_local_names() {
             ("udp.tracker.local", "A", true),
             ("tracker.example.com", "A", false)
         ]
+    );
+}
+
+#[test]
+fn each_port_is_published_on_the_address_of_its_bind_and_bound_to_all_inside() {
+    let mut v = minimal();
+    v["tracker"]["udp_trackers"] = json!([
+        { "bind_address": "0.0.0.0:6969" },
+        { "bind_address": "192.0.2.10:6868" },
+        { "bind_address": "[::]:6767" }
+    ]);
+    v["tracker"]["http_trackers"] = json!([
+        { "bind_address": "192.0.2.10:7070" },
+        { "bind_address": "[2001:db8::5]:7071" }
+    ]);
+    v["tracker"]["http_api"]["bind_address"] = json!("127.0.0.1:1212");
+    let stack = rendered(&v);
+    let c = compose(&stack);
+    assert_eq!(
+        ports_of(&c, "tracker"),
+        [
+            "6969:6969/udp",
+            "192.0.2.10:6868:6868/udp",
+            "6767:6767/udp",
+            "192.0.2.10:7070:7070",
+            "[2001:db8::5]:7071:7071",
+            "127.0.0.1:1212:1212"
+        ]
+    );
+    let tracker = &stack.services[0];
+    let public: Vec<bool> = tracker.ports.iter().map(PublishedPort::is_public).collect();
+    assert_eq!(public, [true, true, true, true, true, false]);
+    // Inside the container: the unspecified address of each family, so that Docker's port
+    // mapping and Prometheus (over the Docker network) reach every service.
+    let doc: toml::Table = toml::from_str(text(&stack, &tracker_toml_path())).unwrap();
+    let binds = |section: &str| -> Vec<String> {
+        doc[section]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["bind_address"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        binds("udp_trackers"),
+        ["0.0.0.0:6969", "0.0.0.0:6868", "[::]:6767"]
+    );
+    assert_eq!(binds("http_trackers"), ["0.0.0.0:7070", "[::]:7071"]);
+    assert_eq!(
+        doc["http_api"]["bind_address"].as_str(),
+        Some("0.0.0.0:1212")
+    );
+    // Never published: the health check API keeps its own (loopback) bind.
+    assert_eq!(
+        doc["health_check_api"]["bind_address"].as_str(),
+        Some("127.0.0.1:1313")
     );
 }

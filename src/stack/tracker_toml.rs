@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use super::{FileRole, Plan, Service, StackError, StackFile, layout};
+use super::{FileRole, Plan, Service, StackError, StackFile, in_container, layout};
 use crate::config::Database;
 
 /// The schema version of the configuration file that Torrust Tracker 3.0.0 reads.
@@ -137,9 +137,20 @@ pub(crate) fn model(plan: &Plan<'_>) -> TrackerToml {
                 interval_min: policy.interval_min,
             },
         },
-        udp_trackers: plan.udp.iter().copied().map(Bind::new).collect(),
-        http_trackers: plan.http.iter().map(|(a, _)| Bind::new(*a)).collect(),
-        http_api: Bind::new(plan.api),
+        // Published or proxied: the unspecified address inside the container; where they are
+        // reachable from is decided by the host address they are published on.
+        udp_trackers: plan
+            .udp
+            .iter()
+            .map(|a| Bind::new(in_container(*a)))
+            .collect(),
+        http_trackers: plan
+            .http
+            .iter()
+            .map(|(a, _)| Bind::new(in_container(*a)))
+            .collect(),
+        http_api: Bind::new(in_container(plan.api)),
+        // Never published: only the container's own health check uses it.
         health_check_api: Bind::new(plan.health),
     }
 }

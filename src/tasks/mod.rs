@@ -31,6 +31,7 @@ pub mod cloud_init;
 pub mod compose;
 pub mod deployer_binary;
 pub mod dirs;
+pub mod docker_firewall;
 pub mod facts;
 pub mod files;
 pub mod history;

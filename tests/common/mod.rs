@@ -5,6 +5,7 @@
 //! putting placeholders in for what changes from run to run (see [`Sandbox::normalize`]).
 #![allow(dead_code)]
 
+pub mod exposure;
 pub mod lxd;
 
 use std::path::{Path, PathBuf};

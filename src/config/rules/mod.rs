@@ -5,6 +5,7 @@
 
 mod database;
 mod environment;
+mod exposure;
 mod network;
 mod provider;
 mod secrets;
@@ -129,6 +130,8 @@ fn validate_with(config: &EnvironmentConfig, mut r: Report) -> Report {
     services::services(config, &mut r);
     tls::tls(config, &mut r);
     network::ports(config, &mut r);
+    exposure::warnings(config, &mut r);
+    exposure::mixed_proxying(config, &mut r);
     services::images(config, &mut r);
     services::host(config, &mut r);
     // Last, and for a file only: a stored configuration is checked by rendering it when it is

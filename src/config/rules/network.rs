@@ -17,17 +17,11 @@ pub(super) fn trackers(config: &EnvironmentConfig, r: &mut Report) {
     }
 }
 
-/// Two bind addresses conflict when their ports are equal and their IPs are equal, or one is
-/// the unspecified address (`0.0.0.0`, `[::]`) of the same family.
+/// Two bind addresses of the tracker conflict when their ports are equal, whatever their IPs:
+/// inside the container the published and proxied ones all bind the unspecified address (ADR
+/// 31), and the health check API's loopback bind overlaps that too.
 fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
-    if a.port() != b.port() {
-        return false;
-    }
-    if a.ip() == b.ip() {
-        return true;
-    }
-    let same_family = a.is_ipv4() == b.is_ipv4();
-    same_family && (a.ip().is_unspecified() || b.ip().is_unspecified())
+    a.port() == b.port()
 }
 
 pub(super) fn ports(config: &EnvironmentConfig, r: &mut Report) {
@@ -73,8 +67,13 @@ pub(super) fn ports(config: &EnvironmentConfig, r: &mut Report) {
             r.add(
                 b.0,
                 format!(
-                    "{proto} address {} conflicts with {} ({}, at `{}`)",
-                    b.2, a.1, a.2, a.0
+                    "{proto} address {} conflicts with {} ({}, at `{}`): inside the tracker's \
+                     container both listen on port {}",
+                    b.2,
+                    a.1,
+                    a.2,
+                    a.0,
+                    b.2.port()
                 ),
                 Some(format!("\"{}\"", b.2)),
                 format!("give {} another port", b.1),
@@ -178,8 +177,7 @@ mod tests {
         assert!(overlaps(a("0.0.0.0:1"), a("0.0.0.0:1")));
         assert!(overlaps(a("0.0.0.0:1"), a("127.0.0.1:1")));
         assert!(overlaps(a("[::]:1"), a("[::1]:1")));
+        assert!(overlaps(a("10.0.0.1:1"), a("10.0.0.2:1")));
         assert!(!overlaps(a("0.0.0.0:1"), a("0.0.0.0:2")));
-        assert!(!overlaps(a("10.0.0.1:1"), a("10.0.0.2:1")));
-        assert!(!overlaps(a("0.0.0.0:1"), a("[::1]:1")));
     }
 }
