@@ -33,6 +33,7 @@ pub fn template(kind: ProviderKind) -> String {
             server_type: "cx22".to_string(),
             location: "nbg1".to_string(),
             image: "ubuntu-24.04".to_string(),
+            firewall: true,
         }),
     };
     let config = EnvironmentConfig {
