@@ -13,6 +13,7 @@ mod cli_concurrency;
 mod cli_create;
 mod cli_dry_run;
 mod cli_error_kinds;
+mod cli_hetzner;
 mod cli_history;
 mod cli_lock;
 mod cli_operate;
