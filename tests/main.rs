@@ -30,6 +30,7 @@ mod host_ssh;
 mod lxd_backup;
 mod lxd_configure;
 mod lxd_e2e;
+mod lxd_hetzner;
 mod lxd_history;
 mod lxd_provision;
 mod probe_tracker;

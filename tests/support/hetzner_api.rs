@@ -74,6 +74,9 @@ impl Fault {
 pub type CreateHook = Arc<dyn Fn(&str, &str) -> Result<String, String> + Send + Sync>;
 pub type DeleteHook = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// What is left to do after a request, outside the lock: a hook's call.
+type MachineWork = Box<dyn FnOnce(&Arc<Mutex<World>>) + Send>;
+
 struct Action {
     json: Value,
     done_at: Option<Instant>,
@@ -100,6 +103,7 @@ struct World {
     user_data: BTreeMap<String, String>,
     on_create: Option<CreateHook>,
     on_delete: Option<DeleteHook>,
+    deleted_names: BTreeMap<i64, String>,
 }
 
 pub struct HetznerApi {
@@ -302,22 +306,14 @@ async fn handle(
             w.route(&method, &path, &query, &body)
         };
         let held = w.take_hold(&method, &path);
-        // A server just made gets its machine from the hook, outside the lock.
-        let hook = (method == "POST" && path == "/servers" && answer.0 == 201)
-            .then(|| w.on_create.clone())
-            .flatten()
-            .map(|h| (h, answer.1.clone()));
+        let hook = w.machine_work(&method, &path, &answer, &body);
         (answer, held, hook)
     };
-    if let Some((hook, made)) = hook {
-        let id = made["server"]["id"].as_i64().unwrap();
-        let name = made["server"]["name"].as_str().unwrap().to_string();
-        let user_data = body["user_data"].as_str().unwrap_or("").to_string();
+    if let Some(work) = hook {
+        // The hooks may block for long (making a container): a thread of their own, outside
+        // the lock and the runtime.
         let world = world.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = hook(&name, &user_data);
-            world.lock().unwrap().machine_ready(id, result);
-        });
+        std::thread::spawn(move || work(&world));
     }
     if let Some(tx) = held {
         let _ = tx.send(());
@@ -478,6 +474,40 @@ impl World {
             },
         );
         json
+    }
+
+    /// The hook's work after a server was created or deleted, if there is a hook.
+    fn machine_work(
+        &self,
+        method: &str,
+        path: &str,
+        answer: &Answer,
+        body: &Value,
+    ) -> Option<MachineWork> {
+        let made = &answer.1;
+        if method == "POST" && path == "/servers" && answer.0 == 201 {
+            let hook = self.on_create.clone()?;
+            let id = made["server"]["id"].as_i64()?;
+            let name = made["server"]["name"].as_str()?.to_string();
+            let user_data = body["user_data"].as_str().unwrap_or("").to_string();
+            return Some(Box::new(move |world| {
+                let result = hook(&name, &user_data);
+                world.lock().unwrap().machine_ready(id, result);
+            }));
+        }
+        if method == "DELETE" && path.starts_with("/servers/") && answer.0 == 200 {
+            let hook = self.on_delete.clone()?;
+            let action = made["action"]["id"].as_i64()?;
+            let server = made["action"]["resources"][0]["id"].as_i64()?;
+            let name = self.deleted_names.get(&server)?.clone();
+            return Some(Box::new(move |world| {
+                hook(&name);
+                if let Some(a) = world.lock().unwrap().actions.get_mut(&action) {
+                    a.done_at = Some(Instant::now());
+                }
+            }));
+        }
+        None
     }
 
     /// A machine made by the create hook: its address, and the create action may finish.
@@ -709,10 +739,14 @@ impl World {
             let applied = f["applied_to"].as_array_mut().unwrap();
             applied.retain(|r| r["server"]["id"] != id);
         }
-        if let Some(hook) = &self.on_delete {
-            hook(s["name"].as_str().unwrap_or(""));
-        }
         let a = self.action("delete_server", (id, "server"), None);
+        if self.on_delete.is_some() {
+            // Finished when the hook has removed the machine.
+            let aid = a["id"].as_i64().unwrap();
+            self.actions.get_mut(&aid).unwrap().done_at = None;
+        }
+        self.deleted_names
+            .insert(id, s["name"].as_str().unwrap_or("").to_string());
         (200, json!({ "action": a }), Vec::new())
     }
 
