@@ -297,6 +297,16 @@ fn an_action_that_ends_in_error_fails_and_a_rerun_converges() {
 #[test]
 fn a_refused_or_missing_token_is_hetzner_unauthorized_and_never_shown() {
     let env = Env::new("hz-token", "wrong-token-0123", 22);
+    let checked = env.run(&["check", "hz-token"]);
+    let api_check = |run: &Run| {
+        let doc: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|_| run.json());
+        let checks = doc["checks"].as_array().cloned().unwrap_or_default();
+        checks
+            .into_iter()
+            .find(|c| c["check"] == "Hetzner Cloud API")
+            .unwrap_or_else(|| panic!("no Hetzner check: {run:#?}"))
+    };
+    assert_eq!(api_check(&checked)["ok"], false, "{checked:#?}");
     let message = failed(&env.provision(), "hetzner_unauthorized");
     assert!(
         message.contains("refused the token") && message.contains("HCLOUD_TOKEN"),
@@ -307,6 +317,13 @@ fn a_refused_or_missing_token_is_hetzner_unauthorized_and_never_shown() {
 
     // An empty token in the file: HCLOUD_TOKEN, else a clear error.
     let env = Env::new("hz-envtoken", "", 22);
+    let checked: Run = env
+        .cmd(&["check", "hz-envtoken"])
+        .env("HCLOUD_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(api_check(&checked)["ok"], true, "{checked:#?}");
     let message = failed(&env.provision(), "hetzner_unauthorized");
     assert!(message.contains("HCLOUD_TOKEN is not set"), "{message}");
     env.api.fail(Fault::new(
