@@ -89,10 +89,18 @@ impl Env {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let reached = held.recv_timeout(Duration::from_secs(60));
-        child.kill().unwrap(); // SIGKILL
+        let started = Instant::now();
+        let reached = loop {
+            if held.recv_timeout(Duration::from_millis(100)).is_ok() {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60) {
+                break false;
+            }
+        };
+        let _ = child.kill(); // SIGKILL
         child.wait().unwrap();
-        reached.unwrap_or_else(|_| panic!("the binary never sent {method} {path}"));
+        assert!(reached, "the binary never sent {method} {path}");
         self.api.clear_faults();
     }
 }
@@ -511,4 +519,78 @@ fn the_firewall_can_be_turned_off() {
     failed(&run, "hetzner_limit");
     assert!(api.firewalls().is_empty());
     assert_eq!(api.count("POST /firewalls"), 0);
+}
+
+#[test]
+fn kill_9_at_each_step_of_provision_and_destroy_still_converges_with_one_of_each() {
+    let (env, _sshd) = with_sshd("hz-kills");
+    // One kill per step, each in a request the API carries out but never answers; every rerun
+    // picks up what the killed ones left.
+    for (method, path) in [
+        ("GET", "/servers"),
+        ("POST", "/ssh_keys"),
+        ("POST", "/firewalls"),
+        // The server is made and answered; killed while waiting for its actions. (Killed in the
+        // POST itself, unanswered: the test above.)
+        ("GET", "/actions/"),
+        ("GET", "/servers/"),
+    ] {
+        env.kill_at(&["provision", "hz-kills"], method, path);
+        assert!(env.api.servers().len() <= 1, "after {method} {path}");
+        assert!(env.api.ssh_keys().len() <= 1, "after {method} {path}");
+        assert!(env.api.firewalls().len() <= 1, "after {method} {path}");
+    }
+    let run = env.provision();
+    assert_eq!(run.code, 0, "{run:#?}");
+    let id = env.id();
+    assert_eq!(labelled(&env.api.servers(), &id).len(), 1);
+    assert_eq!(labelled(&env.api.ssh_keys(), &id).len(), 1);
+    assert_eq!(labelled(&env.api.firewalls(), &id).len(), 1);
+    assert_eq!(
+        env.api.count("POST /servers"),
+        1,
+        "{:?}",
+        env.api.requests()
+    );
+
+    for (method, path) in [("DELETE", "/servers/"), ("DELETE", "/ssh_keys/")] {
+        env.kill_at(&["destroy", "hz-kills"], method, path);
+    }
+    let run = env.destroy();
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(env.api.servers().is_empty());
+    assert!(env.api.ssh_keys().is_empty());
+    assert!(env.api.firewalls().is_empty());
+}
+
+#[test]
+fn adopt_foreign_labels_a_server_of_the_environments_name() {
+    let (env, _sshd) = with_sshd("hz-adopt");
+    let other = env
+        .api
+        .add_server("torrust-tracker-vm-hz-adopt", json!({"team": "web"}));
+    failed(&env.provision(), "foreign_resource");
+    let run = env.run(&[
+        "provision",
+        "hz-adopt",
+        "--adopt-foreign",
+        "--ssh-timeout",
+        "30",
+    ]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let servers = env.api.servers();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0]["id"], other);
+    assert_eq!(
+        servers[0]["labels"]["torrust-deployer-id"],
+        env.id().as_str()
+    );
+    assert_eq!(
+        servers[0]["labels"]["team"], "web",
+        "its other labels are kept"
+    );
+    assert_eq!(env.api.count("POST /servers"), 0);
+    // Adopted, it is now this environment's: destroy deletes it.
+    assert_eq!(env.destroy().code, 0);
+    assert!(env.api.servers().is_empty());
 }
