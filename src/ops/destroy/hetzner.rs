@@ -23,6 +23,16 @@ pub(super) async fn remove(
     state: &mut EnvironmentState,
     provider: &HetznerProvider,
 ) -> Result<Vec<StepReport>, OpsError> {
+    if state.id.is_empty() {
+        // Provision gives an environment its id before it makes anything: without one, nothing
+        // in Hetzner Cloud can be this environment's (and an empty selector value would match
+        // other objects).
+        return Ok(vec![StepReport {
+            step: "delete server".into(),
+            changed: false,
+            detail: "the environment has no id yet, so nothing in Hetzner Cloud is its".into(),
+        }]);
+    }
     let selector = hz::selector(&state.id);
     let client = run
         .step(state, "connect to Hetzner Cloud", async |_s| {
