@@ -231,6 +231,7 @@ fn provision_makes_a_labelled_key_firewall_and_server_converges_and_destroy_remo
     );
 
     // Again: everything is found by its label; nothing is made or changed.
+    // (Below, after a port changes, the firewall's rules follow; with `firewall: false` it goes.)
     let posts = env.api.count("POST ");
     let run = env.provision();
     assert_eq!(run.code, 0, "{run:#?}");
@@ -593,4 +594,51 @@ fn adopt_foreign_labels_a_server_of_the_environments_name() {
     // Adopted, it is now this environment's: destroy deletes it.
     assert_eq!(env.destroy().code, 0);
     assert!(env.api.servers().is_empty());
+}
+
+/// Edits the environment's stored configuration (what `deploy --env-file` would store).
+fn edit_config(env: &Env, f: impl FnOnce(&mut Value)) {
+    let path = env.sb.data().join(&env.name).join("state.json");
+    let mut state = env.state();
+    f(&mut state["config"]);
+    std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+}
+
+#[test]
+fn the_firewall_follows_the_published_ports_and_goes_when_turned_off() {
+    let (env, _sshd) = with_sshd("hz-fw");
+    assert_eq!(env.provision().code, 0);
+    edit_config(&env, |c| {
+        c["tracker"]["udp_trackers"][0]["bind_address"] = json!("0.0.0.0:6970");
+    });
+    let run = env.provision();
+    assert_eq!(run.code, 0, "{run:#?}");
+    let fw = &env.api.firewalls()[0];
+    let rules: Vec<String> = fw["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["port"].as_str().unwrap(),
+                r["protocol"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(rules.contains(&"6970/udp".to_string()), "{rules:?}");
+    assert!(!rules.contains(&"6969/udp".to_string()), "{rules:?}");
+    assert_eq!(
+        env.api.count("POST /firewalls/"),
+        1,
+        "{:?}",
+        env.api.requests()
+    );
+
+    edit_config(&env, |c| c["provider"]["firewall"] = json!(false));
+    let run = env.provision();
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(env.api.firewalls().is_empty());
+    assert_eq!(env.api.servers()[0]["public_net"]["firewalls"], json!([]));
+    assert_eq!(env.api.servers().len(), 1);
 }

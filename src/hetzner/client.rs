@@ -466,6 +466,23 @@ impl HetznerClient {
         field(&mut v, "actions", doing)
     }
 
+    pub async fn remove_firewall(
+        &self,
+        id: i64,
+        from: &[Resource],
+    ) -> Result<Vec<Action>, HetznerError> {
+        let doing = "removing the firewall from the server";
+        let mut v: Value = self
+            .post(
+                &format!("/firewalls/{id}/actions/remove_from_resources"),
+                &json!({ "remove_from": from }),
+                doing,
+                "",
+            )
+            .await?;
+        field(&mut v, "actions", doing)
+    }
+
     /// Deletes a firewall (fine when it is already gone). A firewall still applied to a
     /// server is `resource_in_use` (an [`HetznerError::Api`] with that code).
     pub async fn delete_firewall(&self, id: i64) -> Result<(), HetznerError> {

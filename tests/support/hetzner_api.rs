@@ -816,6 +816,24 @@ impl World {
                 }
                 (201, json!({ "actions": actions }), Vec::new())
             }
+            "remove_from_resources" => {
+                let mut actions = Vec::new();
+                for r in body["remove_from"].as_array().cloned().unwrap_or_default() {
+                    let sid = r["server"]["id"].as_i64().unwrap_or(0);
+                    if let Some(s) = self.servers.get_mut(&sid) {
+                        s["public_net"]["firewalls"]
+                            .as_array_mut()
+                            .unwrap()
+                            .retain(|f| f["id"] != id);
+                    }
+                    self.firewalls.get_mut(&id).unwrap()["applied_to"]
+                        .as_array_mut()
+                        .unwrap()
+                        .retain(|a| a["server"]["id"] != sid);
+                    actions.push(self.action("remove_firewall", (id, "firewall"), None));
+                }
+                (201, json!({ "actions": actions }), Vec::new())
+            }
             _ => error(404, "not_found", "no such action"),
         }
     }

@@ -92,8 +92,17 @@ pub(super) async fn steps(
         reports.push(report(hz_step::FIREWALL, changed, detail));
         Some(id)
     } else {
-        let detail = "none: provider.firewall is false".to_string();
-        reports.push(report(hz_step::FIREWALL, false, detail));
+        let removed = run
+            .step_changed(state, hz_step::FIREWALL, async |s| {
+                remove_firewalls(&client, w, s).await
+            })
+            .await?;
+        let detail = if removed.is_empty() {
+            "none: provider.firewall is false".to_string()
+        } else {
+            format!("{} removed: provider.firewall is false", removed.join(", "))
+        };
+        reports.push(report(hz_step::FIREWALL, !removed.is_empty(), detail));
         None
     };
 
@@ -318,6 +327,29 @@ async fn ensure_firewall(
         true,
         format!("{name} made, lets in {ports}"),
     )))
+}
+
+/// Step "ensure firewall" when `provider.firewall` is false: the environment's firewalls made
+/// before are taken off what they apply to and deleted. Returns their names.
+async fn remove_firewalls(
+    client: &HetznerClient,
+    w: W<'_, '_>,
+    state: &mut EnvironmentState,
+) -> Result<Done<Vec<String>>, HetznerError> {
+    let mut removed = Vec::new();
+    for fw in client.firewalls(&selector(&w.owner_id)).await? {
+        if !fw.applied_to.is_empty() {
+            let actions = client.remove_firewall(fw.id, &fw.applied_to).await?;
+            client
+                .wait_actions(&actions, ACTION_TIMEOUT, "removing the firewall")
+                .await?;
+        }
+        client.delete_firewall(fw.id).await?;
+        removed.push(fw.name);
+    }
+    record(state).firewall_id = None;
+    let changed = !removed.is_empty();
+    Ok(Done::new(removed, changed))
 }
 
 /// The server the environment's label finds, else one of its name (which must be ours, or be
