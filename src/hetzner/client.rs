@@ -47,6 +47,8 @@ pub struct HetznerClient {
     pub poll: Duration,
     /// The longest one wait for a rate limit's reset.
     pub rate_wait_cap: Duration,
+    /// The last `RateLimit-Remaining` the API sent: polling slows down as it runs low.
+    remaining: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for HetznerClient {
@@ -86,6 +88,7 @@ impl HetznerClient {
             token,
             poll: Duration::from_secs(1),
             rate_wait_cap: Duration::from_secs(120),
+            remaining: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
@@ -136,6 +139,15 @@ impl HetznerClient {
                 .get("RateLimit-Reset")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(left) = resp
+                .headers()
+                .get("RateLimit-Remaining")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                self.remaining
+                    .store(left, std::sync::atomic::Ordering::Relaxed);
+            }
             let correlation = resp
                 .headers()
                 .get("X-Correlation-Id")
@@ -208,6 +220,18 @@ impl HetznerClient {
                 },
             });
         }
+    }
+
+    /// How long to wait between two reads of a running action: [`Self::poll`], longer as the
+    /// project's request budget runs low (every tool on the project shares 3600 an hour).
+    pub fn poll_interval(&self) -> Duration {
+        let left = self.remaining.load(std::sync::atomic::Ordering::Relaxed);
+        let factor = match left {
+            0..=49 => 10,
+            50..=299 => 4,
+            _ => 1,
+        };
+        self.poll * factor
     }
 
     /// How long to wait for a rate limit's reset (a Unix time), at least 1 s, at most the cap.
@@ -539,7 +563,7 @@ impl HetznerClient {
                         secs: timeout.as_secs(),
                     });
                 }
-                tokio::time::sleep(self.poll).await;
+                tokio::time::sleep(self.poll_interval()).await;
                 match self.action(current.id).await? {
                     Some(a) => current = a,
                     // Actions are kept by the API; one that is gone cannot be waited for.
@@ -601,6 +625,16 @@ mod tests {
             "{w:?}"
         );
         assert_eq!(c.rate_wait(Some(now + 100_000)), c.rate_wait_cap);
+    }
+
+    #[test]
+    fn polling_slows_down_as_the_budget_runs_low() {
+        let c = HetznerClient::with_base("http://127.0.0.1:9", Secret::new("t")).unwrap();
+        assert_eq!(c.poll_interval(), c.poll);
+        c.remaining.store(200, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(c.poll_interval(), c.poll * 4);
+        c.remaining.store(3, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(c.poll_interval(), c.poll * 10);
     }
 
     #[test]

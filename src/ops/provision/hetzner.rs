@@ -482,7 +482,7 @@ async fn start_server(
                     secs: deadline.elapsed().as_secs(),
                 });
             }
-            _ => tokio::time::sleep(client.poll).await,
+            _ => tokio::time::sleep(client.poll_interval()).await,
         }
     }
 }
