@@ -131,6 +131,12 @@ fn labelled<'a>(items: &'a [Value], id: &str) -> Vec<&'a Value> {
 /// The environment, plus an sshd that the API's servers point at: the environment's key
 /// authorized, the host key the deployer will give the server, `cloud-init` that is done.
 fn with_sshd(name: &str) -> (Env, Sshd) {
+    with_sshd_keyed(name, true)
+}
+
+/// As [`with_sshd`]; with `same_host_key` false, the sshd keeps a host key of its own (another
+/// machine answering at the server's address).
+fn with_sshd_keyed(name: &str, same_host_key: bool) -> (Env, Sshd) {
     require_test_user();
     let port = free_port();
     let mut sshd = Sshd::prepare(port);
@@ -144,12 +150,14 @@ fn with_sshd(name: &str) -> (Env, Sshd) {
     sshd.extra_config = format!("SetEnv PATH={}:/usr/bin:/bin\n", bin.display());
     let ssh = env.sb.data().join(name).join("ssh");
     sshd.authorize(TEST_USER, &ssh.join("id_ed25519"));
-    // The host key the deployer makes for the environment is the one this sshd presents.
-    std::fs::copy(&sshd.host_key, ssh.join("host_ed25519")).unwrap();
-    let mut public = sshd.host_key.as_os_str().to_owned();
-    public.push(".pub");
-    std::fs::copy(Path::new(&public), ssh.join("host_ed25519.pub")).unwrap();
-    set_mode(&ssh.join("host_ed25519"), 0o600);
+    if same_host_key {
+        // The host key the deployer makes for the environment is the one this sshd presents.
+        std::fs::copy(&sshd.host_key, ssh.join("host_ed25519")).unwrap();
+        let mut public = sshd.host_key.as_os_str().to_owned();
+        public.push(".pub");
+        std::fs::copy(Path::new(&public), ssh.join("host_ed25519.pub")).unwrap();
+        set_mode(&ssh.join("host_ed25519"), 0o600);
+    }
     sshd.launch();
     (env, sshd)
 }
@@ -640,5 +648,18 @@ fn the_firewall_follows_the_published_ports_and_goes_when_turned_off() {
     assert_eq!(run.code, 0, "{run:#?}");
     assert!(env.api.firewalls().is_empty());
     assert_eq!(env.api.servers()[0]["public_net"]["firewalls"], json!([]));
+    assert_eq!(env.api.servers().len(), 1);
+}
+
+#[test]
+fn a_server_made_by_a_killed_run_is_reached_only_with_the_host_key_made_here() {
+    // The machine at the server's address presents another host key than the one the deployer
+    // made and put in the user-data: after a kill -9 right after the create, the rerun still
+    // pins the key made here and refuses that machine, instead of trusting it on first use.
+    let (env, _sshd) = with_sshd_keyed("hz-pin", false);
+    env.kill_at(&["provision", "hz-pin"], "POST", "/servers");
+    let run = env.provision();
+    let message = failed(&run, "ssh_host_key_changed");
+    assert!(message.contains("127.0.0.1"), "{message}");
     assert_eq!(env.api.servers().len(), 1);
 }

@@ -106,20 +106,35 @@ pub(super) async fn steps(
         None
     };
 
-    let (server, created) = run
+    // What the state knew before this run: a server found by label that provision never
+    // reached over SSH was made by an interrupted run, with the host key made here.
+    let reached_before = state
+        .host
+        .as_ref()
+        .is_some_and(|h| h.host_key.is_some())
+        .then(|| state.hetzner.as_ref().and_then(|r| r.server_id))
+        .flatten();
+    let (server, how) = run
         .step_changed(state, hz_step::CREATE_SERVER, async |s| {
             create_server(&client, w, s, key_id, firewall).await
         })
         .await?;
-    let detail = if created {
-        format!(
+    let detail = match how {
+        Found::Made => format!(
             "{} created ({} in {}, {})",
             w.instance, w.provider.server_type, w.provider.location, w.provider.image
-        )
-    } else {
-        format!("{} exists (id {server})", w.instance)
+        ),
+        Found::Labelled => format!("{} exists (id {server})", w.instance),
+        Found::Adopted => format!("{} adopted and labelled (id {server})", w.instance),
     };
-    reports.push(report(hz_step::CREATE_SERVER, created, detail));
+    reports.push(report(
+        hz_step::CREATE_SERVER,
+        how != Found::Labelled,
+        detail,
+    ));
+    // A server this environment made and never reached is new: its host key (made here) is
+    // pinned before the first connection, as for a server made by this run.
+    let created = how == Found::Made || (how == Found::Labelled && reached_before != Some(server));
 
     let started = run
         .step_changed(state, hz_step::START_SERVER, async |_s| {
@@ -352,12 +367,24 @@ async fn remove_firewalls(
     Ok(Done::new(removed, changed))
 }
 
+/// How provision came by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// Made by this run.
+    Made,
+    /// Found by the environment's label: made by an earlier run.
+    Labelled,
+    /// Found by name without the label, and labelled with `--adopt-foreign`: its host key is
+    /// its own.
+    Adopted,
+}
+
 /// The server the environment's label finds, else one of its name (which must be ours, or be
 /// adopted with `--adopt-foreign`).
 async fn find_server(
     client: &HetznerClient,
     w: W<'_, '_>,
-) -> Result<Option<Server>, ProvisionError> {
+) -> Result<Option<(Server, Found)>, ProvisionError> {
     let mut labelled = client.servers(&selector(&w.owner_id)).await?;
     if labelled.len() > 1 {
         tracing::warn!(
@@ -367,7 +394,7 @@ async fn find_server(
         );
     }
     if !labelled.is_empty() {
-        return Ok(Some(labelled.swap_remove(0)));
+        return Ok(Some((labelled.swap_remove(0), Found::Labelled)));
     }
     let Some(named) = client.server_by_name(&w.instance).await? else {
         return Ok(None);
@@ -379,20 +406,20 @@ async fn find_server(
     let mut marked = named.labels.clone();
     marked.extend(labels(w.env, &w.owner_id));
     client.set_server_labels(named.id, &marked).await?;
-    Ok(Some(named))
+    Ok(Some((named, Found::Adopted)))
 }
 
 /// Step "create server": finds the server by label (or adopts one by name), else creates it
 /// with the user-data (user, key, the host key made here) and waits for its actions. A found
-/// server gets the firewall applied when it lacks it. Returns its id and whether it was made.
+/// server gets the firewall applied when it lacks it. Returns its id and how it was found.
 async fn create_server(
     client: &HetznerClient,
     w: W<'_, '_>,
     state: &mut EnvironmentState,
     key_id: i64,
     firewall: Option<i64>,
-) -> Result<Done<(i64, bool)>, ProvisionError> {
-    if let Some(server) = find_server(client, w).await? {
+) -> Result<Done<(i64, Found)>, ProvisionError> {
+    if let Some((server, how)) = find_server(client, w).await? {
         record(state).server_id = Some(server.id);
         if let Some(fw) = firewall
             && !server.public_net.firewalls.iter().any(|f| f.id == fw)
@@ -404,7 +431,7 @@ async fn create_server(
                 .wait_actions(&actions, ACTION_TIMEOUT, "applying the firewall")
                 .await?;
         }
-        return Ok(Done::unchanged((server.id, false)));
+        return Ok(Done::new((server.id, how), how == Found::Adopted));
     }
     // A new server is a new host: a key pinned for this environment belonged to another.
     let known_hosts = w.data.known_hosts(w.env);
@@ -446,7 +473,7 @@ async fn create_server(
     client
         .wait_actions(&actions, ACTION_TIMEOUT, "creating the server")
         .await?;
-    Ok(Done::changed((id, true)))
+    Ok(Done::changed((id, Found::Made)))
 }
 
 /// Step "start server": waits while the server is being made or started; powers it on when it
