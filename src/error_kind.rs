@@ -47,6 +47,15 @@ pub enum ErrorKind {
     LxdMissing,
     ImageMissing,
     IpTimeout,
+    // Hetzner Cloud.
+    HetznerUnauthorized,
+    HetznerUnreachable,
+    HetznerConflict,
+    HetznerLimit,
+    HetznerUnavailable,
+    HetznerRateLimited,
+    HetznerActionFailed,
+    HetznerFailed,
     // Host tasks.
     UnsupportedOs,
     AptFailed,
@@ -77,7 +86,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 44] = [
+    pub const ALL: [ErrorKind; 52] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
@@ -101,6 +110,14 @@ impl ErrorKind {
         ErrorKind::LxdMissing,
         ErrorKind::ImageMissing,
         ErrorKind::IpTimeout,
+        ErrorKind::HetznerUnauthorized,
+        ErrorKind::HetznerUnreachable,
+        ErrorKind::HetznerConflict,
+        ErrorKind::HetznerLimit,
+        ErrorKind::HetznerUnavailable,
+        ErrorKind::HetznerRateLimited,
+        ErrorKind::HetznerActionFailed,
+        ErrorKind::HetznerFailed,
         ErrorKind::UnsupportedOs,
         ErrorKind::AptFailed,
         ErrorKind::TaskFailed,
@@ -150,6 +167,14 @@ impl ErrorKind {
             ErrorKind::LxdMissing => "lxd_missing",
             ErrorKind::ImageMissing => "image_missing",
             ErrorKind::IpTimeout => "ip_timeout",
+            ErrorKind::HetznerUnauthorized => "hetzner_unauthorized",
+            ErrorKind::HetznerUnreachable => "hetzner_unreachable",
+            ErrorKind::HetznerConflict => "hetzner_conflict",
+            ErrorKind::HetznerLimit => "hetzner_limit",
+            ErrorKind::HetznerUnavailable => "hetzner_unavailable",
+            ErrorKind::HetznerRateLimited => "hetzner_rate_limited",
+            ErrorKind::HetznerActionFailed => "hetzner_action_failed",
+            ErrorKind::HetznerFailed => "hetzner_failed",
             ErrorKind::UnsupportedOs => "unsupported_os",
             ErrorKind::AptFailed => "apt_failed",
             ErrorKind::TaskFailed => "task_failed",

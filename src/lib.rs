@@ -6,7 +6,7 @@
 //! - [`ops`]: the lifecycle operations.
 //! - [`config`]: the environment file: types, validation, schema, template.
 //! - [`state`]: the persisted state machine, the data directory and the lock.
-//! - [`lxd`], [`ssh`]: the clients for the LXD API and for hosts.
+//! - [`lxd`], [`hetzner`], [`ssh`]: the clients for the LXD and Hetzner Cloud APIs and for hosts.
 //! - [`stack`]: the typed model of the files `release` uploads (compose file, `tracker.toml`,
 //!   `.env`, ...), and the `render` of them.
 //! - [`tasks`]: typed, idempotent host tasks (facts, plan, apply, verify) behind `configure`.
@@ -25,6 +25,7 @@ pub mod config;
 pub mod error_kind;
 pub mod events;
 pub mod exporter;
+pub mod hetzner;
 pub mod host;
 pub mod lxd;
 pub mod ops;

@@ -785,9 +785,9 @@ fn hetzner_provider_rules() {
             Invalid("provider.api_token", "placeholder"),
         ),
         (
-            "empty token",
+            "empty token: read from HCLOUD_TOKEN when provisioning",
             with(vec![("/provider/api_token", s(""))]),
-            Invalid("provider.api_token", "empty"),
+            Valid,
         ),
         (
             "token with space",

@@ -12,6 +12,7 @@ use super::CliError;
 use super::output::error_document;
 use crate::config::{ConfigError, Problem};
 use crate::error_kind::{Classified, Classify, ErrorKind};
+use crate::hetzner::HetznerError;
 use crate::host::HostError;
 use crate::lxd::LxdError;
 use crate::ops::OpsError;
@@ -360,6 +361,102 @@ fn owner() -> LockOwner {
 }
 
 /// (error as the CLI gets it, expected kind).
+fn hetzner_errors() -> Vec<(HetznerError, &'static str)> {
+    let doing = || s("creating the server");
+    // A reqwest error without any network: a URL that cannot be parsed.
+    let unreachable = reqwest::Client::new()
+        .get("http://[::1")
+        .build()
+        .unwrap_err();
+    vec![
+        (HetznerError::NoToken, "hetzner_unauthorized"),
+        (
+            HetznerError::Unauthorized {
+                doing: doing(),
+                status: 401,
+                code: s("unauthorized"),
+                message: s("unable to authenticate"),
+            },
+            "hetzner_unauthorized",
+        ),
+        (
+            HetznerError::Unreachable {
+                url: s("https://api.hetzner.cloud/v1"),
+                doing: doing(),
+                source: unreachable,
+            },
+            "hetzner_unreachable",
+        ),
+        (
+            HetznerError::Uniqueness {
+                doing: doing(),
+                what: s("a server named 'web'"),
+                message: s("server name is already used"),
+            },
+            "hetzner_conflict",
+        ),
+        (
+            HetznerError::LimitExceeded {
+                doing: doing(),
+                limits: s(", limit server_limit"),
+                message: s("limit reached"),
+            },
+            "hetzner_limit",
+        ),
+        (
+            HetznerError::Unavailable {
+                doing: doing(),
+                code: s("resource_unavailable"),
+                message: s("error during placement"),
+            },
+            "hetzner_unavailable",
+        ),
+        (
+            HetznerError::RateLimited {
+                doing: doing(),
+                tries: 5,
+                reset: String::new(),
+            },
+            "hetzner_rate_limited",
+        ),
+        (
+            HetznerError::ActionFailed {
+                doing: doing(),
+                id: 1,
+                command: s("create_server"),
+                code: s("action_failed"),
+                message: s("failed"),
+            },
+            "hetzner_action_failed",
+        ),
+        (
+            HetznerError::ActionTimeout {
+                doing: doing(),
+                id: 1,
+                command: s("create_server"),
+                secs: 600,
+            },
+            "hetzner_action_failed",
+        ),
+        (
+            HetznerError::Api {
+                doing: doing(),
+                status: 500,
+                code: s("server_error"),
+                message: s("oops"),
+            },
+            "hetzner_failed",
+        ),
+        (
+            HetznerError::Decode {
+                doing: doing(),
+                detail: s("no `server`"),
+            },
+            "hetzner_failed",
+        ),
+    ]
+}
+
 fn cases() -> Vec<(CliError, &'static str)> {
     let mut out: Vec<(CliError, &'static str)> = Vec::new();
     let mut add = |e: OpsError, kind: &'static str| out.push((CliError::Ops(e), kind));
@@ -369,6 +466,12 @@ fn cases() -> Vec<(CliError, &'static str)> {
     }
     for (e, kind) in lxd_errors() {
         add(step(e), kind);
+    }
+    for (e, kind) in hetzner_errors() {
+        add(step(e), kind);
+    }
+    for (e, kind) in hetzner_errors() {
+        add(step(ProvisionError::Hetzner(e)), kind);
     }
     // Wrappers ask their inner error.
     for (e, kind) in ssh_errors() {

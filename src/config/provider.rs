@@ -142,7 +142,8 @@ impl LxdInstanceType {
 /// Hetzner Cloud provider options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HetznerProvider {
-    /// Hetzner Cloud API token (read/write). Secret.
+    /// Hetzner Cloud API token (read/write). Secret. Empty: read from `HCLOUD_TOKEN` when
+    /// provisioning and destroying.
     pub api_token: Secret,
     /// Server type, e.g. `cx22`.
     pub server_type: String,
@@ -150,4 +151,16 @@ pub struct HetznerProvider {
     pub location: String,
     /// Image, e.g. `ubuntu-24.04`.
     pub image: String,
+    /// Extension: a Hetzner Cloud firewall that lets in exactly the ports the stack publishes
+    /// plus SSH (default `true`). `false`: no firewall is made.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub firewall: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }

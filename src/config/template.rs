@@ -105,6 +105,7 @@ fn base(kind: ProviderKind) -> EnvironmentConfig {
             server_type: "cx22".to_string(),
             location: "nbg1".to_string(),
             image: "ubuntu-24.04".to_string(),
+            firewall: true,
         }),
     };
     EnvironmentConfig {

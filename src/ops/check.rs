@@ -51,19 +51,10 @@ pub struct Checked {
 pub async fn check(data: &DataDir, env: Option<&str>) -> Result<Checked, OpsError> {
     let state = env.map(|e| data.load(e)).transpose()?;
     let mut checks = Vec::new();
-    let provider = match state.as_ref().map(|s| &s.config.provider) {
-        Some(Provider::Lxd(p)) => Some(p.clone()),
-        Some(Provider::Hetzner(_)) => None,
-        None => Some(LxdProvider::new("unused")),
-    };
-    if let Some(provider) = provider {
-        check_lxd(&provider, &mut checks).await;
-    } else {
-        checks.push(Check::fail(
-            "provider",
-            "hetzner",
-            "this build provisions on LXD only; adopt a Hetzner server with `register`",
-        ));
+    match state.as_ref().map(|s| &s.config.provider) {
+        Some(Provider::Lxd(p)) => check_lxd(p, &mut checks).await,
+        Some(Provider::Hetzner(p)) => check_hetzner(p, &mut checks).await,
+        None => check_lxd(&LxdProvider::new("unused"), &mut checks).await,
     }
     if let Some(state) = &state {
         match state.private_key_path() {
@@ -95,6 +86,26 @@ pub async fn check(data: &DataDir, env: Option<&str>) -> Result<Checked, OpsErro
         ok: checks.iter().all(|c| c.ok),
         checks,
     })
+}
+
+/// The Hetzner Cloud API answers and accepts the token (one list request).
+async fn check_hetzner(provider: &crate::config::HetznerProvider, checks: &mut Vec<Check>) {
+    let result = async {
+        let client = crate::hetzner::HetznerClient::new(crate::hetzner::resolve_token(
+            &provider.api_token,
+        )?)?;
+        client.servers("torrust-deployer-check").await?;
+        Ok::<_, crate::hetzner::HetznerError>(client.endpoint().to_string())
+    }
+    .await;
+    checks.push(match result {
+        Ok(endpoint) => Check::pass("Hetzner Cloud API", format!("{endpoint} accepts the token")),
+        Err(e) => Check::fail(
+            "Hetzner Cloud API",
+            e.to_string(),
+            "see docs/user-guide/hetzner.md (the token, HCLOUD_TOKEN, TORRUST_HETZNER_API_URL)",
+        ),
+    });
 }
 
 async fn check_lxd(provider: &LxdProvider, checks: &mut Vec<Check>) {

@@ -1,5 +1,6 @@
 //! `destroy`: remove what provision created — the LXD instance (stopped cleanly first) and
-//! its profile — forget the pinned host key, and mark the environment destroyed. Missing pieces
+//! its profile, or the Hetzner Cloud server, firewall and SSH key (`destroy/hetzner.rs`) —
+//! forget the pinned host key, and mark the environment destroyed. Missing pieces
 //! are fine, so an interrupted destroy is finished by running it again. A registered host is
 //! never stopped or deleted.
 
@@ -7,6 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
+
+mod hetzner;
 
 use super::lxd_host::{self, WHILE_BUSY};
 use super::ownership::{self, Action, ForeignError, Found, OWNER_KEY};
@@ -42,9 +45,17 @@ pub async fn destroy(
             changed: false,
             detail: "registered hosts are never stopped or deleted".into(),
         });
-    } else if let Provider::Lxd(provider) = &state.config.provider {
-        let provider = provider.clone();
-        reports.extend(remove_from_lxd(&mut run, &mut state, &provider, delete_foreign).await?);
+    } else {
+        match state.config.provider.clone() {
+            Provider::Lxd(provider) => {
+                reports.extend(
+                    remove_from_lxd(&mut run, &mut state, &provider, delete_foreign).await?,
+                );
+            }
+            Provider::Hetzner(provider) => {
+                reports.extend(hetzner::remove(&mut run, &mut state, &provider).await?);
+            }
+        }
     }
     let forgot = run
         .step(&mut state, "forget host key", async |s| {

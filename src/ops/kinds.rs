@@ -46,6 +46,7 @@ impl Classify for ProvisionError {
             ProvisionError::AdoptedKeyRejected { .. } => ErrorKind::SshAuthFailed,
             ProvisionError::KnownHosts { .. } => ErrorKind::Io,
             ProvisionError::Foreign(e) => e.kind(),
+            ProvisionError::Hetzner(e) => e.kind(),
             ProvisionError::Task(e) => e.kind(),
         }
     }

@@ -42,11 +42,13 @@ pub enum Action {
 /// An LXD object that another environment owns (or nobody recorded), left alone.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{what} '{name}' in LXD is not environment '{env}''s: {whose}.\n  It was left as it is. \
+    "{what} '{name}' in {place} is not environment '{env}''s: {whose}.\n  It was left as it is. \
      Fix: give this environment other names (`environment.name`, or `provider.profile_name` for \
      the profile), or, if it really is this environment's, run again with `{flag}`"
 )]
 pub struct ForeignError {
+    /// `LXD` or `Hetzner Cloud`.
+    pub place: &'static str,
     pub what: &'static str,
     pub name: String,
     pub env: String,
@@ -71,6 +73,7 @@ impl ForeignError {
             ),
         };
         Self {
+            place: "LXD",
             what,
             name: name.to_string(),
             env: env.to_string(),
@@ -79,6 +82,26 @@ impl ForeignError {
                 Action::Adopt => "--adopt-foreign",
                 Action::Delete => "--delete-foreign",
             },
+        }
+    }
+}
+
+impl ForeignError {
+    /// A Hetzner Cloud object of the environment's name without its id label (or with another
+    /// environment's id).
+    pub fn hetzner(what: &'static str, name: &str, env: &str, found: Option<&str>) -> Self {
+        let label = crate::hetzner::ID_LABEL;
+        let whose = match found {
+            Some(id) => format!("its label {label}={id} is another environment's"),
+            None => format!("it carries no {label} label (made by hand, or by another tool)"),
+        };
+        Self {
+            place: "Hetzner Cloud",
+            what,
+            name: name.to_string(),
+            env: env.to_string(),
+            whose,
+            flag: "--adopt-foreign",
         }
     }
 }

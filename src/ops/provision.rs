@@ -1,4 +1,5 @@
-//! `provision`: create the environment's LXD instance and make it reachable over SSH.
+//! `provision`: create the environment's LXD instance or Hetzner Cloud server and make it
+//! reachable over SSH.
 //!
 //! Its steps, each a function below: connect to LXD, ensure the profile, create the instance,
 //! start it, wait for its IPv4 address, prepare SSH access (when the image has no cloud-init),
@@ -13,7 +14,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod hetzner;
 mod start;
+
+/// What destroy shares with provision's Hetzner steps: labels, the client, the firewall's rules.
+pub(crate) mod hz {
+    pub(crate) use super::hetzner::{client, selector};
+}
 mod wanted;
 
 use start::start_instance;
@@ -24,6 +31,7 @@ use super::lxd_host::{self, IpWaitError};
 use super::ownership::{self, ForeignError, OWNER_KEY};
 use super::steps::StepRun;
 use super::{OpsError, StepReport};
+use crate::config::Provider;
 use crate::host::lxd::LxdHost;
 use crate::lxd::{LxdClient, LxdError, UnixSocket};
 use crate::ssh::{Session, SshError, Target};
@@ -141,6 +149,8 @@ pub enum ProvisionError {
     Task(#[from] TaskError),
     #[error(transparent)]
     Foreign(#[from] ForeignError),
+    #[error(transparent)]
+    Hetzner(#[from] crate::hetzner::HetznerError),
 }
 
 /// How long a rejected key is retried on an instance that was already running.
@@ -165,10 +175,40 @@ pub async fn provision(
         // A state made before ids: this environment gets one now (saved with the run).
         state.id = ownership::new_id();
     }
-    let w = wanted(data, env, options, &state)?;
-    let mut run = StepRun::begin(data, &mut state, "provision")?;
-    let mut reports = Vec::new();
-    let up = lxd_steps(&mut run, &mut state, &w, &mut reports).await?;
+    // The provider seam: each provider's steps bring an instance up and say what they did
+    // ([`InstanceUp`]); reaching it over SSH and recording it are shared ([`reach`]).
+    match state.config.provider.clone() {
+        Provider::Lxd(p) => {
+            let profile = p.profile_name.clone();
+            let w = wanted(data, env, options, &state, p, Some(&profile))?;
+            let mut run = StepRun::begin(data, &mut state, "provision")?;
+            let mut reports = Vec::new();
+            let up = lxd_steps(&mut run, &mut state, &w, &mut reports).await?;
+            let base = lxd_host_record(&w);
+            reach(run, state, &w, up, base, reports).await
+        }
+        Provider::Hetzner(p) => {
+            let w = wanted(data, env, options, &state, p, None)?;
+            let mut run = StepRun::begin(data, &mut state, "provision")?;
+            let mut reports = Vec::new();
+            let up = hetzner::steps(&mut run, &mut state, &w, &mut reports).await?;
+            let base = hetzner::host_record(&w);
+            reach(run, state, &w, up, base, reports).await
+        }
+    }
+}
+
+/// The shared end of provision: pin the host key made here (on a new instance), wait for SSH
+/// (and cloud-init) with it, record the host and finish the run.
+async fn reach<P>(
+    mut run: StepRun<'_>,
+    mut state: EnvironmentState,
+    w: &Wanted<'_, P>,
+    up: InstanceUp,
+    base: HostRecord,
+    mut reports: Vec<StepReport>,
+) -> Result<Provisioned, OpsError> {
+    let (data, env, options) = (w.data, w.env, w.options);
     let ip = up.ip;
 
     let target = ssh_target(data, &state, &ip, w.creds.port.get());
@@ -193,7 +233,7 @@ pub async fn provision(
         None => {
             let session = run
                 .step(&mut state, step::WAIT_FOR_SSH, async |_s| {
-                    wait_for_ssh(&w, &target, adopted, up.prepared.is_none()).await
+                    wait_for_ssh(w, &target, adopted, up.prepared.is_none()).await
                 })
                 .await?;
             let host_key = session.host_key_fingerprint().to_string();
@@ -210,7 +250,7 @@ pub async fn provision(
             ip: ip.clone(),
             host_key: Some(host_key.clone()),
             cloud_init: Some(up.prepared.is_none()),
-            ..lxd_host_record(&w)
+            ..base
         });
         Ok::<_, ProvisionError>(())
     })
@@ -231,7 +271,7 @@ pub async fn provision(
         .unwrap_or_default();
     Ok(Provisioned {
         name: env.to_string(),
-        instance: w.instance,
+        instance: w.instance.clone(),
         ip,
         ssh_port: w.creds.port.get(),
         ssh_user: w.creds.username.to_string(),
@@ -265,13 +305,13 @@ fn recorded_host_key(
     (adopted && provisioned && host.ip == ip && pinned == Some(key)).then(|| key.to_string())
 }
 
-/// What the LXD steps left, for the SSH steps that follow.
-struct InstanceUp {
-    ip: String,
-    created: bool,
-    started: bool,
+/// What a provider's steps left, for the SSH steps that follow.
+pub(super) struct InstanceUp {
+    pub(super) ip: String,
+    pub(super) created: bool,
+    pub(super) started: bool,
     /// `None` when cloud-init sets up SSH access, else whether the step changed anything.
-    prepared: Option<bool>,
+    pub(super) prepared: Option<bool>,
 }
 
 /// The steps done through LXD: from connecting to it to preparing SSH access.
@@ -355,7 +395,7 @@ async fn lxd_steps(
     })
 }
 
-fn report(step: &str, changed: bool, detail: String) -> StepReport {
+pub(super) fn report(step: &str, changed: bool, detail: String) -> StepReport {
     StepReport {
         step: step.into(),
         changed,
@@ -526,8 +566,8 @@ async fn prepare_ssh_access(
 }
 
 /// Step "wait for SSH": a session on the instance, once cloud-init (if the image has it) is done.
-async fn wait_for_ssh(
-    w: &Wanted<'_>,
+async fn wait_for_ssh<P>(
+    w: &Wanted<'_, P>,
     target: &Target,
     adopted: bool,
     by_cloud_init: bool,

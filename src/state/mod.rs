@@ -121,6 +121,9 @@ pub struct EnvironmentState {
     /// The host, once provisioned or registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostRecord>,
+    /// The Hetzner Cloud objects provision made (or found by label) for the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hetzner: Option<HetznerRecord>,
     /// Services whose mounted files a release changed and that `run` has yet to restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_restarts: Vec<String>,
@@ -168,6 +171,25 @@ pub struct HostRecord {
     /// provision found it; unknown for older states and registered hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<bool>,
+}
+
+/// What provision made in Hetzner Cloud, by id (each also carries the environment's label, by
+/// which `destroy` finds it when this record is lost).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HetznerRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<i64>,
+    /// The server's IPv6 address (the first of its /64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key_id: Option<i64>,
+    /// The SSH key was uploaded by provision (else it was already in the project, unlabelled,
+    /// and `destroy` leaves it).
+    #[serde(default)]
+    pub ssh_key_ours: bool,
 }
 
 /// The Compose commands configure records (`ComposeFlavor::command`); later steps run the
@@ -244,6 +266,7 @@ impl EnvironmentState {
             config,
             generated_ssh_key,
             host: None,
+            hetzner: None,
             host_setup: None,
             pending_restarts: Vec::new(),
             last_run: None,

@@ -1,4 +1,6 @@
-//! Real helpers for the tests: an OpenSSH server and the real tracker.
+//! Real helpers for the tests: an OpenSSH server, the real tracker, and an in-memory Hetzner
+//! Cloud API.
 
+pub mod hetzner_api;
 pub mod sshd;
 pub mod tracker;

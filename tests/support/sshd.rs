@@ -113,6 +113,8 @@ pub struct Sshd {
     pub dir: TempDir,
     pub port: u16,
     pub host_key: PathBuf,
+    /// Lines appended to the generated sshd_config (set before [`launch`](Self::launch)).
+    pub extra_config: String,
     pid: Option<u32>,
     generation: u32,
 }
@@ -140,6 +142,7 @@ impl Sshd {
         set_mode(dir.path(), 0o755);
         let mut s = Sshd {
             host_key: PathBuf::new(),
+            extra_config: String::new(),
             dir,
             port,
             pid: None,
@@ -204,6 +207,7 @@ impl Sshd {
             pid = self.pid_file().display(),
             d = d.display(),
         );
+        let config = format!("{config}{}", self.extra_config);
         std::fs::write(self.config_path(), config).unwrap();
         let _ = std::fs::remove_file(self.pid_file());
         std::fs::create_dir_all("/run/sshd").ok();

@@ -10,15 +10,8 @@ const EXAMPLE_ADMIN_TOKEN: &str = "MyAccessToken";
 pub(super) fn secrets(config: &EnvironmentConfig, r: &mut Report) {
     if let Provider::Hetzner(h) = &config.provider {
         let token = h.api_token.expose();
-        if token.trim().is_empty() {
-            r.add(
-                "provider.api_token",
-                "the Hetzner API token is empty",
-                secret_v(),
-                "create a read/write API token in the Hetzner Cloud console (project → \
-                 Security → API tokens) and put it here",
-            );
-        } else if token.chars().any(char::is_whitespace) {
+        // Empty: the token comes from HCLOUD_TOKEN when provisioning and destroying.
+        if token.chars().any(char::is_whitespace) {
             r.add(
                 "provider.api_token",
                 "the Hetzner API token contains whitespace",

@@ -2,18 +2,19 @@
 //! the first step, and the checks and records made from it.
 
 use super::{ProvisionOptions, step};
-use crate::config::{LxdProvider, Provider, SshCredentials};
+use crate::config::{LxdProvider, SshCredentials};
 use crate::ops::ownership::{self, Action, ForeignError, Found};
 use crate::ops::{OpsError, keys};
 use crate::secret::Secret;
 use crate::state::{DataDir, EnvironmentState, HostRecord};
 
-/// What provision works from, read from the environment before the first step.
-pub(super) struct Wanted<'a> {
+/// What provision works from, read from the environment before the first step. `P` is the
+/// provider's section of the environment file (LXD or Hetzner).
+pub(super) struct Wanted<'a, P = LxdProvider> {
     pub(super) data: &'a DataDir,
     pub(super) env: &'a str,
     pub(super) options: &'a ProvisionOptions,
-    pub(super) provider: LxdProvider,
+    pub(super) provider: P,
     pub(super) instance: String,
     pub(super) creds: SshCredentials,
     pub(super) public_key: String,
@@ -28,24 +29,16 @@ pub(super) struct Wanted<'a> {
     pub(super) recorded_profile: bool,
 }
 
-/// Reads what provision needs from the environment: its LXD provider, instance name, SSH
-/// credentials and public key.
-pub(super) fn wanted<'a>(
+/// Reads what provision needs from the environment: its provider section (`provider`, and
+/// for LXD the profile's name), instance name, SSH credentials and public key.
+pub(super) fn wanted<'a, P>(
     data: &'a DataDir,
     env: &'a str,
     options: &'a ProvisionOptions,
     state: &EnvironmentState,
-) -> Result<Wanted<'a>, OpsError> {
-    let provider = match &state.config.provider {
-        Provider::Lxd(p) => p.clone(),
-        Provider::Hetzner(_) => {
-            return Err(OpsError::Refused(format!(
-                "environment '{env}' uses the hetzner provider, which this build cannot provision \
-                 yet; only lxd is supported. Provision the server yourself and adopt it with \
-                 `torrust-tracker-deployer register {env} --instance-ip IP`"
-            )));
-        }
-    };
+    provider: P,
+    profile: Option<&str>,
+) -> Result<Wanted<'a, P>, OpsError> {
     let public_key_path = state.public_key_path().unwrap_or_default();
     // Parsed: one key on one line, whatever else the file holds is refused.
     let public_key = crate::ssh::read_public_key(&public_key_path).map_err(OpsError::typed)?;
@@ -78,13 +71,13 @@ pub(super) fn wanted<'a>(
         owner_id: state.id.clone(),
         recorded_instance: state.host.as_ref().and_then(|h| h.instance.as_deref())
             == Some(state.config.instance_name().as_str()),
-        recorded_profile: state.host.as_ref().and_then(|h| h.profile.as_deref())
-            == Some(provider.profile_name.as_str()),
+        recorded_profile: profile.is_some()
+            && state.host.as_ref().and_then(|h| h.profile.as_deref()) == profile,
         provider,
     })
 }
 
-impl Wanted<'_> {
+impl<P> Wanted<'_, P> {
     /// [`ownership::check`] of an existing object before adopting it: whether to mark it.
     pub(super) fn check_owner(
         &self,
