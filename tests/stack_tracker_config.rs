@@ -2,7 +2,9 @@
 //! 3.0.0 exactly as the tracker loads them (file path from `TORRUST_TRACKER_CONFIG_TOML_PATH`,
 //! overrides from `TORRUST_TRACKER_CONFIG_OVERRIDE_*`).
 //!
-//! One test function only: it sets process environment variables, which the crate reads.
+//! The crate reads process environment variables, so the test runs in a child process of the
+//! test binary, alone there: setting them here would leak into the other tests of this binary
+//! (a `docker-compose config` of another test read our overrides and failed now and then).
 
 use std::path::Path;
 
@@ -93,8 +95,8 @@ fn load_as_the_tracker(file: &Value, dir: &Path) -> (Configuration, Value) {
 
     for (k, _) in std::env::vars() {
         if k.starts_with("TORRUST_TRACKER_CONFIG") {
-            // SAFETY: this test binary has a single test, so no other thread reads the
-            // environment.
+            // SAFETY: this runs in a child process that runs this one test on one thread
+            // (see `in_a_child_process`), so no other thread reads the environment.
             unsafe { std::env::remove_var(&k) };
         }
     }
@@ -124,8 +126,36 @@ fn load_as_the_tracker(file: &Value, dir: &Path) -> (Configuration, Value) {
     (loaded, theirs)
 }
 
+/// Set in the child process that runs the test proper.
+const CHILD: &str = "TORRUST_TEST_TRACKER_CONFIG_CHILD";
+
+/// Runs `name` again in a child process of this test binary, alone and on one thread, with
+/// [`CHILD`] set; true when this already is that child.
+fn in_a_child_process(name: &str) -> bool {
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1", "--nocapture"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success() && stdout.contains("1 passed"),
+        "the child test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    false
+}
+
 #[test]
 fn the_tracker_3_0_0_configuration_crate_loads_our_files() {
+    if !in_a_child_process(
+        "stack_tracker_config::the_tracker_3_0_0_configuration_crate_loads_our_files",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
 
     // SQLite.
