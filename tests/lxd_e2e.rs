@@ -117,9 +117,8 @@ fn tracker_test_passes(sb: &Sandbox, name: &str) {
 /// forward over SSH) and fails honestly on the Grafana stub's API; `status` shows the targets;
 /// and every PromQL expression of the dashboard as deployed returns data after the announces.
 fn monitoring_collects(sb: &Sandbox, name: &str) {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
-    use torrust_tracker_deployer::host::forward::LocalForward;
+    use torrust_tracker_deployer::host::tunnel::while_forwarding;
     use torrust_tracker_deployer::probe::HttpOptions;
     use torrust_tracker_deployer::probe::monitoring::prometheus_query;
 
@@ -182,36 +181,37 @@ fn monitoring_collects(sb: &Sandbox, name: &str) {
         let session = torrust_tracker_deployer::ops::host::connect(&data, &st, &record)
             .await
             .unwrap();
-        let forward = LocalForward::start(Arc::new(session), "127.0.0.1", 9090)
-            .await
-            .unwrap();
-        let base = reqwest::Url::parse(&format!("http://{}/", forward.local_addr())).unwrap();
-        let opts = HttpOptions::default();
-        // Grafana replaces $__rate_interval with a range of at least four scrape intervals.
-        let mut queries: Vec<String> = exprs
-            .iter()
-            .map(|e| e.replace("$__rate_interval", "1m"))
-            .collect();
-        // The test's announces reached Prometheus.
-        queries.push("udp4_announces_handled > 0".into());
-        queries.push("tcp4_announces_handled > 0".into());
-        // rate() needs two samples in its range: wait (with a deadline) for the scrapes.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let mut empty = Vec::new();
-            for q in &queries {
-                let series = prometheus_query(&base, "prometheus", q, &opts)
-                    .await
-                    .unwrap();
-                if series == 0 {
-                    empty.push(q.clone());
+        while_forwarding(&session, "127.0.0.1", 9090, async |local| {
+            let base = reqwest::Url::parse(&format!("http://{local}/")).unwrap();
+            let opts = HttpOptions::default();
+            // Grafana replaces $__rate_interval with a range of at least four scrape intervals.
+            let mut queries: Vec<String> = exprs
+                .iter()
+                .map(|e| e.replace("$__rate_interval", "1m"))
+                .collect();
+            // The test's announces reached Prometheus.
+            queries.push("udp4_announces_handled > 0".into());
+            queries.push("tcp4_announces_handled > 0".into());
+            // rate() needs two samples in its range: wait (with a deadline) for the scrapes.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let mut empty = Vec::new();
+                for q in &queries {
+                    let series = prometheus_query(&base, "prometheus", q, &opts)
+                        .await
+                        .unwrap();
+                    if series == 0 {
+                        empty.push(q.clone());
+                    }
                 }
+                if empty.is_empty() || Instant::now() >= deadline {
+                    return empty;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
-            if empty.is_empty() || Instant::now() >= deadline {
-                return empty;
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
+        })
+        .await
+        .unwrap()
     });
     assert_eq!(empty, Vec::<String>::new(), "queries without data");
     eprintln!("all {} dashboard queries returned data", exprs.len());

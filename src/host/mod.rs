@@ -19,7 +19,6 @@
 //! pass one `&dyn Host` through every phase.
 
 pub mod fake;
-pub mod forward;
 pub mod lxd;
 mod ssh;
 pub mod tunnel;

@@ -1,7 +1,9 @@
-//! [`while_forwarding`]: the scoped sibling of [`LocalForward`](super::forward::LocalForward)
-//! for a borrowed connection (`&dyn Host`, e.g. the one `deploy` holds): a port on this
-//! machine's loopback that leads to `address:port` as the host sees it, open exactly while a
-//! piece of work runs. Everything runs in the caller's task; nothing outlives the call.
+//! [`while_forwarding`]: a port on this machine's loopback that leads to `address:port` as the
+//! host sees it, through [`Host::connect_tcp`] (an SSH `direct-tcpip` channel), open exactly
+//! while a piece of work runs. It lets any local client (reqwest, a probe) reach a service that
+//! is bound to the host's loopback and so not published: the admin API, Prometheus, Grafana.
+//! It borrows the connection (`&dyn Host`, e.g. the one `deploy` holds); everything runs in
+//! the caller's task, and nothing outlives the call.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::OpsError;
 use super::steps::StepRun;
+use crate::host::Host;
 use crate::retry::Schedule;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session, SshError, Target};
 use crate::state::{DataDir, EnvironmentState, HostRecord, HostSetup, Lifecycle};
@@ -181,6 +182,59 @@ pub fn no_provisioned_instance(state: &EnvironmentState) -> Result<(), OpsError>
             )))
         }
         _ => Ok(()),
+    }
+}
+
+/// The connection to the environment's host for a command that may need one for several
+/// things (`test`: the API, Prometheus, Grafana and Caddy's CA through it): the caller's
+/// connection when it has one (deploy's), else one opened at the first use and shared by the
+/// rest. [`close`](Self::close) closes only a connection opened here.
+pub struct HostOnDemand<'a> {
+    data: &'a DataDir,
+    state: &'a EnvironmentState,
+    given: Option<&'a dyn Host>,
+    opened: tokio::sync::OnceCell<Session>,
+}
+
+impl<'a> HostOnDemand<'a> {
+    pub fn new(
+        data: &'a DataDir,
+        state: &'a EnvironmentState,
+        given: Option<&'a dyn Host>,
+    ) -> Self {
+        HostOnDemand {
+            data,
+            state,
+            given,
+            opened: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The connection: the given one, the one opened earlier, or a new one (retrying transient
+    /// failures for 30 s). Refused when the environment has no host.
+    pub async fn get(&self) -> Result<&dyn Host, OpsError> {
+        if let Some(host) = self.given {
+            return Ok(host);
+        }
+        let session = self
+            .opened
+            .get_or_try_init(async || {
+                let record = self.state.host.as_ref().ok_or_else(|| {
+                    OpsError::Refused(format!("environment '{}' has no host", self.state.name))
+                })?;
+                connect(self.data, self.state, record)
+                    .await
+                    .map_err(OpsError::typed)
+            })
+            .await?;
+        Ok(session)
+    }
+
+    /// Closes the connection if it was opened here.
+    pub async fn close(self) {
+        if let Some(session) = self.opened.into_inner() {
+            session.close().await;
+        }
     }
 }
 

@@ -1,24 +1,24 @@
 //! The monitoring checks of `test` and the targets of `status`: Prometheus and Grafana reached
-//! through local forwards over the pinned SSH connection ([`LocalForward`]), never through a
-//! published port.
+//! through local forwards over the pinned SSH connection ([`tunnel::while_forwarding`]), never
+//! through a published port.
 //!
 //! - Prometheus (published on the host's 127.0.0.1:9090 only): its targets API, every target up
 //!   and the exporter reading the tracker API;
 //! - Grafana (on the host's port 3100 unless behind the TLS proxy): its API as the admin, the
 //!   provisioned Prometheus data source and our dashboard.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use serde::Serialize;
 
-use crate::host::forward::LocalForward;
+use super::host::HostOnDemand;
+use crate::host::{Host, tunnel};
 use crate::probe::monitoring::{self, GrafanaLogin, TargetHealth};
 use crate::probe::{Check, CheckResult, Outcome, ProbeError, ProbeOptions, run_check};
-use crate::ssh::Session;
 use crate::stack::{self, Service};
-use crate::state::{DataDir, EnvironmentState};
+use crate::state::EnvironmentState;
 
 /// Prometheus's port on the host's loopback.
 const PROMETHEUS_ON_HOST: u16 = 9090;
@@ -48,8 +48,8 @@ fn shown(service: &str, port: u16) -> String {
     format!("{service} at 127.0.0.1:{port} on the host (through SSH)")
 }
 
-fn local_url(forward: &LocalForward) -> Url {
-    Url::parse(&format!("http://{}/", forward.local_addr())).expect("a loopback URL parses")
+fn local_url(local: SocketAddr) -> Url {
+    Url::parse(&format!("http://{local}/")).expect("a loopback URL parses")
 }
 
 /// A failed result for a check that could not even start.
@@ -73,10 +73,10 @@ fn settle(state: &EnvironmentState) -> Duration {
     Duration::from_secs(2 * interval + 5)
 }
 
-/// The monitoring checks of the stack that are not skipped, run through forwards over a new
-/// SSH connection. Notes say what was skipped or not checked.
+/// The monitoring checks of the stack that are not skipped, run through forwards over the SSH
+/// connection. Notes say what was skipped or not checked.
 pub async fn checks(
-    data: &DataDir,
+    hosts: &HostOnDemand<'_>,
     state: &EnvironmentState,
     opts: &ProbeOptions,
     skip: &[MonitoringCheck],
@@ -108,12 +108,13 @@ pub async fn checks(
     if wanted.is_empty() {
         return Vec::new();
     }
-    let Some(record) = state.host.as_ref() else {
-        return Vec::new();
-    };
-    let session = match super::host::connect(data, state, record).await {
-        Ok(s) => Arc::new(s),
+    let host = match hosts.get().await {
+        Ok(h) => h,
         Err(e) => {
+            let target = state
+                .host
+                .as_ref()
+                .map_or_else(String::new, |r| r.ip.clone());
             return wanted
                 .iter()
                 .map(|c| {
@@ -122,7 +123,7 @@ pub async fn checks(
                         "the host over SSH".into(),
                         ProbeError::Network {
                             what: "SSH connection",
-                            target: record.ip.clone(),
+                            target: target.clone(),
                             detail: e.to_string(),
                         },
                     )
@@ -132,15 +133,14 @@ pub async fn checks(
     };
     let mut results = Vec::new();
     for check in wanted {
-        results.push(run_one(check, &session, state, opts).await);
+        results.push(run_one(check, host, state, opts).await);
     }
-    session.close().await;
     results
 }
 
 async fn run_one(
     check: MonitoringCheck,
-    session: &Arc<Session>,
+    host: &dyn Host,
     state: &EnvironmentState,
     opts: &ProbeOptions,
 ) -> CheckResult {
@@ -151,41 +151,41 @@ async fn run_one(
         MonitoringCheck::GrafanaApi => ("Grafana", GRAFANA_ON_HOST, "Grafana API"),
     };
     let target = shown(service, port);
-    let forward = match LocalForward::start(session.clone(), "127.0.0.1", port).await {
-        Ok(f) => f,
-        Err(e) => {
-            return not_run(
-                name,
-                target.clone(),
-                ProbeError::Setup {
-                    target,
-                    detail: format!("cannot open a local port for the forward: {e}"),
-                },
-            );
-        }
-    };
-    let url = local_url(&forward);
-    let probe = match check {
-        MonitoringCheck::PrometheusTargets => Check::PrometheusTargets {
-            url,
-            shown: target,
-            settle: settle(state),
-        },
-        MonitoringCheck::GrafanaApi => {
-            let g = state.config.grafana.as_ref().expect("checked above");
-            Check::GrafanaApi {
+    let checked = tunnel::while_forwarding(host, "127.0.0.1", port, async |local| {
+        let url = local_url(local);
+        let probe = match check {
+            MonitoringCheck::PrometheusTargets => Check::PrometheusTargets {
                 url,
-                shown: target,
-                login: GrafanaLogin {
-                    user: g.admin_user.clone(),
-                    password: g.admin_password.clone(),
-                    datasource_uid: stack::DATASOURCE_UID.into(),
-                    dashboard_uid: stack::DASHBOARD_UID.into(),
-                },
+                shown: target.clone(),
+                settle: settle(state),
+            },
+            MonitoringCheck::GrafanaApi => {
+                let g = state.config.grafana.as_ref().expect("checked above");
+                Check::GrafanaApi {
+                    url,
+                    shown: target.clone(),
+                    login: GrafanaLogin {
+                        user: g.admin_user.clone(),
+                        password: g.admin_password.clone(),
+                        datasource_uid: stack::DATASOURCE_UID.into(),
+                        dashboard_uid: stack::DASHBOARD_UID.into(),
+                    },
+                }
             }
-        }
-    };
-    run_check(&probe, opts).await
+        };
+        run_check(&probe, opts).await
+    })
+    .await;
+    checked.unwrap_or_else(|e| {
+        not_run(
+            name,
+            target.clone(),
+            ProbeError::Setup {
+                target: target.clone(),
+                detail: format!("cannot open a local port for the forward: {e}"),
+            },
+        )
+    })
 }
 
 /// What `status` shows of Prometheus's targets.
@@ -198,12 +198,9 @@ pub struct MonitoringStatus {
     pub problem: Option<String>,
 }
 
-/// Prometheus's targets now, through a forward over `session` (for `status`). `None` when the
+/// Prometheus's targets now, through a forward over `host` (for `status`). `None` when the
 /// stack has no Prometheus.
-pub async fn targets_status(
-    session: &Session,
-    state: &EnvironmentState,
-) -> Option<MonitoringStatus> {
+pub async fn targets_status(host: &dyn Host, state: &EnvironmentState) -> Option<MonitoringStatus> {
     state.config.prometheus.as_ref()?;
     let started = Instant::now();
     let target = shown("Prometheus", PROMETHEUS_ON_HOST);
@@ -211,17 +208,18 @@ pub async fn targets_status(
         targets: Vec::new(),
         problem: Some(problem),
     };
-    let forward =
-        match LocalForward::start(Arc::new(session.clone()), "127.0.0.1", PROMETHEUS_ON_HOST).await
-        {
-            Ok(f) => f,
-            Err(e) => return Some(failed(format!("cannot open a local port: {e}"))),
-        };
     let opts = crate::probe::HttpOptions {
         timeout: Duration::from_secs(5),
         ..crate::probe::HttpOptions::default()
     };
-    let result = monitoring::prometheus_targets_now(&local_url(&forward), &target, &opts).await;
+    let result = tunnel::while_forwarding(host, "127.0.0.1", PROMETHEUS_ON_HOST, async |local| {
+        monitoring::prometheus_targets_now(&local_url(local), &target, &opts).await
+    })
+    .await;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => return Some(failed(format!("cannot open a local port: {e}"))),
+    };
     tracing::debug!(
         "Prometheus targets read in {} ms",
         started.elapsed().as_millis()

@@ -20,6 +20,7 @@ use reqwest::Url;
 use serde::Serialize;
 
 use super::OpsError;
+use super::host::HostOnDemand;
 use crate::config::EnvironmentConfig;
 use crate::host::{Host, tunnel};
 use crate::probe::{self, HttpOptions, ProbeOptions, ProbeReport, TlsTrust, UdpRetry, UdpTarget};
@@ -130,8 +131,9 @@ pub async fn test(
     test_with(data, &state, options, None).await
 }
 
-/// [`test`](fn@test) of a state already loaded. `host`: a connection to reuse for reading
-/// Caddy's root CA (deploy's); `None` connects when the CA is needed.
+/// [`test`](fn@test) of a state already loaded. `host`: a connection to reuse (deploy's) for
+/// what goes through SSH (the API, monitoring, Caddy's root CA); `None` opens one at the first
+/// such use, shared by the rest.
 pub async fn test_with(
     data: &DataDir,
     state: &EnvironmentState,
@@ -143,7 +145,8 @@ pub async fn test_with(
     let ip = host_ip(state)?;
     let mut tls = tls_trust(options)?;
     let mut plan = plan(&state.config, ip)?;
-    let host_ca = trust_host_ca(data, state, host, &mut tls, &mut plan.notes).await;
+    let hosts = HostOnDemand::new(data, state, host);
+    let host_ca = trust_host_ca(data, state, &hosts, &mut tls, &mut plan.notes).await;
     let resolve = resolve_overrides(options, &mut plan, ip);
     plan.notes.extend(tls_notes(state, &tls));
     if state.lifecycle < Lifecycle::Running {
@@ -172,11 +175,12 @@ pub async fn test_with(
         }
     );
     tracing::debug!("endpoints: {:?}; options: {opts:?}", plan.endpoints);
-    let mut report = run_probes(data, state, host, &mut plan, &opts).await?;
+    let mut report = run_probes(state, &hosts, &mut plan, &opts).await?;
     // Monitoring, through forwards over SSH: after the announces, so the statistics moved.
     let monitoring =
-        super::monitoring::checks(data, state, &opts, &options.skip, &mut plan.notes).await;
+        super::monitoring::checks(&hosts, state, &opts, &options.skip, &mut plan.notes).await;
     report.results.extend(monitoring);
+    hosts.close().await;
     for r in &report.results {
         tracing::debug!("{r}");
     }
@@ -216,11 +220,10 @@ pub fn api_through_ssh(config: &EnvironmentConfig) -> Option<(String, u16)> {
 }
 
 /// Runs the probes of the plan; the API's through the SSH connection when
-/// [`api_through_ssh`] says so (over `host`, or a new connection), the rest directly.
+/// [`api_through_ssh`] says so, the rest directly.
 async fn run_probes(
-    data: &DataDir,
     state: &EnvironmentState,
-    host: Option<&dyn Host>,
+    hosts: &HostOnDemand<'_>,
     plan: &mut Plan,
     opts: &ProbeOptions,
 ) -> Result<ProbeReport, OpsError> {
@@ -231,22 +234,8 @@ async fn run_probes(
         "the API was reached through the SSH connection, at {address}:{port} on the host: its \
          admin token did not cross the network"
     ));
-    let endpoints = &plan.endpoints;
-    let notes = &mut plan.notes;
-    match host {
-        Some(h) => api_forwarded(h, &address, port, endpoints, opts, notes).await,
-        None => {
-            let record = state.host.as_ref().ok_or_else(|| {
-                OpsError::Refused(format!("environment '{}' has no host", state.name))
-            })?;
-            let session = super::host::connect(data, state, record)
-                .await
-                .map_err(OpsError::typed)?;
-            let report = api_forwarded(&session, &address, port, endpoints, opts, notes).await;
-            session.close().await;
-            report
-        }
-    }
+    let host = hosts.get().await?;
+    api_forwarded(host, &address, port, &plan.endpoints, opts, &mut plan.notes).await
 }
 
 /// The whole tracker test with the API's URL replaced by a loopback port forwarded through
@@ -294,7 +283,7 @@ async fn api_forwarded(
 async fn trust_host_ca(
     data: &DataDir,
     state: &EnvironmentState,
-    host: Option<&dyn Host>,
+    hosts: &HostOnDemand<'_>,
     tls: &mut TlsTrust,
     notes: &mut Vec<String>,
 ) -> bool {
@@ -302,7 +291,7 @@ async fn trust_host_ca(
     if !matches!(tls, TlsTrust::System) || local.is_empty() {
         return false;
     }
-    match fetch_host_ca(data, state, host).await {
+    match fetch_host_ca(data, state, hosts).await {
         Ok(path) => {
             notes.push(format!(
                 "{} use(s) Caddy's internal CA: its root was read from the host over SSH and \
@@ -352,32 +341,19 @@ fn caddy_root_on_host() -> PathBuf {
     layout::caddy_data().join("caddy/pki/authorities/local/root.crt")
 }
 
-/// Reads the root of Caddy's internal CA from the host (over `host`, or a new SSH connection)
-/// and saves it in the environment's directory.
+/// Reads the root of Caddy's internal CA from the host and saves it in the environment's
+/// directory.
 async fn fetch_host_ca(
     data: &DataDir,
     state: &EnvironmentState,
-    host: Option<&dyn Host>,
+    hosts: &HostOnDemand<'_>,
 ) -> Result<PathBuf, String> {
     const WAIT: Duration = Duration::from_secs(20);
     let remote = caddy_root_on_host().to_string_lossy().into_owned();
-    let read = async |h: &dyn Host| {
-        caddy_ca::read_root_ca(h, &remote, WAIT, Duration::from_secs(1))
-            .await
-            .map_err(|e| e.to_string())
-    };
-    let pem = match host {
-        Some(h) => read(h).await?,
-        None => {
-            let record = state.host.as_ref().ok_or("the environment has no host")?;
-            let session = super::host::connect(data, state, record)
-                .await
-                .map_err(|e| e.to_string())?;
-            let pem = read(&session).await;
-            session.close().await;
-            pem?
-        }
-    };
+    let host = hosts.get().await.map_err(|e| e.to_string())?;
+    let pem = caddy_ca::read_root_ca(host, &remote, WAIT, Duration::from_secs(1))
+        .await
+        .map_err(|e| e.to_string())?;
     let local = data.env_dir(&state.name).join("caddy-root.crt");
     crate::state::fsutil::write_atomic(&local, &pem, 0o644)
         .map_err(|e| format!("cannot save it to {}: {e}", local.display()))?;

@@ -1,5 +1,5 @@
 //! Checks of the monitoring services, through a local forward to the host (the services are
-//! not published; see [`crate::host::forward::LocalForward`]):
+//! not published; see [`crate::host::tunnel::while_forwarding`]):
 //! - Prometheus's targets API: every active target `up`;
 //! - Grafana's HTTP API, logged in as the admin: the provisioned data source and dashboard;
 //! - a PromQL query (for `status`, tests and the dashboard's expressions).

@@ -102,7 +102,13 @@ pub fn only_the_intended_ports_are_open(sb: &Sandbox, name: &str) {
 
     let open = open_tcp_ports(ip);
     exec_out(&instance, "docker rm -f torrust-expo-probe >/dev/null 2>&1");
+    // SSH, the HTTP tracker, and Grafana when it is not behind the TLS proxy (published on
+    // 3100, as the incumbent does). Not the API (loopback), Prometheus (loopback), the health
+    // check API or MySQL (never published), nor the probe container's 19090.
     let mut expected = vec![ssh_port, 7070];
+    if st["config"]["grafana"].is_object() && st["config"]["grafana"]["use_tls_proxy"] != true {
+        expected.push(3100);
+    }
     expected.sort_unstable();
     assert_eq!(open, expected, "open TCP ports of {ip}");
 
