@@ -23,6 +23,9 @@ pub struct TargetHealth {
     pub last_error: String,
 }
 
+/// Prometheus's health of a target it has not scraped yet.
+const UNKNOWN: &str = "unknown";
+
 impl TargetHealth {
     pub fn is_up(&self) -> bool {
         self.health == "up"
@@ -186,14 +189,31 @@ pub async fn prometheus_targets_up(
     }
 }
 
-/// The targets and, when something is wrong, what (for `status`, which does not wait).
+/// How long `status` waits for a Prometheus that has just started: it loads its targets from
+/// its service discovery, which hands them over in batches every 5 s.
+const DISCOVERY: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// The targets and, when something is wrong, what (for `status`). A Prometheus that has just
+/// started is given [`DISCOVERY`] to list its targets; a target it has not scraped yet
+/// (`unknown`) is not a problem: it is shown as it is.
 pub async fn prometheus_targets_now(
     base: &Url,
     shown: &str,
     opts: &HttpOptions,
 ) -> Result<(Vec<TargetHealth>, Option<String>), ProbeError> {
-    let (targets, problem) = targets_problem(base, shown, opts).await?;
-    Ok((targets, problem.map(|e| e.to_string())))
+    let deadline = std::time::Instant::now() + DISCOVERY;
+    loop {
+        let (targets, problem) = targets_problem(base, shown, opts).await?;
+        let listing = targets.is_empty() && std::time::Instant::now() < deadline;
+        if listing {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        let not_scraped_yet = targets.iter().any(|t| t.health == UNKNOWN)
+            && targets.iter().all(|t| t.is_up() || t.health == UNKNOWN);
+        let problem = if not_scraped_yet { None } else { problem };
+        return Ok((targets, problem.map(|e| e.to_string())));
+    }
 }
 
 #[derive(Deserialize)]
@@ -325,4 +345,95 @@ pub async fn grafana_provisioned(
         "data source {} (prometheus) and dashboard {:?} provisioned",
         login.datasource_uid, titles[0]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn targets(health: &[&str]) -> String {
+        let active: Vec<String> = health
+            .iter()
+            .map(|h| {
+                format!(
+                    r#"{{"labels":{{"job":"tracker_stats"}},"scrapeUrl":"http://stats-exporter:9101/metrics","health":"{h}","lastError":""}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"status":"success","data":{{"activeTargets":[{}]}}}}"#,
+            active.join(",")
+        )
+    }
+
+    /// A Prometheus API that answers the targets requests with `answers` in turn (the last one
+    /// again), and every query with `query`.
+    async fn prometheus(answers: Vec<String>, query: &'static str) -> (Url, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let asked = Arc::new(AtomicUsize::new(0));
+        let count = asked.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap();
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let body = if request.starts_with("GET /api/v1/targets") {
+                    let i = count.fetch_add(1, Ordering::SeqCst);
+                    answers[i.min(answers.len() - 1)].clone()
+                } else {
+                    query.to_string()
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        (base, asked)
+    }
+
+    const NO_SERIES: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+    const ONE_SERIES: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[0,"0"]}]}}"#;
+
+    #[tokio::test]
+    async fn status_waits_for_a_fresh_prometheus_to_list_its_targets() {
+        let (base, asked) = prometheus(vec![targets(&[]), targets(&["up"])], NO_SERIES).await;
+        let (found, problem) = prometheus_targets_now(&base, "p", &HttpOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(problem, None);
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_target_not_scraped_yet_is_no_problem_but_a_down_one_is() {
+        let (base, _) = prometheus(vec![targets(&["unknown"])], NO_SERIES).await;
+        let (found, problem) = prometheus_targets_now(&base, "p", &HttpOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(found[0].health, "unknown");
+        assert_eq!(problem, None);
+
+        let (base, _) = prometheus(vec![targets(&["unknown", "down"])], NO_SERIES).await;
+        let (_, problem) = prometheus_targets_now(&base, "p", &HttpOptions::default())
+            .await
+            .unwrap();
+        assert!(problem.unwrap().contains("collects nothing"));
+    }
+
+    #[tokio::test]
+    async fn an_exporter_without_statistics_is_a_problem_even_when_up() {
+        let (base, _) = prometheus(vec![targets(&["up"])], ONE_SERIES).await;
+        let (_, problem) = prometheus_targets_now(&base, "p", &HttpOptions::default())
+            .await
+            .unwrap();
+        assert!(problem.unwrap().contains("cannot read the tracker API"));
+    }
 }
