@@ -25,6 +25,7 @@ pub mod error_kind;
 pub mod events;
 pub mod host;
 pub mod lxd;
+pub mod oci;
 pub mod ops;
 pub mod probe;
 pub mod retry;

@@ -51,6 +51,11 @@ pub struct HostSettings {
     /// needs it. Default `02:00`.
     #[serde(default = "default_reboot_time")]
     pub automatic_reboot_time: String,
+    /// For hosts without egress: a directory of `.deb` files with its `Packages` (or
+    /// `Packages.gz`) index, as provisioning/offline/build-deb-dir.sh writes it. `configure`
+    /// uploads it and installs Docker, Compose and its other packages from it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_packages: Option<std::path::PathBuf>,
 }
 
 fn default_reboot_time() -> String {
@@ -61,6 +66,7 @@ impl Default for HostSettings {
     fn default() -> Self {
         Self {
             automatic_reboot_time: default_reboot_time(),
+            offline_packages: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use super::steps::{Done, StepRun};
 use crate::host::Host;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session};
 use crate::state::{DataDir, EnvironmentState, HostSetup, Lifecycle};
+use crate::tasks::apt_source;
 use crate::tasks::facts::Facts;
 use crate::tasks::host::{self, ComposeFlavor, Distro, FirewallOutcome, Goals};
 use crate::tasks::{Plan, Status, TaskError, TaskReport};
@@ -340,9 +341,10 @@ async fn facts_steps(
     let t = Instant::now();
     let plan = host::plan_packages(&facts, distro);
     if let Plan::Apply(packages, text) = &plan {
+        let offline = offline_packages(state);
         facts = run
             .step(state, "packages", async |_s| {
-                host::apply_packages(session, packages).await?;
+                install_packages(session, packages, offline.as_deref()).await?;
                 host::read_facts(session, goals).await
             })
             .await?;
@@ -361,6 +363,32 @@ async fn facts_steps(
         ));
     }
     Ok((facts, distro))
+}
+
+/// `host.offline_packages`, if set.
+fn offline_packages(state: &EnvironmentState) -> Option<std::path::PathBuf> {
+    state
+        .config
+        .host
+        .as_ref()
+        .and_then(|h| h.offline_packages.clone())
+}
+
+/// The packages from the host's mirror, or from the operator's package directory uploaded
+/// first (ADR 39).
+async fn install_packages(
+    session: &dyn Host,
+    packages: &[String],
+    offline: Option<&std::path::Path>,
+) -> Result<(), TaskError> {
+    match offline {
+        None => host::apply_packages(session, packages).await,
+        Some(dir) => {
+            let note = apt_source::upload(session, dir).await?;
+            crate::events::note(note);
+            apt_source::install(session, packages).await
+        }
+    }
 }
 
 /// The firewall task as a recorded step. A kernel that refuses the rules is a warning, not a

@@ -10,6 +10,7 @@ pub mod environment;
 pub mod history;
 pub mod host;
 pub mod image;
+pub mod image_pull;
 pub mod keys;
 pub mod kinds;
 pub mod logs;

@@ -156,6 +156,19 @@ pub(super) fn host(config: &EnvironmentConfig, r: &mut Report) {
             "use e.g. `02:00` or `23:30`, or remove the field for the default `02:00`",
         );
     }
+    if let Some(dir) = &host.offline_packages
+        && !r.skip_files
+        && let Err(why) = crate::tasks::apt_source::check_dir(dir)
+    {
+        r.add(
+            "host.offline_packages",
+            why,
+            v(&dir.display().to_string()),
+            "build it with `bash provisioning/offline/build-deb-dir.sh DIR` on a machine with a \
+             Debian 12 mirror (see docs/user-guide/air-gapped.md), or remove the field to install \
+             from the host's own mirror",
+        );
+    }
 }
 
 pub(super) fn images(config: &EnvironmentConfig, r: &mut Report) {
@@ -170,7 +183,7 @@ pub(super) fn images(config: &EnvironmentConfig, r: &mut Report) {
             "images.offline_bundle",
             "is not a directory",
             v(&bundle.display().to_string()),
-            "point it at a directory of `docker save` archives (see docs/user-guide/offline.md), \
+            "point it at a directory of `docker save` archives (see docs/user-guide/air-gapped.md), \
              or remove it to pull images from the registry",
         );
     }
