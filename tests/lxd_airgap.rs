@@ -146,24 +146,72 @@ fn push_bundle(registry: &Registry, bundle: &Path, images: &[String]) -> BTreeMa
     ids
 }
 
+/// The first `http://host` URI of this machine's apt sources, as `host:80`.
+fn this_machines_mirror() -> String {
+    let mut text = String::new();
+    for path in ["/etc/apt/sources.list", "/etc/apt/sources.list.d"] {
+        let p = Path::new(path);
+        let files: Vec<PathBuf> = if p.is_dir() {
+            std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
+        } else {
+            vec![p.to_path_buf()]
+        };
+        for f in files {
+            text.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+        }
+    }
+    let host = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split_whitespace())
+        .find_map(|w| w.strip_prefix("http://"))
+        .and_then(|rest| rest.split('/').next())
+        .expect("an http:// mirror in this machine's apt sources");
+    format!("{host}:80")
+}
+
+fn source_bundle() -> PathBuf {
+    dir_from_env(
+        "TORRUST_TEST_BUNDLE",
+        "/var/cache/torrust-deployer/bundle/current",
+        "bash provisioning/images/build-offline-bundle.sh",
+    )
+}
+
 #[test]
 #[ignore = "needs LXD, the offline bundle, docker-registry and the .deb directory: provisioning/test.sh prepares them and runs it"]
 fn pulled_images_and_offline_packages_deploy_on_a_host_without_egress() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let source = dir_from_env(
-        "TORRUST_TEST_BUNDLE",
-        "/var/cache/torrust-deployer/bundle/current",
-        "bash provisioning/images/build-offline-bundle.sh",
-    );
     let debs = dir_from_env(
         "TORRUST_TEST_DEBS",
         "/var/cache/torrust-deployer/offline-debs/bookworm",
         "bash provisioning/offline/build-deb-dir.sh",
     );
+    deploy_without_egress("air", json!({ "offline_packages": debs }));
+}
+
+/// The packages through this machine's mirror, carried over the deployer's SSH connection
+/// (remote forwarding): the instance itself still cannot reach the mirror.
+#[test]
+#[ignore = "needs LXD, the offline bundle and docker-registry: provisioning/test.sh prepares them and runs it"]
+fn packages_through_a_mirror_carried_over_ssh_on_a_host_without_egress() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    deploy_without_egress(
+        "air-fwd",
+        json!({ "apt_proxy_over_ssh": this_machines_mirror() }),
+    );
+}
+
+/// Pull → bundle, an isolated instance (asserted), then `deploy` with `host` as given.
+fn deploy_without_egress(base: &str, host: Value) {
+    let source = source_bundle();
     // Declared before `_cleanup`: dropped after it, once the instance using it is destroyed.
     let network = IsolatedNetwork::create();
     let sb = Sandbox::new();
-    let name = &unique("air");
+    let name = &unique(base);
     let pulled = sb.path().join("pulled-bundle");
     std::fs::create_dir_all(&pulled).unwrap();
     let cfg = json!({
@@ -182,7 +230,7 @@ fn pulled_images_and_offline_packages_deploy_on_a_host_without_egress() {
         },
         "prometheus": { "scrape_interval_in_secs": 15 },
         "images": { "offline_bundle": pulled },
-        "host": { "offline_packages": debs }
+        "host": host
     });
     let file = sb.env_file(&format!("{name}.json"), &cfg);
 

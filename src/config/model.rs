@@ -56,6 +56,11 @@ pub struct HostSettings {
     /// uploads it and installs Docker, Compose and its other packages from it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_packages: Option<std::path::PathBuf>,
+    /// For hosts without egress: `host:port` of an apt proxy (or a plain-HTTP mirror) that this
+    /// machine reaches. `configure` opens a port on the host's loopback over its SSH connection
+    /// (remote forwarding) and points apt's HTTP proxy at it for the install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apt_proxy_over_ssh: Option<String>,
 }
 
 fn default_reboot_time() -> String {
@@ -67,6 +72,7 @@ impl Default for HostSettings {
         Self {
             automatic_reboot_time: default_reboot_time(),
             offline_packages: None,
+            apt_proxy_over_ssh: None,
         }
     }
 }

@@ -341,10 +341,10 @@ async fn facts_steps(
     let t = Instant::now();
     let plan = host::plan_packages(&facts, distro);
     if let Plan::Apply(packages, text) = &plan {
-        let offline = offline_packages(state);
+        let source = package_source(state);
         facts = run
             .step(state, "packages", async |_s| {
-                install_packages(session, packages, offline.as_deref()).await?;
+                install_packages(session, packages, &source).await?;
                 host::read_facts(session, goals).await
             })
             .await?;
@@ -365,28 +365,47 @@ async fn facts_steps(
     Ok((facts, distro))
 }
 
-/// `host.offline_packages`, if set.
-fn offline_packages(state: &EnvironmentState) -> Option<std::path::PathBuf> {
-    state
-        .config
-        .host
-        .as_ref()
-        .and_then(|h| h.offline_packages.clone())
+/// Where the packages come from without egress (`host.offline_packages`,
+/// `host.apt_proxy_over_ssh`), if anywhere special.
+enum PackageSource {
+    Mirror,
+    Directory(std::path::PathBuf),
+    ProxyOverSsh(String),
 }
 
-/// The packages from the host's mirror, or from the operator's package directory uploaded
-/// first (ADR 39).
+fn package_source(state: &EnvironmentState) -> PackageSource {
+    let host = state.config.host.as_ref();
+    match (
+        host.and_then(|h| h.offline_packages.clone()),
+        host.and_then(|h| h.apt_proxy_over_ssh.clone()),
+    ) {
+        (Some(dir), _) => PackageSource::Directory(dir),
+        (None, Some(proxy)) => PackageSource::ProxyOverSsh(proxy),
+        (None, None) => PackageSource::Mirror,
+    }
+}
+
+/// The packages from the host's mirror, from the operator's package directory uploaded
+/// first, or through a proxy this machine reaches, over the SSH connection (ADR 39).
 async fn install_packages(
     session: &dyn Host,
     packages: &[String],
-    offline: Option<&std::path::Path>,
+    source: &PackageSource,
 ) -> Result<(), TaskError> {
-    match offline {
-        None => host::apply_packages(session, packages).await,
-        Some(dir) => {
+    match source {
+        PackageSource::Mirror => host::apply_packages(session, packages).await,
+        PackageSource::Directory(dir) => {
             let note = apt_source::upload(session, dir).await?;
             crate::events::note(note);
             apt_source::install(session, packages).await
+        }
+        PackageSource::ProxyOverSsh(proxy) => {
+            let port = session.forward_remote(proxy).await?;
+            crate::events::note(format!(
+                "apt through 127.0.0.1:{port} on the host, forwarded to {proxy}"
+            ));
+            let options = apt_source::proxy_options(port);
+            host::apply_packages_with(session, packages, &options).await
         }
     }
 }

@@ -117,6 +117,13 @@ pub fn apt_options() -> String {
     )
 }
 
+/// apt options for a proxy on the host's loopback `port` (a remote forward over SSH). Only
+/// plain HTTP sources go through it; an `https` source would need `Acquire::https::Proxy` and a
+/// proxy that speaks CONNECT.
+pub fn proxy_options(port: u16) -> String {
+    format!("-o Acquire::http::Proxy=http://127.0.0.1:{port}/")
+}
+
 /// One `apt-get update` and one `apt-get install` of `packages` from the uploaded directory
 /// only. `--error-on=any`: an unreadable index fails here, not later as a missing package.
 pub async fn install(host: &dyn Host, packages: &[String]) -> Result<(), TaskError> {
