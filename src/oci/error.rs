@@ -9,9 +9,10 @@ pub enum OciError {
     #[error("image reference {reference:?} {why}")]
     BadReference { reference: String, why: String },
     #[error(
-        "cannot reach the registry {registry} ({url}): {source}.\n  Fix: check the name and port, \
-         this machine's network and proxy; a registry without TLS must be on loopback or named \
-         with --insecure-registry {registry}"
+        "cannot reach the registry {registry} ({url}): {}.\n  Fix: check the name and port, \
+         this machine's network, DNS and proxy (HTTPS_PROXY); a registry without TLS must be on \
+         loopback or named with --insecure-registry",
+        chain(.source)
     )]
     Unreachable {
         registry: String,
@@ -74,6 +75,21 @@ pub enum OciError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// An error and its causes, `a: b: c` (reqwest's own text hides the cause: DNS, refused, TLS).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 impl OciError {

@@ -84,9 +84,12 @@ pub async fn upload(host: &dyn Host, dir: &Path) -> Result<String, TaskError> {
         .await
         .map_err(|e| failed(e.to_string()))?;
     let total = file.metadata().await.map(|m| m.len()).ok();
+    let debs = files
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".deb"))
+        .count();
     crate::events::note(format!(
-        "uploading {} packages ({:.1} MB) from {}",
-        files.len() - 1,
+        "uploading {debs} packages ({:.1} MB) from {}",
         size as f64 / 1e6,
         dir.display()
     ));
