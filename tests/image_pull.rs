@@ -3,7 +3,8 @@
 //! test as Docker schema 2 (gzip layers), OCI (uncompressed layers) and a multi-platform list.
 //! Checks the bundle (image IDs equal to the pushed configs' digests, archives the bundle reader
 //! and `docker load` read), a second pull that receives no blob, a corrupted cached blob found
-//! and fetched again, a partial blob continued with `Range`, and the error kinds.
+//! and fetched again, a partial blob continued with `Range`, the error kinds, and the token auth
+//! of the distribution spec against a small registry served by the test.
 //! Needs `bash provisioning/ci/install-registry-test-deps.sh`.
 
 use std::collections::BTreeMap;
@@ -288,4 +289,200 @@ fn pull_failures_have_kinds() {
     assert_eq!(r.code, 2, "{r:#?}");
     let r = run(&["--image", "a:1", "--platform", "amd64"]);
     assert_eq!(r.code, 2, "{r:#?}");
+}
+
+/// A registry that wants a token (the distribution token spec), served from memory: every
+/// `/v2/` request without `Authorization: Bearer <token>` gets a `401` with a `Bearer`
+/// challenge naming `/token` on the same server, which hands out the token (or refuses, when
+/// `deny` is set). Records each request's first line and its `Authorization` header.
+struct TokenRegistry {
+    addr: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl TokenRegistry {
+    fn start(image: &SavedImage, deny: bool) -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (config, layer) = (image.config.clone(), image.layers[0].clone());
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": crate::support::registry::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
+        })
+        .to_string()
+        .into_bytes();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let realm = format!("http://{addr}/token");
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap();
+                let mut auth = String::new();
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line
+                        .strip_prefix("authorization: ")
+                        .or(line.strip_prefix("Authorization: "))
+                    {
+                        auth = v.trim().to_string();
+                    }
+                }
+                let path = first
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                seen.lock()
+                    .unwrap()
+                    .push((first.trim().to_string(), auth.clone()));
+                let (status, ctype, body, extra): (&str, &str, Vec<u8>, String) = if path
+                    .starts_with("/token")
+                {
+                    if deny {
+                        (
+                            "401 Unauthorized",
+                            "application/json",
+                            br#"{"errors":[{"code":"DENIED","message":"no"}]}"#.to_vec(),
+                            String::new(),
+                        )
+                    } else {
+                        (
+                            "200 OK",
+                            "application/json",
+                            br#"{"access_token":"good-token","expires_in":300}"#.to_vec(),
+                            String::new(),
+                        )
+                    }
+                } else if auth != "Bearer good-token" {
+                    let challenge = format!(
+                        "WWW-Authenticate: Bearer realm=\"{realm}\",service=\"test-registry\",scope=\"repository:team/app:pull\"\r\n"
+                    );
+                    (
+                        "401 Unauthorized",
+                        "application/json",
+                        br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
+                        challenge,
+                    )
+                } else if path.ends_with("/manifests/1") {
+                    (
+                        "200 OK",
+                        crate::support::registry::OCI_MANIFEST,
+                        manifest.clone(),
+                        format!("Docker-Content-Digest: {}\r\n", sha256(&manifest)),
+                    )
+                } else if path.ends_with(&sha256(&config)) {
+                    (
+                        "200 OK",
+                        "application/octet-stream",
+                        config.clone(),
+                        String::new(),
+                    )
+                } else if path.ends_with(&sha256(&layer)) {
+                    (
+                        "200 OK",
+                        "application/octet-stream",
+                        layer.clone(),
+                        String::new(),
+                    )
+                } else {
+                    (
+                        "404 Not Found",
+                        "application/json",
+                        br#"{"errors":[{"code":"NAME_UNKNOWN"}]}"#.to_vec(),
+                        String::new(),
+                    )
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        Self { addr, requests }
+    }
+}
+
+#[test]
+fn a_bearer_challenge_is_answered_from_its_realm() {
+    let image = SavedImage::synthetic("token", 1, 20_000);
+    let registry = TokenRegistry::start(&image, false);
+    let sb = Sandbox::new();
+    let out = sb.path().join("bundle");
+    let reference = format!("{}/team/app:1", registry.addr);
+    let run: Run = sb
+        .command(&[
+            "-o",
+            "json",
+            "image",
+            "pull",
+            "--image",
+            &reference,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("TORRUST_DEPLOYER_REGISTRY_USERNAME", "ops")
+        .env("TORRUST_DEPLOYER_REGISTRY_PASSWORD", "s3cret")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(
+        run.json()["images"][0]["id"],
+        sha256(&image.config).as_str()
+    );
+    let requests = registry.requests.lock().unwrap().clone();
+    // One refused manifest request, one token request (with the operator's credentials, and
+    // the challenge's service and scope), then everything with the token.
+    assert!(
+        requests[0].0.contains("/manifests/1") && requests[0].1.is_empty(),
+        "{requests:#?}"
+    );
+    assert!(
+        requests[1]
+            .0
+            .contains("/token?service=test-registry&scope=repository%3Ateam%2Fapp%3Apull"),
+        "{requests:#?}"
+    );
+    assert!(requests[1].1.starts_with("Basic "), "{requests:#?}");
+    assert!(
+        requests[2..].iter().all(|(_, a)| a == "Bearer good-token"),
+        "{requests:#?}"
+    );
+    assert_eq!(requests.len(), 5, "{requests:#?}");
+    assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"));
+
+    // A token service that refuses: registry_auth_denied.
+    let denied = TokenRegistry::start(&image, true);
+    let reference = format!("{}/team/app:1", denied.addr);
+    let run: Run = sb
+        .command(&[
+            "-o",
+            "json",
+            "image",
+            "pull",
+            "--image",
+            &reference,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(
+        (run.code, error_kind(&run).as_str()),
+        (1, "registry_auth_denied"),
+        "{run:#?}"
+    );
+    assert!(run.stdout.contains("DENIED"), "{}", run.stdout);
 }
