@@ -198,6 +198,48 @@ fn pull_writes_a_bundle_then_fetches_only_what_changed() {
     assert_eq!(fifth["bytes_received"].as_u64(), Some(rest), "{fifth:#}");
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
     assert!(!partial.exists());
+
+    // A stored environment's images (tracker and Prometheus), named as its compose file does,
+    // each in its service's archive; all from the cache.
+    let mut env = crate::common::minimal("pulled");
+    env["prometheus"] = serde_json::json!({});
+    let file = sb.env_file("pulled.json", &env);
+    sb.run(&["create", "environment", "--env-file", &file]).ok();
+    let out5 = sb.path().join("bundle5");
+    let args = [
+        "-o",
+        "json",
+        "image",
+        "pull",
+        "--env-name",
+        "pulled",
+        "--registry",
+        &registry.addr,
+    ];
+    let sixth = sb
+        .run(&[&args[..], &["--out", out5.to_str().unwrap()]].concat())
+        .ok()
+        .json();
+    let got: Vec<(&str, &str, &str)> = sixth["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["service"].as_str().unwrap(),
+                i["image"].as_str().unwrap(),
+                i["file"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("tracker", "torrust/tracker:3.0.0", "tracker.tar"),
+            ("prometheus", "prom/prometheus:v3.11.2", "prometheus.tar")
+        ]
+    );
+    assert_eq!(sixth["bytes_received"], 0, "{sixth:#}");
 }
 
 fn error_kind(run: &Run) -> String {

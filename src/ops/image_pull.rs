@@ -194,7 +194,7 @@ fn wanted_images(data: &DataDir, images: Images<'_>) -> Result<(String, Vec<Want
                 .filter(|i| seen.insert(i.to_string()))
                 .map(|i| (None, i.clone()))
                 .collect();
-            Ok(("-".into(), wanted))
+            Ok((format!("{} image(s)", list.len()), wanted))
         }
         Images::Environment(source) => {
             let label = match &source {
