@@ -24,6 +24,7 @@ if [[ -d /snap/bin && ":$PATH:" != *":/snap/bin:"* ]]; then PATH=$PATH:/snap/bin
 
 bash provisioning/ci/install-build-deps.sh
 bash provisioning/ci/install-sshd-test-deps.sh
+bash provisioning/ci/install-registry-test-deps.sh
 TORRUST_TEST_DOCKER_COMPOSE=$(bash provisioning/ci/install-compose-check.sh | tail -n1)
 export TORRUST_TEST_DOCKER_COMPOSE
 
@@ -37,6 +38,9 @@ if [[ $with_lxd == 1 ]]; then
   TORRUST_TEST_BUNDLE=$(bash provisioning/images/build-offline-bundle.sh | tail -n1)
   export TORRUST_TEST_BUNDLE
   say "bundle: $TORRUST_TEST_BUNDLE"
+  say ".deb directory for the host without egress (cached)"
+  TORRUST_TEST_DEBS=$(bash provisioning/offline/build-deb-dir.sh | tail -n1)
+  export TORRUST_TEST_DEBS
 fi
 
 # Doc tests first (--all-targets does not run them). Then the unit tests and the one integration
@@ -48,7 +52,7 @@ cargo test --locked --no-fail-fast --all-targets || failed=1
 if [[ $with_lxd == 1 ]]; then
   # One LXD module at a time, as separate runs: their tests share one LXD daemon and two cores,
   # and a deploy next to eleven provisions would measure the machine, not the code.
-  for module in lxd_configure lxd_e2e lxd_hetzner lxd_history lxd_backup lxd_provision; do
+  for module in lxd_configure lxd_e2e lxd_hetzner lxd_airgap lxd_history lxd_backup lxd_provision; do
     say "cargo test: $module (LXD)"
     cargo test --locked --no-fail-fast --test integration -- --ignored "$module::" || failed=1
   done

@@ -78,6 +78,13 @@ pub enum ErrorKind {
     RestoreFailed,
     ArchiveInvalid,
     ChecksumMismatch,
+    // Pulling images from a registry.
+    RegistryUnreachable,
+    RegistryAuthDenied,
+    RegistryNotFound,
+    PlatformMissing,
+    DigestMismatch,
+    RegistryFailed,
     // Reports and fallbacks.
     CheckFailed,
     TestFailed,
@@ -86,7 +93,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 52] = [
+    pub const ALL: [ErrorKind; 58] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
@@ -136,6 +143,12 @@ impl ErrorKind {
         ErrorKind::RestoreFailed,
         ErrorKind::ArchiveInvalid,
         ErrorKind::ChecksumMismatch,
+        ErrorKind::RegistryUnreachable,
+        ErrorKind::RegistryAuthDenied,
+        ErrorKind::RegistryNotFound,
+        ErrorKind::PlatformMissing,
+        ErrorKind::DigestMismatch,
+        ErrorKind::RegistryFailed,
         ErrorKind::CheckFailed,
         ErrorKind::TestFailed,
         ErrorKind::Failed,
@@ -193,6 +206,12 @@ impl ErrorKind {
             ErrorKind::RestoreFailed => "restore_failed",
             ErrorKind::ArchiveInvalid => "archive_invalid",
             ErrorKind::ChecksumMismatch => "checksum_mismatch",
+            ErrorKind::RegistryUnreachable => "registry_unreachable",
+            ErrorKind::RegistryAuthDenied => "registry_auth_denied",
+            ErrorKind::RegistryNotFound => "registry_not_found",
+            ErrorKind::PlatformMissing => "platform_missing",
+            ErrorKind::DigestMismatch => "digest_mismatch",
+            ErrorKind::RegistryFailed => "registry_failed",
             ErrorKind::CheckFailed => "check_failed",
             ErrorKind::TestFailed => "test_failed",
             ErrorKind::Failed => "failed",

@@ -28,6 +28,7 @@ pub mod exporter;
 pub mod hetzner;
 pub mod host;
 pub mod lxd;
+pub mod oci;
 pub mod ops;
 pub mod probe;
 pub mod retry;

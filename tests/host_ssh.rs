@@ -200,3 +200,46 @@ async fn connect_tcp_reaches_a_service_on_the_hosts_loopback() {
     );
     s.close().await;
 }
+
+/// Remote forwarding: a port on the host's loopback whose connections reach, through the
+/// session, an address this machine reaches (here a greeting server on another loopback port).
+/// An upstream that cannot be reached closes the host's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_port_is_forwarded_to_an_upstream_this_machine_reaches() {
+    use tokio::io::AsyncWriteExt;
+    require_test_user();
+    let sshd = Sshd::start();
+    let keys = tempfile::tempdir().unwrap();
+    let s = session(&sshd, &keys).await;
+    let host: &dyn Host = &s;
+
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = upstream.accept().await {
+            let _ = c.write_all(b"hello through the forward\n").await;
+        }
+    });
+    let port = host
+        .forward_remote(&format!("127.0.0.1:{upstream_port}"))
+        .await
+        .unwrap();
+    assert_ne!(port, upstream_port);
+    let read = |port: u16| format!("bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port} && head -n1 <&3'");
+    for _ in 0..2 {
+        let out = host.exec(&read(port)).await.unwrap();
+        assert_eq!(
+            out.stdout_str().trim(),
+            "hello through the forward",
+            "{out:?}"
+        );
+    }
+
+    let closed = crate::support::tracker::free_tcp_port();
+    let dead = host
+        .forward_remote(&format!("127.0.0.1:{closed}"))
+        .await
+        .unwrap();
+    let out = host.exec(&read(dead)).await.unwrap();
+    assert_eq!(out.stdout_str(), "", "{out:?}");
+}

@@ -28,6 +28,8 @@ mod cli_test;
 mod config_proptest;
 mod config_validation;
 mod host_ssh;
+mod image_pull;
+mod lxd_airgap;
 mod lxd_backup;
 mod lxd_configure;
 mod lxd_e2e;

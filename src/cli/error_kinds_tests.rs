@@ -457,6 +457,83 @@ fn hetzner_errors() -> Vec<(HetznerError, &'static str)> {
     ]
 }
 
+/// Every variant of the registry client's error (`image pull`).
+fn oci_errors() -> Vec<(crate::oci::OciError, &'static str)> {
+    use crate::oci::OciError as E;
+    let reqwest_error = reqwest::Client::new()
+        .get("not a url")
+        .build()
+        .expect_err("an invalid URL");
+    let registry = || s("127.0.0.1:5000");
+    vec![
+        (
+            E::BadReference {
+                reference: s("Bad"),
+                why: s("is invalid"),
+            },
+            "invalid_config",
+        ),
+        (
+            E::Unreachable {
+                registry: registry(),
+                url: s("http://127.0.0.1:5000/v2/"),
+                source: reqwest_error,
+            },
+            "registry_unreachable",
+        ),
+        (
+            E::AuthDenied {
+                registry: registry(),
+                repository: s("library/mysql"),
+                status: 401,
+                detail: String::new(),
+            },
+            "registry_auth_denied",
+        ),
+        (
+            E::NotFound {
+                registry: registry(),
+                what: s("library/mysql:9"),
+                detail: String::new(),
+            },
+            "registry_not_found",
+        ),
+        (
+            E::NoMatchingPlatform {
+                image: s("mysql:8.4"),
+                platform: s("linux/s390x"),
+                available: s("linux/amd64"),
+            },
+            "platform_missing",
+        ),
+        (
+            E::DigestMismatch {
+                registry: registry(),
+                what: s("a blob"),
+                expected: s("sha256:1"),
+                actual: s("sha256:2"),
+            },
+            "digest_mismatch",
+        ),
+        (
+            E::Protocol {
+                registry: registry(),
+                what: s("a manifest"),
+                detail: s("HTTP 500"),
+            },
+            "registry_failed",
+        ),
+        (
+            E::Io {
+                context: "cannot write",
+                path: PathBuf::from("/x"),
+                source: io(),
+            },
+            "io",
+        ),
+    ]
+}
+
 fn cases() -> Vec<(CliError, &'static str)> {
     let mut out: Vec<(CliError, &'static str)> = Vec::new();
     let mut add = |e: OpsError, kind: &'static str| out.push((CliError::Ops(e), kind));
@@ -489,6 +566,9 @@ fn cases() -> Vec<(CliError, &'static str)> {
         })),
         "io",
     );
+    for (e, kind) in oci_errors() {
+        add(step(e), kind);
+    }
     add(
         step(HostError::Unsupported {
             host: s("lxd:web"),

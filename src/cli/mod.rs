@@ -122,7 +122,7 @@ pub enum Command {
     Destroy(destroy::Args),
     /// Check what this machine needs to provision, and how to fix each gap.
     Check(check::Args),
-    /// Manage LXD images (for air-gapped hosts).
+    /// Images for air-gapped hosts: import an LXD image, pull container images into a bundle.
     #[command(subcommand)]
     Image(image::ImageCommand),
     /// Show an environment's state, settings (secrets redacted) and what to do next.
@@ -311,7 +311,7 @@ fn run(cli: &Cli, out: &Output) -> Result<i32, CliError> {
         Command::Register(a) => register::run(a, global, out),
         Command::Destroy(a) => destroy::run(a, global, out),
         Command::Check(a) => check::run(a, global, out),
-        Command::Image(c) => image::run(c, out),
+        Command::Image(c) => image::run(c, global, out),
         Command::Show(a) => show::run(a, global, out),
         Command::Status(a) => status::run(a, global, out),
         Command::Test(a) => test::run(a, global, out),

@@ -30,6 +30,7 @@ mod values;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Problem};
+pub(crate) use images::check_image_reference;
 pub use images::{ImageService, default_image};
 pub use model::{
     ANNOUNCE_INTERVAL_BOUNDS, AnnouncePolicy, Backup, Core, DEFAULT_ANNOUNCE_INTERVAL, Database,

@@ -51,6 +51,16 @@ pub struct HostSettings {
     /// needs it. Default `02:00`.
     #[serde(default = "default_reboot_time")]
     pub automatic_reboot_time: String,
+    /// For hosts without egress: a directory of `.deb` files with its `Packages` (or
+    /// `Packages.gz`) index, as provisioning/offline/build-deb-dir.sh writes it. `configure`
+    /// uploads it and installs Docker, Compose and its other packages from it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_packages: Option<std::path::PathBuf>,
+    /// For hosts without egress: `host:port` of an apt proxy (or a plain-HTTP mirror) that this
+    /// machine reaches. `configure` opens a port on the host's loopback over its SSH connection
+    /// (remote forwarding) and points apt's HTTP proxy at it for the install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apt_proxy_over_ssh: Option<String>,
 }
 
 fn default_reboot_time() -> String {
@@ -61,6 +71,8 @@ impl Default for HostSettings {
     fn default() -> Self {
         Self {
             automatic_reboot_time: default_reboot_time(),
+            offline_packages: None,
+            apt_proxy_over_ssh: None,
         }
     }
 }

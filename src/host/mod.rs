@@ -214,6 +214,19 @@ pub trait Host: Send + Sync {
     /// the host itself): a local port forward, carried over the existing connection.
     fn connect_tcp<'a>(&'a self, address: &'a str, port: u16) -> HostFuture<'a, HostStream>;
 
+    /// A port on the host's loopback whose connections reach `upstream` (`host:port`) from
+    /// this machine (SSH remote forwarding). Returns the host's port; it lasts as long as the
+    /// connection. Only SSH carries it.
+    fn forward_remote<'a>(&'a self, upstream: &'a str) -> HostFuture<'a, u16> {
+        Box::pin(async move {
+            Err(HostError::Unsupported {
+                host: self.display(),
+                what: format!("a port on the host forwarded to {upstream}"),
+                why: "only an SSH connection carries remote forwards".into(),
+            })
+        })
+    }
+
     /// Runs `request` with its input and output attached to `io`'s local streams, as they
     /// come, and resolves with its exit status. Nothing is kept in memory.
     ///

@@ -77,6 +77,10 @@ impl Host for Session {
         })
     }
 
+    fn forward_remote<'a>(&'a self, upstream: &'a str) -> HostFuture<'a, u16> {
+        Box::pin(async move { Ok(Session::forward_remote(self, upstream).await?) })
+    }
+
     fn connect_tcp<'a>(&'a self, address: &'a str, port: u16) -> HostFuture<'a, HostStream> {
         Box::pin(async move {
             let channel = self

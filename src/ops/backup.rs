@@ -163,14 +163,14 @@ pub async fn download(
 }
 
 /// Steps that send the same events as [`StepRun`]'s but record nothing in the state.
-struct Unrecorded {
+pub(crate) struct Unrecorded {
     events: Events,
     command: &'static str,
     started: Instant,
 }
 
 impl Unrecorded {
-    fn begin(env: &str, command: &'static str) -> Self {
+    pub(crate) fn begin(env: &str, command: &'static str) -> Self {
         let events = Events::current();
         events.emit(What::CommandStarted {
             command: command.to_string(),
@@ -184,7 +184,7 @@ impl Unrecorded {
         }
     }
 
-    async fn step<T, E>(
+    pub(crate) async fn step<T, E>(
         &self,
         name: &str,
         changed: impl FnOnce(&T) -> Option<bool>,
@@ -225,7 +225,7 @@ impl Unrecorded {
         }
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         self.events.emit(What::CommandFinished {
             command: self.command.to_string(),
             elapsed_ms: self.started.elapsed().as_millis() as u64,

@@ -17,6 +17,7 @@ use super::steps::{Done, StepRun};
 use crate::host::Host;
 use crate::ssh::{ConnectOptions, PassphraseSource, Session};
 use crate::state::{DataDir, EnvironmentState, HostSetup, Lifecycle};
+use crate::tasks::apt_source;
 use crate::tasks::facts::Facts;
 use crate::tasks::host::{self, ComposeFlavor, Distro, FirewallOutcome, Goals};
 use crate::tasks::{Plan, Status, TaskError, TaskReport};
@@ -340,9 +341,10 @@ async fn facts_steps(
     let t = Instant::now();
     let plan = host::plan_packages(&facts, distro);
     if let Plan::Apply(packages, text) = &plan {
+        let source = package_source(state);
         facts = run
             .step(state, "packages", async |_s| {
-                host::apply_packages(session, packages).await?;
+                install_packages(session, packages, &source).await?;
                 host::read_facts(session, goals).await
             })
             .await?;
@@ -361,6 +363,51 @@ async fn facts_steps(
         ));
     }
     Ok((facts, distro))
+}
+
+/// Where the packages come from without egress (`host.offline_packages`,
+/// `host.apt_proxy_over_ssh`), if anywhere special.
+enum PackageSource {
+    Mirror,
+    Directory(std::path::PathBuf),
+    ProxyOverSsh(String),
+}
+
+fn package_source(state: &EnvironmentState) -> PackageSource {
+    let host = state.config.host.as_ref();
+    match (
+        host.and_then(|h| h.offline_packages.clone()),
+        host.and_then(|h| h.apt_proxy_over_ssh.clone()),
+    ) {
+        (Some(dir), _) => PackageSource::Directory(dir),
+        (None, Some(proxy)) => PackageSource::ProxyOverSsh(proxy),
+        (None, None) => PackageSource::Mirror,
+    }
+}
+
+/// The packages from the host's mirror, from the operator's package directory uploaded
+/// first, or through a proxy this machine reaches, over the SSH connection (ADR 39).
+async fn install_packages(
+    session: &dyn Host,
+    packages: &[String],
+    source: &PackageSource,
+) -> Result<(), TaskError> {
+    match source {
+        PackageSource::Mirror => host::apply_packages(session, packages).await,
+        PackageSource::Directory(dir) => {
+            let note = apt_source::upload(session, dir).await?;
+            crate::events::note(note);
+            apt_source::install(session, packages).await
+        }
+        PackageSource::ProxyOverSsh(proxy) => {
+            let port = session.forward_remote(proxy).await?;
+            crate::events::note(format!(
+                "apt through 127.0.0.1:{port} on the host, forwarded to {proxy}"
+            ));
+            let options = apt_source::proxy_options(port);
+            host::apply_packages_with(session, packages, &options).await
+        }
+    }
 }
 
 /// The firewall task as a recorded step. A kernel that refuses the rules is a warning, not a

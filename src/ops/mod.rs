@@ -11,6 +11,7 @@ mod exporter_binary;
 pub mod history;
 pub mod host;
 pub mod image;
+pub mod image_pull;
 pub mod keys;
 pub mod kinds;
 pub mod logs;

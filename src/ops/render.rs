@@ -73,7 +73,10 @@ impl std::fmt::Display for Owner {
     }
 }
 
-fn load(data: &DataDir, source: Source<'_>) -> Result<(EnvironmentConfig, Vec<String>), OpsError> {
+pub(crate) fn load(
+    data: &DataDir,
+    source: Source<'_>,
+) -> Result<(EnvironmentConfig, Vec<String>), OpsError> {
     match source {
         Source::Environment(name) => Ok((data.load(name)?.config, Vec::new())),
         Source::File(path) => {

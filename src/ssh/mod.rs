@@ -23,6 +23,7 @@ mod exec;
 pub mod known_hosts;
 mod public_key;
 mod quote;
+pub(crate) mod remote_forward;
 mod session;
 mod upload;
 

@@ -35,10 +35,26 @@ pub(crate) struct PinningHandler {
     /// [`ConnectOptions::expected_host_key`].
     expected: Option<String>,
     seen: Arc<Mutex<Option<String>>>,
+    /// The host's forwarded ports and where their connections go ([`super::remote_forward`]).
+    forwards: super::remote_forward::RemoteForwards,
 }
 
 impl client::Handler for PinningHandler {
     type Error = HandlerError;
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        _connected_address: &str,
+        connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        super::remote_forward::open(&self.forwards, channel, connected_port, reply);
+        Ok(())
+    }
 
     async fn check_server_key(
         &mut self,
@@ -93,6 +109,7 @@ pub(crate) struct Inner {
     pub(crate) handle: Handle<PinningHandler>,
     pub(crate) target: Target,
     host_key_fingerprint: String,
+    pub(crate) forwards: super::remote_forward::RemoteForwards,
 }
 
 /// One authenticated SSH connection to a host. Clone it freely: clones share the connection, and
@@ -203,7 +220,14 @@ async fn attempt(
     identity: &Identity,
     timeout: Duration,
     expected: Option<&String>,
-) -> Result<(Handle<PinningHandler>, String), SshError> {
+) -> Result<
+    (
+        Handle<PinningHandler>,
+        String,
+        super::remote_forward::RemoteForwards,
+    ),
+    SshError,
+> {
     let (host, port) = (target.host.as_str(), target.port);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
@@ -238,12 +262,14 @@ async fn attempt(
     };
     let _ = stream.set_nodelay(true);
     let seen = Arc::new(Mutex::new(None));
+    let forwards = super::remote_forward::RemoteForwards::default();
     let handler = PinningHandler {
         host: host.to_string(),
         port,
         known_hosts: target.known_hosts.clone(),
         expected: expected.cloned(),
         seen: seen.clone(),
+        forwards: forwards.clone(),
     };
     let mut handle = client::connect_stream(config, stream, handler)
         .await
@@ -273,7 +299,7 @@ async fn attempt(
             via_agent: identity.via_agent(),
         });
     }
-    Ok((handle, host_fp))
+    Ok((handle, host_fp, forwards))
 }
 
 impl Session {
@@ -321,7 +347,7 @@ impl Session {
                 })
             });
             match result {
-                Ok((handle, host_key_fingerprint)) => {
+                Ok((handle, host_key_fingerprint, forwards)) => {
                     tracing::debug!(
                         target: "ssh",
                         "connected to {} after {attempts} attempt(s) in {:?}",
@@ -333,6 +359,7 @@ impl Session {
                             handle,
                             target: target.clone(),
                             host_key_fingerprint,
+                            forwards,
                         }),
                     });
                 }

@@ -347,10 +347,19 @@ pub async fn apply_dpkg_repair(host: &dyn Host) -> Result<(), TaskError> {
 
 /// One `apt-get update` and one `apt-get install` for all missing packages.
 pub async fn apply_packages(host: &dyn Host, packages: &[String]) -> Result<(), TaskError> {
+    apply_packages_with(host, packages, "").await
+}
+
+/// [`apply_packages`] with more apt options (`-o Acquire::http::Proxy=...`).
+pub async fn apply_packages_with(
+    host: &dyn Host,
+    packages: &[String],
+    options: &str,
+) -> Result<(), TaskError> {
     let list: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
     let script = format!(
-        "set -e\n{APT} update >/dev/null\n\
-         {APT} install -y --no-install-recommends -o Dpkg::Options::=--force-confdef \
+        "set -e\n{APT} {options} update >/dev/null\n\
+         {APT} {options} install -y --no-install-recommends -o Dpkg::Options::=--force-confdef \
          -o Dpkg::Options::=--force-confold {}\n",
         list.join(" ")
     );

@@ -24,6 +24,7 @@
 //!   (`ssh` and `exec`);
 //! - backup and restore: [`backup`] (run the job, list, copy and restore archives).
 
+pub mod apt_source;
 pub mod backup;
 pub mod bundle;
 pub mod caddy_ca;

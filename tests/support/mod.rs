@@ -2,5 +2,6 @@
 //! Cloud API.
 
 pub mod hetzner_api;
+pub mod registry;
 pub mod sshd;
 pub mod tracker;

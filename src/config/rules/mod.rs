@@ -36,6 +36,13 @@ pub(super) fn resolve_key_paths(config: &mut EnvironmentConfig, base_dir: &Path)
     {
         *bundle = resolve_path(bundle, base_dir);
     }
+    if let Some(dir) = config
+        .host
+        .as_mut()
+        .and_then(|h| h.offline_packages.as_mut())
+    {
+        *dir = resolve_path(dir, base_dir);
+    }
 }
 
 fn resolve_path(path: &Path, base_dir: &Path) -> PathBuf {

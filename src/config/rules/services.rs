@@ -156,6 +156,63 @@ pub(super) fn host(config: &EnvironmentConfig, r: &mut Report) {
             "use e.g. `02:00` or `23:30`, or remove the field for the default `02:00`",
         );
     }
+    if let Some(dir) = &host.offline_packages
+        && !r.skip_files
+        && let Err(why) = crate::tasks::apt_source::check_dir(dir)
+    {
+        r.add(
+            "host.offline_packages",
+            why,
+            v(&dir.display().to_string()),
+            "build it with `bash provisioning/offline/build-deb-dir.sh DIR` on a machine with a \
+             Debian 12 mirror (see docs/user-guide/air-gapped.md), or remove the field to install \
+             from the host's own mirror",
+        );
+    }
+    if let Some(proxy) = &host.apt_proxy_over_ssh
+        && let Err(why) = check_host_port(proxy)
+    {
+        r.add(
+            "host.apt_proxy_over_ssh",
+            why,
+            v(proxy),
+            "use `HOST:PORT` of an apt proxy or mirror this machine reaches, e.g. \
+             `apt-cache.internal:3142` or `deb.debian.org:80`",
+        );
+    }
+    if host.apt_proxy_over_ssh.is_some() && host.offline_packages.is_some() {
+        r.add(
+            "host.apt_proxy_over_ssh",
+            "cannot be used with `host.offline_packages`",
+            None,
+            "keep one: the package directory, or the proxy carried over SSH",
+        );
+    }
+}
+
+/// `host:port`: a DNS name or IPv4 address (or `[IPv6]`) and a port 1-65535.
+fn check_host_port(text: &str) -> Result<(), String> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("has no `:PORT`".into());
+    };
+    if !port.parse::<u16>().is_ok_and(|p| p != 0) {
+        return Err(format!("port {port:?} is not 1-65535"));
+    }
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    let valid = if bracketed {
+        host[1..host.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    };
+    if !valid {
+        return Err(format!("host {host:?} is not a name or an address"));
+    }
+    Ok(())
 }
 
 pub(super) fn images(config: &EnvironmentConfig, r: &mut Report) {
@@ -170,7 +227,7 @@ pub(super) fn images(config: &EnvironmentConfig, r: &mut Report) {
             "images.offline_bundle",
             "is not a directory",
             v(&bundle.display().to_string()),
-            "point it at a directory of `docker save` archives (see docs/user-guide/offline.md), \
+            "point it at a directory of `docker save` archives (see docs/user-guide/air-gapped.md), \
              or remove it to pull images from the registry",
         );
     }
