@@ -128,6 +128,22 @@ fn labelled<'a>(items: &'a [Value], id: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// A firewall's rules as `PORT/PROTOCOL`.
+fn rule_strings(firewall: &Value) -> Vec<String> {
+    firewall["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["port"].as_str().unwrap(),
+                r["protocol"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 /// The environment, plus an sshd that the API's servers point at: the environment's key
 /// authorized, the host key the deployer will give the server, `cloud-init` that is done.
 fn with_sshd(name: &str) -> (Env, Sshd) {
@@ -204,18 +220,7 @@ fn provision_makes_a_labelled_key_firewall_and_server_converges_and_destroy_remo
     let firewalls = env.api.firewalls();
     let fw = labelled(&firewalls, &id);
     assert_eq!(fw.len(), 1, "{firewalls:#?}");
-    let mut rules: Vec<String> = fw[0]["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["port"].as_str().unwrap(),
-                r["protocol"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let mut rules: Vec<String> = rule_strings(fw[0]);
     rules.sort();
     let ssh_rule = format!("{}/tcp", env.state()["host"]["ssh_port"]);
     let mut want = vec![
@@ -622,18 +627,7 @@ fn the_firewall_follows_the_published_ports_and_goes_when_turned_off() {
     let run = env.provision();
     assert_eq!(run.code, 0, "{run:#?}");
     let fw = &env.api.firewalls()[0];
-    let rules: Vec<String> = fw["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["port"].as_str().unwrap(),
-                r["protocol"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let rules: Vec<String> = rule_strings(fw);
     assert!(rules.contains(&"6970/udp".to_string()), "{rules:?}");
     assert!(!rules.contains(&"6969/udp".to_string()), "{rules:?}");
     assert_eq!(

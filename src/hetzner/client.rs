@@ -461,16 +461,9 @@ impl HetznerClient {
         id: i64,
         rules: &[Rule],
     ) -> Result<Vec<Action>, HetznerError> {
-        let doing = "setting the firewall's rules";
-        let mut v: Value = self
-            .post(
-                &format!("/firewalls/{id}/actions/set_rules"),
-                &json!({ "rules": rules }),
-                doing,
-                "",
-            )
-            .await?;
-        field(&mut v, "actions", doing)
+        let body = json!({ "rules": rules });
+        self.firewall_action(id, "set_rules", &body, "setting the firewall's rules")
+            .await
     }
 
     pub async fn apply_firewall(
@@ -478,16 +471,10 @@ impl HetznerClient {
         id: i64,
         to: &[Resource],
     ) -> Result<Vec<Action>, HetznerError> {
+        let body = json!({ "apply_to": to });
         let doing = "applying the firewall to the server";
-        let mut v: Value = self
-            .post(
-                &format!("/firewalls/{id}/actions/apply_to_resources"),
-                &json!({ "apply_to": to }),
-                doing,
-                "",
-            )
-            .await?;
-        field(&mut v, "actions", doing)
+        self.firewall_action(id, "apply_to_resources", &body, doing)
+            .await
     }
 
     pub async fn remove_firewall(
@@ -495,15 +482,22 @@ impl HetznerClient {
         id: i64,
         from: &[Resource],
     ) -> Result<Vec<Action>, HetznerError> {
+        let body = json!({ "remove_from": from });
         let doing = "removing the firewall from the server";
-        let mut v: Value = self
-            .post(
-                &format!("/firewalls/{id}/actions/remove_from_resources"),
-                &json!({ "remove_from": from }),
-                doing,
-                "",
-            )
-            .await?;
+        self.firewall_action(id, "remove_from_resources", &body, doing)
+            .await
+    }
+
+    /// `POST /firewalls/{id}/actions/{action}`: the actions it started.
+    async fn firewall_action(
+        &self,
+        id: i64,
+        action: &str,
+        body: &Value,
+        doing: &str,
+    ) -> Result<Vec<Action>, HetznerError> {
+        let path = format!("/firewalls/{id}/actions/{action}");
+        let mut v: Value = self.post(&path, body, doing, "").await?;
         field(&mut v, "actions", doing)
     }
 

@@ -135,14 +135,7 @@ impl Client {
                 request = request.basic_auth(&c.username, Some(c.password.expose()));
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let response = request
-                .send()
-                .await
-                .map_err(|source| OciError::Unreachable {
-                    registry: r.registry.clone(),
-                    url: url.to_string(),
-                    source,
-                })?;
+            let response = request.send().await.map_err(unreachable(r, url))?;
             let status = response.status();
             if status != StatusCode::UNAUTHORIZED || answered {
                 if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
@@ -213,14 +206,7 @@ impl Client {
             request = request.basic_auth(&c.username, Some(c.password.expose()));
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request
-            .send()
-            .await
-            .map_err(|source| OciError::Unreachable {
-                registry: r.registry.clone(),
-                url: realm.clone(),
-                source,
-            })?;
+        let response = request.send().await.map_err(unreachable(r, realm))?;
         let status = response.status();
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(denied(r, status, response).await);
@@ -274,14 +260,7 @@ impl Client {
         let named = header(reqwest::header::HeaderName::from_static(
             "docker-content-digest",
         ));
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| OciError::Unreachable {
-                registry: r.registry.clone(),
-                url: url.clone(),
-                source,
-            })?;
+        let body = response.bytes().await.map_err(unreachable(r, &url))?;
         let actual = sha256_digest(&body);
         let expected = if reference.starts_with("sha256:") {
             Some(reference.to_string())
@@ -456,14 +435,7 @@ impl Client {
             .open(partial)
             .map_err(OciError::io("cannot write", partial))?;
         loop {
-            let chunk = response
-                .chunk()
-                .await
-                .map_err(|source| OciError::Unreachable {
-                    registry: r.registry.clone(),
-                    url: url.clone(),
-                    source,
-                })?;
+            let chunk = response.chunk().await.map_err(unreachable(r, &url))?;
             let Some(chunk) = chunk else { break };
             have += chunk.len() as u64;
             if have > d.size {
@@ -505,6 +477,15 @@ fn media_type(content_type: &str, image: &ImageManifest) -> String {
             .media_type
             .clone()
             .unwrap_or_else(|| manifest::OCI_MANIFEST.to_string()),
+    }
+}
+
+/// The error of a request to `url` of `r`'s registry that got no answer.
+fn unreachable<'a>(r: &'a Reference, url: &'a str) -> impl FnOnce(reqwest::Error) -> OciError + 'a {
+    move |source| OciError::Unreachable {
+        registry: r.registry.clone(),
+        url: url.to_string(),
+        source,
     }
 }
 

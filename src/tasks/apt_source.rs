@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::TaskError;
-use super::host::last_lines;
+use super::host::{AptRun, apt_install, last_lines};
 use crate::host::Host;
 use crate::ssh::Stdin;
 
@@ -130,43 +130,27 @@ pub fn proxy_options(port: u16) -> String {
 /// One `apt-get update` and one `apt-get install` of `packages` from the uploaded directory
 /// only. `--error-on=any`: an unreadable index fails here, not later as a missing package.
 pub async fn install(host: &dyn Host, packages: &[String]) -> Result<(), TaskError> {
-    let list: Vec<String> = packages
-        .iter()
-        .map(|p| crate::ssh::shell_quote(p))
-        .collect();
-    let apt = format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300 {}",
-        apt_options()
-    );
-    let script = format!(
-        "set -e\n{apt} update --error-on=any >/dev/null\n\
-         {apt} install -y --no-install-recommends -o Dpkg::Options::=--force-confdef \
-         -o Dpkg::Options::=--force-confold {}\n",
-        list.join(" ")
-    );
-    let out = host.sudo(&script).await?;
-    if !out.success() {
-        let stderr = out.stderr_str();
-        let fix = if stderr.contains("Unable to locate package")
-            || stderr.contains("has no installation candidate")
-            || stderr.contains("Depends:")
-        {
-            "the package directory lacks a package or one of its dependencies: build it again \
-             with provisioning/offline/build-deb-dir.sh for the host's release (Debian 12)"
-        } else {
-            "see the apt output above; fix the cause on the host, then run configure again"
-        };
-        return Err(TaskError::apt(
-            TASK,
-            format!(
-                "apt-get from the offline packages failed ({}): {}",
-                out.status,
-                last_lines(&stderr, 8)
-            ),
-            fix,
-        ));
+    let options = apt_options();
+    let run = AptRun {
+        options: &options,
+        update_flags: "--error-on=any",
+        what: "apt-get from the offline packages",
+        fix: offline_fix,
+    };
+    apt_install(host, packages, &run).await
+}
+
+/// The advice for a failed apt run against the uploaded directory.
+fn offline_fix(stderr: &str) -> &'static str {
+    if stderr.contains("Unable to locate package")
+        || stderr.contains("has no installation candidate")
+        || stderr.contains("Depends:")
+    {
+        "the package directory lacks a package or one of its dependencies: build it again \
+         with provisioning/offline/build-deb-dir.sh for the host's release (Debian 12)"
+    } else {
+        "see the apt output above; fix the cause on the host, then run configure again"
     }
-    Ok(())
 }
 
 #[cfg(test)]

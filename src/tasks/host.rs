@@ -356,9 +356,50 @@ pub async fn apply_packages_with(
     packages: &[String],
     options: &str,
 ) -> Result<(), TaskError> {
+    let run = AptRun {
+        options,
+        update_flags: "",
+        what: "apt-get",
+        fix: mirror_fix,
+    };
+    apt_install(host, packages, &run).await
+}
+
+/// The advice for a failed apt run against the host's own mirrors.
+fn mirror_fix(stderr: &str) -> &'static str {
+    if stderr.contains("Unable to locate package")
+        || stderr.contains("has no installation candidate")
+    {
+        "the host's package mirror does not have it: check /etc/apt/sources.list(.d) on the \
+         host (an air-gapped mirror must carry the distribution's main and universe/updates)"
+    } else if stderr.contains("Temporary failure resolving") || stderr.contains("Could not connect")
+    {
+        "the host cannot reach its package mirror: check its DNS and network (for LXD: the \
+         bridge's NAT), or point apt at a reachable mirror"
+    } else {
+        "see the apt output above; fix the cause on the host, then run configure again"
+    }
+}
+
+/// How [`apt_install`] runs apt: its extra options, `apt-get update`'s flags, what a failure
+/// is called, and the advice for a failure (given apt's stderr).
+pub(crate) struct AptRun<'a> {
+    pub options: &'a str,
+    pub update_flags: &'a str,
+    pub what: &'a str,
+    pub fix: fn(&str) -> &'static str,
+}
+
+/// One `apt-get update` and one `apt-get install` of `packages`, as root.
+pub(crate) async fn apt_install(
+    host: &dyn Host,
+    packages: &[String],
+    run: &AptRun<'_>,
+) -> Result<(), TaskError> {
     let list: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
+    let (options, update_flags) = (run.options, run.update_flags);
     let script = format!(
-        "set -e\n{APT} {options} update >/dev/null\n\
+        "set -e\n{APT} {options} update {update_flags} >/dev/null\n\
          {APT} {options} install -y --no-install-recommends -o Dpkg::Options::=--force-confdef \
          -o Dpkg::Options::=--force-confold {}\n",
         list.join(" ")
@@ -366,27 +407,15 @@ pub async fn apply_packages_with(
     let out = host.sudo(&script).await?;
     if !out.success() {
         let stderr = out.stderr_str();
-        let fix = if stderr.contains("Unable to locate package")
-            || stderr.contains("has no installation candidate")
-        {
-            "the host's package mirror does not have it: check /etc/apt/sources.list(.d) on the \
-             host (an air-gapped mirror must carry the distribution's main and universe/updates)"
-        } else if stderr.contains("Temporary failure resolving")
-            || stderr.contains("Could not connect")
-        {
-            "the host cannot reach its package mirror: check its DNS and network (for LXD: the \
-             bridge's NAT), or point apt at a reachable mirror"
-        } else {
-            "see the apt output above; fix the cause on the host, then run configure again"
-        };
         return Err(TaskError::apt(
             "packages",
             format!(
-                "apt-get failed ({}): {}",
+                "{} failed ({}): {}",
+                run.what,
                 out.status,
-                crate::tasks::host::last_lines(&stderr, 8)
+                last_lines(&stderr, 8)
             ),
-            fix,
+            (run.fix)(&stderr),
         ));
     }
     Ok(())
