@@ -262,7 +262,7 @@ fn provision_configure_destroy_over_https_with_a_trust_token() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(listener.trusted(), [client_fp.clone()]);
+    assert_eq!(listener.trusted(), vec![client_fp.clone()]);
     let key = sb.data().join(name).join("lxd-client.key");
     assert_eq!(mode(&key), 0o600);
     let instance = out["instance"].as_str().unwrap().to_string();

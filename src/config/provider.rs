@@ -33,6 +33,8 @@ impl std::fmt::Display for ProviderKind {
 /// `provider`: where the instance runs, tagged by `provider`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "provider", rename_all = "lowercase")]
+// One per command, read once: its size does not matter, and a box would touch every match.
+#[allow(clippy::large_enum_variant)]
 pub enum Provider {
     /// A local LXD container or virtual machine.
     Lxd(LxdProvider),

@@ -132,8 +132,10 @@ async fn become_trusted<T: Transport>(
         .await
         .map_err(|e| match e {
             LxdError::Api {
-                message, status, ..
-            } if matches!(status, 400 | 403 | 404 | 501) => not_trusted(
+                message,
+                status: 400 | 403 | 404 | 501,
+                ..
+            } => not_trusted(
                 &endpoint,
                 format!(
                     "it refused the trust token ({message}): the token is spent, expired, \
