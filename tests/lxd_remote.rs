@@ -1,7 +1,7 @@
 //! A remote LXD over HTTPS: this machine's LXD, listening on a loopback port the test picks
 //! (`core.https_address`), reached as a remote through `provider.endpoint`. The client
 //! certificate is made by the deployer and trusted through a trust token; the server is pinned
-//! by the fingerprint the token carries. Provision, configure and destroy run over HTTPS; a
+//! by the fingerprint the token carries. Provision, deploy and destroy run over HTTPS; a
 //! wrong fingerprint is refused; a revoked certificate is a clear error.
 //!
 //! The test changes the LXD daemon's config and trust store: [`HttpsListener`] puts back
@@ -155,9 +155,17 @@ impl Drop for HttpsListener {
     }
 }
 
-/// An environment on the remote LXD at `endpoint`, with `extra` provider settings.
-fn remote_env(sb: &Sandbox, name: &str, endpoint: &str, extra: Value) {
+/// An environment on the remote LXD at `endpoint`, with `extra` provider settings, its images
+/// from the offline bundle; returns its file.
+fn remote_env(sb: &Sandbox, name: &str, endpoint: &str, extra: Value) -> String {
     let mut cfg = common::minimal(name);
+    let bundle = std::env::var("TORRUST_TEST_BUNDLE")
+        .unwrap_or_else(|_| "/var/cache/torrust-deployer/bundle/current".into());
+    assert!(
+        std::path::Path::new(&bundle).is_dir(),
+        "no offline bundle at {bundle}: run `bash provisioning/images/build-offline-bundle.sh`"
+    );
+    cfg["images"] = json!({ "offline_bundle": bundle });
     cfg["provider"] = json!({
         "provider": "lxd",
         "profile_name": format!("torrust-test-{name}"),
@@ -169,6 +177,7 @@ fn remote_env(sb: &Sandbox, name: &str, endpoint: &str, extra: Value) {
     }
     let file = sb.env_file(&format!("{name}.json"), &cfg);
     sb.run(&["create", "environment", "--env-file", &file]).ok();
+    file
 }
 
 /// Deletes the environment's instance and profile through the local socket, whatever happens
@@ -205,7 +214,7 @@ fn error_kind(run: &common::Run) -> String {
 
 #[test]
 #[ignore = "needs LXD: provisioning/test.sh prepares it and runs it"]
-fn provision_configure_destroy_over_https_with_a_trust_token() {
+fn provision_deploy_destroy_over_https_with_a_trust_token() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let name = &unique("lxd-remote");
     let listener = HttpsListener::start(name);
@@ -234,7 +243,7 @@ fn provision_configure_destroy_over_https_with_a_trust_token() {
     );
 
     // No token and nothing pinned: nothing to trust the server by.
-    remote_env(&sb, name, &endpoint, json!({}));
+    let file = remote_env(&sb, name, &endpoint, json!({}));
     let run = sb.cmd(&["-o", "json", "provision", name]).status(1).run();
     assert_eq!(error_kind(&run), "lxd_not_trusted", "{run:?}");
     assert!(run.stdout.contains("lxc config trust add"), "{run:?}");
@@ -273,8 +282,40 @@ fn provision_configure_destroy_over_https_with_a_trust_token() {
     let again = sb.run(&["-o", "json", "provision", name]).ok().json();
     assert_eq!(again["changed"], false, "{again:#}");
 
-    sb.run(&["configure", name]).ok();
-    assert_eq!(state(&sb, name)["lifecycle"], "configured");
+    // `check` reaches it the same way, read-only.
+    let checked = sb.run(&["-o", "json", "check", name]).json();
+    let endpoint_check = checked["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "LXD endpoint")
+        .unwrap_or_else(|| panic!("{checked:#}"))
+        .clone();
+    assert_eq!(endpoint_check["ok"], true, "{checked:#}");
+    assert_eq!(endpoint_check["detail"], endpoint.as_str());
+
+    // The whole deploy (configure, release, run, test): the LXD part of it over HTTPS.
+    let deployed = sb
+        .run(&["-o", "json", "deploy", name, "--env-file", &file])
+        .ok();
+    assert_eq!(state(&sb, name)["lifecycle"], "running", "{deployed:?}");
+    let phases: Vec<String> = deployed.json()["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "environment",
+            "provision",
+            "configure",
+            "release",
+            "run",
+            "test"
+        ]
+    );
 
     // Revoked on the server: a clear error, nothing deleted.
     listener.revoke(&client_fp);
