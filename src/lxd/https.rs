@@ -327,4 +327,88 @@ mod tests {
         };
         assert!(Https::new("https://h", &mismatched, "00").is_err());
     }
+
+    /// A TLS 1.3 server on loopback with a fresh self-signed certificate, answering every
+    /// request with an LXD envelope. Returns its port and its certificate's fingerprint.
+    async fn tls_server() -> (u16, String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["vm".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let der = cert.der().clone();
+        let fp = fingerprint(&der);
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![der],
+            PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = [0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let body =
+                        br#"{"type":"sync","status_code":200,"metadata":{"auth":"untrusted"}}"#;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = tls.write_all(head.as_bytes()).await;
+                    let _ = tls.write_all(body).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (port, fp)
+    }
+
+    #[tokio::test]
+    async fn only_the_pinned_server_certificate_is_accepted() {
+        use crate::lxd::{LxdClient, LxdError};
+        let (port, server_fp) = tls_server().await;
+        let endpoint = format!("https://127.0.0.1:{port}");
+        let id = ClientIdentity::generate("test").unwrap();
+
+        // Pinned (written with colons and in capitals, as an operator may): answered.
+        let colons = server_fp
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap().to_uppercase())
+            .collect::<Vec<_>>()
+            .join(":");
+        let client = LxdClient::new(Https::new(&endpoint, &id, &colons).unwrap(), None);
+        let server = client.server().await.unwrap();
+        assert_eq!(server.auth, crate::lxd::api::Auth::Untrusted);
+
+        // Another fingerprint: refused in the handshake, both fingerprints named.
+        let wrong = "ab".repeat(32);
+        let client = LxdClient::new(Https::new(&endpoint, &id, &wrong).unwrap(), None);
+        match client.server().await.unwrap_err() {
+            LxdError::ServerMismatch {
+                expected,
+                got,
+                endpoint: e,
+            } => {
+                assert_eq!(expected, wrong);
+                assert_eq!(got, server_fp);
+                assert_eq!(e, endpoint);
+            }
+            other => panic!("not a mismatch: {other:?}"),
+        }
+    }
 }

@@ -432,4 +432,38 @@ mod tests {
         record_location(&client, "web", &mut state).await.unwrap();
         assert_eq!(state.lxd.unwrap().location.as_deref(), Some("member-3"));
     }
+
+    #[tokio::test]
+    async fn a_remote_lxd_is_not_contacted_without_a_way_to_know_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path().to_path_buf());
+        let file = crate::config::minimal_test_file("demo", "Adm1n-T0ken-for-remote-test");
+        let loaded = crate::config::parse(&file.to_string(), std::path::Path::new("/")).unwrap();
+        let mut state = EnvironmentState::new(loaded.config, None);
+        std::fs::create_dir_all(data.env_dir("demo")).unwrap();
+        let mut provider = LxdProvider::new("p");
+        // Port 9 on loopback: nothing may be sent there.
+        provider.endpoint = Some("https://127.0.0.1:9".into());
+        let err = match connect(&provider, &data, &mut state).await {
+            Err(e) => e,
+            Ok(_) => panic!("connected"),
+        };
+        assert!(matches!(err, LxdError::NotTrusted { .. }), "{err}");
+        assert!(err.to_string().contains(TRUST_TOKEN_ENV), "{err}");
+        // The environment's client certificate was made, its key 0600, and nothing recorded.
+        let (cert, key) = data.lxd_client_cert("demo");
+        assert!(cert.exists());
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(state.lxd.is_none());
+        // `check` makes nothing: with the files gone it says so.
+        std::fs::remove_file(&key).unwrap();
+        let err = match connect_readonly(&provider, &data, &mut state).await {
+            Err(e) => e,
+            Ok(_) => panic!("connected"),
+        };
+        assert!(matches!(err, LxdError::ClientCertificate { .. }), "{err}");
+        assert!(!key.exists());
+    }
 }
