@@ -437,7 +437,7 @@ mod tests {
     async fn a_remote_lxd_is_not_contacted_without_a_way_to_know_it() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::new(dir.path().to_path_buf());
+        let data = DataDir::new(dir.path());
         let file = crate::config::minimal_test_file("demo", "Adm1n-T0ken-for-remote-test");
         let loaded = crate::config::parse(&file.to_string(), std::path::Path::new("/")).unwrap();
         let mut state = EnvironmentState::new(loaded.config, None);
