@@ -225,6 +225,7 @@ impl ServerCertVerifier for Pinned {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let seen = fingerprint(end_entity);
         if seen == self.expected {
+            *self.refused.lock().unwrap() = None;
             return Ok(ServerCertVerified::assertion());
         }
         *self.refused.lock().unwrap() = Some(seen);
