@@ -52,7 +52,7 @@ cargo test --locked --no-fail-fast --all-targets || failed=1
 if [[ $with_lxd == 1 ]]; then
   # One LXD module at a time, as separate runs: their tests share one LXD daemon and two cores,
   # and a deploy next to eleven provisions would measure the machine, not the code.
-  for module in lxd_configure lxd_e2e lxd_hetzner lxd_airgap lxd_history lxd_backup lxd_provision; do
+  for module in lxd_configure lxd_e2e lxd_hetzner lxd_airgap lxd_history lxd_backup lxd_provision lxd_remote; do
     say "cargo test: $module (LXD)"
     cargo test --locked --no-fail-fast --test integration -- --ignored "$module::" || failed=1
   done

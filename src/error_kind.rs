@@ -45,6 +45,8 @@ pub enum ErrorKind {
     LxdTimeout,
     LxdFailed,
     LxdMissing,
+    LxdServerMismatch,
+    LxdNotTrusted,
     ImageMissing,
     IpTimeout,
     // Hetzner Cloud.
@@ -93,7 +95,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 58] = [
+    pub const ALL: [ErrorKind; 60] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
@@ -115,6 +117,8 @@ impl ErrorKind {
         ErrorKind::LxdTimeout,
         ErrorKind::LxdFailed,
         ErrorKind::LxdMissing,
+        ErrorKind::LxdServerMismatch,
+        ErrorKind::LxdNotTrusted,
         ErrorKind::ImageMissing,
         ErrorKind::IpTimeout,
         ErrorKind::HetznerUnauthorized,
@@ -178,6 +182,8 @@ impl ErrorKind {
             ErrorKind::LxdTimeout => "lxd_timeout",
             ErrorKind::LxdFailed => "lxd_failed",
             ErrorKind::LxdMissing => "lxd_missing",
+            ErrorKind::LxdServerMismatch => "lxd_server_mismatch",
+            ErrorKind::LxdNotTrusted => "lxd_not_trusted",
             ErrorKind::ImageMissing => "image_missing",
             ErrorKind::IpTimeout => "ip_timeout",
             ErrorKind::HetznerUnauthorized => "hetzner_unauthorized",

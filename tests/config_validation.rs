@@ -623,6 +623,64 @@ fn lxd_provider_rules() {
             Invalid("provider.socket_path", "absolute"),
         ),
         (
+            "remote endpoint",
+            vec![("/provider/endpoint", s("https://lxd1.example.org:8443"))],
+            Valid,
+        ),
+        (
+            "remote endpoint with everything",
+            vec![
+                ("/provider/endpoint", s("https://[2001:db8::5]")),
+                ("/provider/trust_token", s("eyJjbGllbnRfbmFtZSI6In0=")),
+                ("/provider/server_fingerprint", s(&"AB:".repeat(32)[..95])),
+                ("/provider/client_certificate", s("lxd.crt")),
+                ("/provider/client_key", s("lxd.key")),
+                ("/provider/target", s("member-2")),
+            ],
+            Valid,
+        ),
+        (
+            "remote endpoint over http",
+            vec![("/provider/endpoint", s("http://lxd1:8443"))],
+            Invalid("provider.endpoint", "https://"),
+        ),
+        (
+            "remote endpoint bad port",
+            vec![("/provider/endpoint", s("https://lxd1:0"))],
+            Invalid("provider.endpoint", "not a port"),
+        ),
+        (
+            "trust token without endpoint",
+            vec![("/provider/trust_token", s("eyJ9"))],
+            Invalid("provider.trust_token", "provider.endpoint"),
+        ),
+        (
+            "client certificate without key",
+            vec![
+                ("/provider/endpoint", s("https://lxd1")),
+                ("/provider/client_certificate", s("lxd.crt")),
+            ],
+            Invalid("provider.client_certificate", "go together"),
+        ),
+        (
+            "server fingerprint too short",
+            vec![
+                ("/provider/endpoint", s("https://lxd1")),
+                ("/provider/server_fingerprint", s("abcd")),
+            ],
+            Invalid("provider.server_fingerprint", "64 hex"),
+        ),
+        (
+            "cluster group target",
+            vec![("/provider/target", s("@edge"))],
+            Valid,
+        ),
+        (
+            "cluster target with a slash",
+            vec![("/provider/target", s("a/b"))],
+            Invalid("provider.target", "only ascii"),
+        ),
+        (
             "storage pool named",
             vec![("/provider/storage_pool", s("zfs_pool.1"))],
             Valid,

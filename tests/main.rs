@@ -36,6 +36,7 @@ mod lxd_e2e;
 mod lxd_hetzner;
 mod lxd_history;
 mod lxd_provision;
+mod lxd_remote;
 mod probe_tracker;
 mod ssh_engine;
 mod ssh_progress;

@@ -348,6 +348,29 @@ fn lxd_errors() -> Vec<(LxdError, &'static str)> {
             },
             "lxd_busy",
         ),
+        (
+            LxdError::ServerMismatch {
+                endpoint: s("https://10.0.0.5:8443"),
+                expected: s("aa"),
+                got: s("bb"),
+            },
+            "lxd_server_mismatch",
+        ),
+        (
+            LxdError::NotTrusted {
+                endpoint: s("https://10.0.0.5:8443"),
+                why: s("no token"),
+                fix: s("make one"),
+            },
+            "lxd_not_trusted",
+        ),
+        (
+            LxdError::ClientCertificate {
+                path: PathBuf::from("/c.crt"),
+                message: s("not PEM"),
+            },
+            "io",
+        ),
     ]
 }
 

@@ -33,6 +33,8 @@ impl std::fmt::Display for ProviderKind {
 /// `provider`: where the instance runs, tagged by `provider`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "provider", rename_all = "lowercase")]
+// One per command, read once: its size does not matter, and a box would touch every match.
+#[allow(clippy::large_enum_variant)]
 pub enum Provider {
     /// A local LXD container or virtual machine.
     Lxd(LxdProvider),
@@ -84,6 +86,30 @@ pub struct LxdProvider {
     /// Extension: root disk size, an LXD size such as `20GiB`. Default: the pool's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<String>,
+    /// Extension: a remote LXD (or a cluster member) over HTTPS, `https://host[:port]` (port
+    /// 8443 by default). Default: the local Unix socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Extension (remote LXD): the trust token made on the server (`lxc config trust add
+    /// --name NAME`). Secret; needed only until the client is trusted. Empty: read from
+    /// `TORRUST_LXD_TRUST_TOKEN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_token: Option<Secret>,
+    /// Extension (remote LXD): the server certificate's SHA-256 fingerprint, pinned. Default:
+    /// the fingerprint the trust token carries, recorded in the state at first trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_fingerprint: Option<String>,
+    /// Extension (remote LXD): the client certificate (PEM) to present, with `client_key`.
+    /// Default: one generated for the environment and kept in its data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<PathBuf>,
+    /// Extension (remote LXD): the client certificate's private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// Extension (LXD cluster): the member to create the instance on (`?target=`), or
+    /// `@group` for a cluster group. Default: the cluster chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// The default LXD image.
@@ -115,6 +141,12 @@ impl LxdProvider {
             cpu: None,
             memory: None,
             disk: None,
+            endpoint: None,
+            trust_token: None,
+            server_fingerprint: None,
+            client_certificate: None,
+            client_key: None,
+            target: None,
         }
     }
 }

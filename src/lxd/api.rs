@@ -42,6 +42,12 @@ impl Server {
 pub struct ServerEnvironment {
     #[serde(default)]
     pub server_version: String,
+    /// The server's certificate fingerprint (only shown to trusted clients).
+    #[serde(default)]
+    pub certificate_fingerprint: String,
+    /// Whether the server is a cluster member (only shown to trusted clients).
+    #[serde(default)]
+    pub server_clustered: bool,
 }
 
 /// Whether LXD accepts this client's requests.

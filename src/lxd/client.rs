@@ -158,9 +158,21 @@ impl<T: Transport> LxdClient<T> {
     /// LXD could not be asked: says why, and what fixes that.
     fn unreachable(&self, doing: &str, error: TransportError) -> LxdError {
         use std::io::ErrorKind;
+        if let Some((expected, got)) = error.pin_refused {
+            return LxdError::ServerMismatch {
+                endpoint: self.transport.endpoint(),
+                expected,
+                got,
+            };
+        }
         let fix = match error.connect {
             Some(ErrorKind::PermissionDenied) => {
                 "Run as root or as a member of the `lxd` group (`usermod -aG lxd $USER`, then log in again)"
+            }
+            Some(ErrorKind::ConnectionRefused)
+                if self.transport.endpoint().starts_with("https:") =>
+            {
+                "Check `provider.endpoint`, and that the LXD there listens on it (`lxc config get core.https_address` on the server)"
             }
             Some(ErrorKind::ConnectionRefused | ErrorKind::NotFound) => {
                 "LXD is not running: start it (`provisioning/host/prepare-lxd-host.sh`, or `systemctl start lxd`)"
@@ -324,22 +336,21 @@ pub(super) fn decode<D: DeserializeOwned>(doing: &str, metadata: Value) -> Resul
     })
 }
 
+/// A transport that answers from a script, for unit tests of calls.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
-    use crate::lxd::api::{ImageRef, InstanceSource, NewInstance, StateAction};
-    use serde_json::json;
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
     /// Answers requests from a script, recording what was asked.
-    struct Scripted {
-        answers: Mutex<VecDeque<(u16, Value)>>,
-        seen: Mutex<Vec<String>>,
+    pub(crate) struct Scripted {
+        pub(crate) answers: Mutex<VecDeque<(u16, Value)>>,
+        pub(crate) seen: Mutex<Vec<String>>,
     }
 
     impl Scripted {
-        fn new(answers: Vec<(u16, Value)>) -> Self {
+        pub(crate) fn new(answers: Vec<(u16, Value)>) -> Self {
             Self {
                 answers: Mutex::new(answers.into()),
                 seen: Mutex::new(Vec::new()),
@@ -372,6 +383,14 @@ mod tests {
             ))
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::Scripted;
+    use super::*;
+    use crate::lxd::api::{ImageRef, InstanceSource, NewInstance, StateAction};
+    use serde_json::json;
 
     #[tokio::test]
     async fn async_answers_wait_for_the_operation() {

@@ -22,6 +22,34 @@ pub enum LxdError {
         message: String,
         fix: String,
     },
+    /// A remote LXD presented a certificate other than the pinned one.
+    #[error(
+        "the LXD server at {endpoint} is not the one pinned: its certificate's fingerprint is \
+         {got}, the pinned one is {expected}.\n  Another server answers at this address, or this \
+         server's certificate was replaced. If you replaced it, read the new fingerprint on the \
+         server (`lxc info | grep certificate_fingerprint`), set `provider.server_fingerprint` to \
+         it and run the command again; otherwise do not go on"
+    )]
+    ServerMismatch {
+        endpoint: String,
+        expected: String,
+        got: String,
+    },
+    /// A remote LXD does not trust our client certificate (and no token made it).
+    #[error("LXD at {endpoint} does not trust this client: {why}.\n  {fix}")]
+    NotTrusted {
+        endpoint: String,
+        why: String,
+        fix: String,
+    },
+    /// The client certificate of a remote LXD could not be read, made or used.
+    #[error(
+        "the LXD client certificate {} cannot be used: {message}.\n  Check \
+         `provider.client_certificate` and `provider.client_key` (PEM files), or remove both to \
+         let the deployer make one for the environment",
+        path.display()
+    )]
+    ClientCertificate { path: PathBuf, message: String },
     #[error("LXD refused {doing}: {message} (HTTP {status})")]
     Api {
         doing: String,
@@ -57,6 +85,9 @@ impl crate::error_kind::Classify for LxdError {
         use crate::error_kind::ErrorKind;
         match self {
             LxdError::NoSocket { .. } | LxdError::Unreachable { .. } => ErrorKind::LxdUnreachable,
+            LxdError::ServerMismatch { .. } => ErrorKind::LxdServerMismatch,
+            LxdError::NotTrusted { .. } => ErrorKind::LxdNotTrusted,
+            LxdError::ClientCertificate { .. } => ErrorKind::Io,
             LxdError::Timeout { .. } => ErrorKind::LxdTimeout,
             LxdError::Busy { .. } => ErrorKind::LxdBusy,
             LxdError::Api { .. } | LxdError::Operation { .. } | LxdError::Decode { .. } => {

@@ -10,6 +10,12 @@ use super::client::{LxdClient, check_status};
 use super::error::LxdError;
 use super::transport::{self, Transport};
 
+/// What a query value escapes: all but letters, digits, `-`, `_` and `.` (LXD's name characters).
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
 impl<T: Transport> LxdClient<T> {
     pub async fn instance(&self, name: &str) -> Result<Option<Instance>, LxdError> {
         self.get_opt(
@@ -78,14 +84,41 @@ impl<T: Transport> LxdClient<T> {
 
     /// Creates an instance (waits for the image download and unpack).
     pub async fn create_instance(&self, request: &NewInstance) -> Result<(), LxdError> {
-        self.send_json(
-            &format!("creating instance '{}'", request.name),
-            Method::POST,
-            "/1.0/instances",
-            request,
-        )
-        .await?;
+        self.create_instance_on(request, None).await
+    }
+
+    /// Creates an instance on a cluster member (`target`, or `@group` for a cluster group), or
+    /// where the cluster chooses (`None`). Send a target only to a cluster: a standalone LXD
+    /// refuses it (400 "Target only allowed when clustered").
+    pub async fn create_instance_on(
+        &self,
+        request: &NewInstance,
+        target: Option<&str>,
+    ) -> Result<(), LxdError> {
+        let path = match target {
+            Some(t) => format!(
+                "/1.0/instances?target={}",
+                percent_encoding::utf8_percent_encode(t, QUERY_VALUE)
+            ),
+            None => "/1.0/instances".to_string(),
+        };
+        let doing = match target {
+            Some(t) => format!("creating instance '{}' on cluster member {t}", request.name),
+            None => format!("creating instance '{}'", request.name),
+        };
+        self.send_json(&doing, Method::POST, &path, request).await?;
         Ok(())
+    }
+
+    /// Whether a cluster has a member of this name.
+    pub async fn cluster_member_exists(&self, name: &str) -> Result<bool, LxdError> {
+        let member: Option<serde_json::Value> = self
+            .get_opt(
+                &format!("reading cluster member '{name}'"),
+                &format!("/1.0/cluster/members/{name}"),
+            )
+            .await?;
+        Ok(member.is_some())
     }
 
     pub async fn instance_state(&self, name: &str) -> Result<InstanceState, LxdError> {

@@ -1,5 +1,6 @@
-//! How requests reach LXD. Today: HTTP/1.1 over the local Unix socket. A remote LXD over HTTPS
-//! with a client certificate is another [`Transport`].
+//! How requests reach LXD: HTTP/1.1 over the local Unix socket ([`UnixSocket`]) or over HTTPS
+//! with a client certificate ([`super::https::Https`]); [`LxdTransport`] is either, so the same
+//! client code serves both.
 //!
 //! Every request opens its own connection and writes the request at once; there is no pool of idle
 //! connections. LXD 5.0's Unix-socket listener reads the first bytes of each new connection inside
@@ -64,6 +65,9 @@ pub struct TransportError {
     /// Why no connection could be opened, when that is what failed (e.g. `PermissionDenied`,
     /// `ConnectionRefused`, `NotFound`).
     pub connect: Option<std::io::ErrorKind>,
+    /// Over HTTPS: a server certificate refused because it is not the pinned one: (the pinned
+    /// fingerprint, the one presented).
+    pub pin_refused: Option<(String, String)>,
 }
 
 impl TransportError {
@@ -72,6 +76,7 @@ impl TransportError {
         Self {
             message: message.into(),
             connect: None,
+            pin_refused: None,
         }
     }
 }
@@ -145,48 +150,93 @@ impl Transport for UnixSocket {
         headers: Vec<(&'static str, String)>,
         body: Body,
     ) -> Result<Response, TransportError> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path_and_query)
-            .header(hyper::header::HOST, "lxd")
-            .header(hyper::header::CONNECTION, "close");
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let request = request
-            .body(body)
-            .map_err(|e| TransportError::new(format!("bad request: {e}")))?;
         let stream = tokio::net::UnixStream::connect(&self.path)
             .await
             .map_err(|e| TransportError {
                 message: format!("connecting to {}: {e}", self.path.display()),
                 connect: Some(e.kind()),
+                pin_refused: None,
             })?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| TransportError::new(chain(&e)))?;
-        // The connection task ends, and the socket closes, once the response has been read.
-        tokio::spawn(connection);
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| TransportError::new(chain(&e)))?;
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| TransportError::new(format!("reading the response: {e}")))?
-            .to_bytes();
-        Ok(Response {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        exchange(stream, "lxd", method, path_and_query, headers, body).await
+    }
+}
+
+/// One request and its whole answer over a fresh connection, which closes after it (`Connection:
+/// close`): the Unix socket and HTTPS share this.
+pub(super) async fn exchange<S>(
+    stream: S,
+    host: &str,
+    method: Method,
+    path_and_query: &str,
+    headers: Vec<(&'static str, String)>,
+    body: Body,
+) -> Result<Response, TransportError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::CONNECTION, "close");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(body)
+        .map_err(|e| TransportError::new(format!("bad request: {e}")))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| TransportError::new(chain(&e)))?;
+    // The connection task ends, and the socket closes, once the response has been read.
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| TransportError::new(chain(&e)))?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| TransportError::new(format!("reading the response: {e}")))?
+        .to_bytes();
+    Ok(Response {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// The transport of an environment's LXD: the local socket, or a remote LXD over HTTPS.
+pub enum LxdTransport {
+    Unix(UnixSocket),
+    Https(super::https::Https),
+}
+
+impl Transport for LxdTransport {
+    fn endpoint(&self) -> String {
+        match self {
+            LxdTransport::Unix(t) => t.endpoint(),
+            LxdTransport::Https(t) => t.endpoint(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Body,
+    ) -> Result<Response, TransportError> {
+        match self {
+            LxdTransport::Unix(t) => t.send(method, path_and_query, headers, body).await,
+            LxdTransport::Https(t) => t.send(method, path_and_query, headers, body).await,
+        }
     }
 }
 
 /// An error with its causes, `a: b: c`.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(super) fn chain(error: &dyn std::error::Error) -> String {
     let mut msg = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

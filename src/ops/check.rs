@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::OpsError;
 use super::lxd_host::{self, ImageSource};
+use super::lxd_remote;
 use crate::config::{LxdProvider, Provider};
 use crate::lxd::api::Auth;
-use crate::lxd::{LxdClient, UnixSocket, find_socket};
+use crate::lxd::{LxdClient, LxdTransport, UnixSocket, find_socket};
 use crate::state::DataDir;
 
 #[derive(Debug, Serialize)]
@@ -52,6 +53,10 @@ pub async fn check(data: &DataDir, env: Option<&str>) -> Result<Checked, OpsErro
     let state = env.map(|e| data.load(e)).transpose()?;
     let mut checks = Vec::new();
     match state.as_ref().map(|s| &s.config.provider) {
+        Some(Provider::Lxd(p)) if p.endpoint.is_some() => {
+            let state = state.clone().expect("an environment");
+            check_remote_lxd(p, data, state, &mut checks).await
+        }
         Some(Provider::Lxd(p)) => check_lxd(p, &mut checks).await,
         Some(Provider::Hetzner(p)) => check_hetzner(p, &mut checks).await,
         None => check_lxd(&LxdProvider::new("unused"), &mut checks).await,
@@ -123,7 +128,39 @@ async fn check_lxd(provider: &LxdProvider, checks: &mut Vec<Check>) {
             return;
         }
     };
-    let client = LxdClient::new(UnixSocket::new(&socket), provider.project.clone());
+    let client = LxdClient::new(
+        LxdTransport::Unix(UnixSocket::new(&socket)),
+        provider.project.clone(),
+    );
+    check_lxd_objects(provider, &client, checks).await;
+}
+
+/// A remote LXD: reached over HTTPS with the environment's pinned fingerprint and certificate,
+/// without making or redeeming anything (provision does that).
+async fn check_remote_lxd(
+    provider: &LxdProvider,
+    data: &DataDir,
+    mut state: crate::state::EnvironmentState,
+    checks: &mut Vec<Check>,
+) {
+    match lxd_remote::connect_readonly(provider, data, &mut state).await {
+        Ok(client) => {
+            checks.push(Check::pass("LXD endpoint", client.endpoint()));
+            check_lxd_objects(provider, &client, checks).await;
+        }
+        Err(e) => checks.push(Check::fail(
+            "LXD endpoint",
+            e.to_string(),
+            "see docs/user-guide/lxd.md (remote LXD: endpoint, trust token, fingerprint)",
+        )),
+    }
+}
+
+async fn check_lxd_objects(
+    provider: &LxdProvider,
+    client: &LxdClient<LxdTransport>,
+    checks: &mut Vec<Check>,
+) {
     match client.server().await {
         Ok(server) if server.auth == Auth::Trusted => checks.push(Check::pass(
             "LXD API",

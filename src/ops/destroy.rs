@@ -11,13 +11,14 @@ use serde::Serialize;
 
 mod hetzner;
 
-use super::lxd_host::{self, WHILE_BUSY};
+use super::lxd_host::WHILE_BUSY;
+use super::lxd_remote;
 use super::ownership::{self, Action, ForeignError, Found, OWNER_KEY};
 use super::steps::StepRun;
 use super::{OpsError, StepReport};
 use crate::config::{LxdProvider, Provider};
 use crate::error_kind::{Classify, ErrorKind};
-use crate::lxd::{InstanceStatus, LxdClient, LxdError, StateAction, UnixSocket};
+use crate::lxd::{InstanceStatus, LxdClient, LxdError, LxdTransport, StateAction};
 use crate::state::{DataDir, EnvironmentState, Lifecycle};
 
 #[derive(Debug, Serialize)]
@@ -49,7 +50,7 @@ pub async fn destroy(
         match state.config.provider.clone() {
             Provider::Lxd(provider) => {
                 reports.extend(
-                    remove_from_lxd(&mut run, &mut state, &provider, delete_foreign).await?,
+                    remove_from_lxd(&mut run, &mut state, data, &provider, delete_foreign).await?,
                 );
             }
             Provider::Hetzner(provider) => {
@@ -85,6 +86,7 @@ pub async fn destroy(
 async fn remove_from_lxd(
     run: &mut StepRun<'_>,
     state: &mut EnvironmentState,
+    data: &DataDir,
     provider: &LxdProvider,
     delete_foreign: bool,
 ) -> Result<Vec<StepReport>, OpsError> {
@@ -106,8 +108,8 @@ async fn remove_from_lxd(
         .and_then(|h| h.profile.clone())
         .unwrap_or_else(|| provider.profile_name.clone());
     let client = run
-        .step(state, "connect to LXD", async |_s| {
-            lxd_host::connect(provider).await
+        .step(state, "connect to LXD", async |s| {
+            lxd_remote::connect(provider, data, s).await
         })
         .await?;
     let deleted = run
@@ -130,7 +132,29 @@ async fn remove_from_lxd(
         changed: deleted,
         detail: format!("{profile} {}", if deleted { "deleted" } else { "absent" }),
     };
-    Ok(vec![instance_report, profile_report])
+    let mut reports = vec![instance_report, profile_report];
+    // Last: once its certificate is gone, LXD no longer answers this client.
+    let forgot = run
+        .step(state, "remove client certificate", async |s| {
+            lxd_remote::forget_client(&client, provider, s).await
+        })
+        .await?;
+    if let Some(removed) = forgot {
+        reports.push(StepReport {
+            step: "remove client certificate".into(),
+            changed: removed,
+            detail: format!(
+                "{} {}",
+                client.endpoint(),
+                if removed {
+                    "no longer trusts this environment's certificate"
+                } else {
+                    "did not hold it"
+                }
+            ),
+        });
+    }
+    Ok(reports)
 }
 
 /// Stops the instance (cleanly, or by force if that fails) and deletes it, waiting while LXD
@@ -182,7 +206,7 @@ impl Classify for DeleteError {
 }
 
 async fn delete_profile(
-    client: &LxdClient<UnixSocket>,
+    client: &LxdClient<LxdTransport>,
     profile: &str,
     owner: &Ownership,
 ) -> Result<bool, DeleteError> {
@@ -199,7 +223,7 @@ async fn delete_profile(
 }
 
 async fn delete_instance(
-    client: &LxdClient<UnixSocket>,
+    client: &LxdClient<LxdTransport>,
     instance: &str,
     owner: &Ownership,
 ) -> Result<bool, DeleteError> {

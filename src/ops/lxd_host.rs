@@ -9,34 +9,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{LxdInstanceType, LxdProvider};
-use crate::lxd::api::{Auth, ImageRef, InstanceSource, NewInstance};
+use crate::lxd::api::{ImageRef, InstanceSource, NewInstance};
 use crate::lxd::transport::Transport;
-use crate::lxd::{LxdClient, LxdError, Profile, ProfileSpec, UnixSocket, find_socket};
+use crate::lxd::{LxdClient, LxdError, Profile, ProfileSpec};
 use crate::retry::Schedule;
 use crate::tasks::lxd_access::{PORT_CONF, RESTART_SSH};
 
 /// While LXD says an instance is busy with another operation (the stop hooks of a failed start
 /// hold it for a minute or more), a delete or create is tried again every 5 s for 3 minutes.
 pub const WHILE_BUSY: Schedule = Schedule::within(Duration::from_secs(180), Duration::from_secs(5));
-
-/// Connects to the LXD the provider names and checks that it answers and trusts us.
-pub async fn connect(provider: &LxdProvider) -> Result<LxdClient<UnixSocket>, LxdError> {
-    let socket = find_socket(provider.socket_path.as_deref())?;
-    let client = LxdClient::new(UnixSocket::new(&socket), provider.project.clone());
-    let server = client.server().await?;
-    if server.auth != Auth::Trusted {
-        return Err(LxdError::Api {
-            doing: "checking that LXD trusts this client".into(),
-            status: 403,
-            message: format!(
-                "LXD at {} answers but does not trust us (auth: {})",
-                client.endpoint(),
-                server.auth
-            ),
-        });
-    }
-    Ok(client)
-}
 
 /// The cloud-init user-data: the SSH user with passwordless sudo and the public key, and the
 /// SSH port when it is not 22 (applied without a reboot).
@@ -402,6 +383,7 @@ mod tests {
                 None => Err(crate::lxd::transport::TransportError {
                     message: "connecting to /script: Connection refused (os error 111)".into(),
                     connect: Some(std::io::ErrorKind::ConnectionRefused),
+                    pin_refused: None,
                 }),
             }
         }

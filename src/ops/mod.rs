@@ -16,6 +16,7 @@ pub mod keys;
 pub mod kinds;
 pub mod logs;
 pub mod lxd_host;
+pub mod lxd_remote;
 pub mod maintenance;
 pub mod monitoring;
 pub mod ownership;

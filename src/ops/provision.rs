@@ -28,12 +28,13 @@ use wanted::{Wanted, lxd_host_record, wanted};
 
 use super::host::{self, connect_until, ssh_target};
 use super::lxd_host::{self, IpWaitError};
+use super::lxd_remote;
 use super::ownership::{self, ForeignError, OWNER_KEY};
 use super::steps::StepRun;
 use super::{OpsError, StepReport};
 use crate::config::Provider;
 use crate::host::lxd::LxdHost;
-use crate::lxd::{LxdClient, LxdError, UnixSocket};
+use crate::lxd::{LxdClient, LxdError, LxdTransport};
 use crate::ssh::{Session, SshError, Target};
 use crate::state::{DataDir, EnvironmentState, HostRecord, Lifecycle};
 use crate::tasks::lxd_access::{self, SshAccess};
@@ -322,7 +323,7 @@ async fn lxd_steps(
     reports: &mut Vec<StepReport>,
 ) -> Result<InstanceUp, OpsError> {
     let (client, user_data_key) = run
-        .step(state, step::CONNECT_LXD, async |_s| connect_lxd(w).await)
+        .step(state, step::CONNECT_LXD, async |s| connect_lxd(w, s).await)
         .await?;
     reports.push(report(step::CONNECT_LXD, false, client.endpoint()));
 
@@ -407,8 +408,10 @@ pub(super) fn report(step: &str, changed: bool, detail: String) -> StepReport {
 /// exist; and the config key LXD reads cloud-init's user-data from.
 async fn connect_lxd(
     w: &Wanted<'_>,
-) -> Result<(LxdClient<UnixSocket>, &'static str), ProvisionError> {
-    let mut client = lxd_host::connect(&w.provider).await?;
+    state: &mut EnvironmentState,
+) -> Result<(LxdClient<LxdTransport>, &'static str), ProvisionError> {
+    let mut client = lxd_remote::connect(&w.provider, w.data, state).await?;
+    lxd_remote::check_target(&client, &w.provider).await?;
     client.operation_timeout = w.options.lxd_timeout;
     let p = &w.provider;
     if client.storage_pool(&p.storage_pool).await?.is_none() {
@@ -437,7 +440,7 @@ async fn connect_lxd(
 /// Step "ensure profile": writes the profile when it is missing or differs. Returns whether it
 /// wrote it.
 async fn ensure_profile(
-    client: &LxdClient<UnixSocket>,
+    client: &LxdClient<LxdTransport>,
     w: &Wanted<'_>,
     user_data_key: &str,
 ) -> Result<bool, ProvisionError> {
@@ -466,7 +469,7 @@ async fn ensure_profile(
 /// Step "create instance": creates it unless it exists. One that an interrupted run left
 /// half-created and never started is made again. Returns whether it created one.
 async fn create_instance(
-    client: &LxdClient<UnixSocket>,
+    client: &LxdClient<LxdTransport>,
     w: &Wanted<'_>,
     state: &mut EnvironmentState,
 ) -> Result<bool, ProvisionError> {
@@ -484,6 +487,7 @@ async fn create_instance(
             .await?
             .is_some_and(|i| i.never_started());
         if !(w.interrupted_create && never_started) {
+            lxd_remote::record_location(client, instance, state).await?;
             return Ok(false);
         }
         // LXD may not start such an instance cleanly, so make it again.
@@ -514,20 +518,18 @@ async fn create_instance(
             source,
         })?;
     }
+    let request = lxd_host::instance_request(&w.provider, instance, &w.owner_id);
     client
-        .create_instance(&lxd_host::instance_request(
-            &w.provider,
-            instance,
-            &w.owner_id,
-        ))
+        .create_instance_on(&request, w.provider.target.as_deref())
         .await?;
     state.host = Some(lxd_host_record(w));
+    lxd_remote::record_location(client, instance, state).await?;
     Ok(true)
 }
 
 /// Step "wait for IPv4": the instance's address, recorded in the state.
 async fn wait_for_ipv4(
-    client: &LxdClient<UnixSocket>,
+    client: &LxdClient<LxdTransport>,
     w: &Wanted<'_>,
     state: &mut EnvironmentState,
 ) -> Result<String, ProvisionError> {
@@ -547,7 +549,7 @@ async fn wait_for_ipv4(
 /// the user and key as tasks on the instance through LXD (SSH does not let us in yet) and says
 /// whether anything changed.
 async fn prepare_ssh_access(
-    client: &LxdClient<UnixSocket>,
+    client: &LxdClient<LxdTransport>,
     w: &Wanted<'_>,
     created: bool,
 ) -> Result<Option<bool>, ProvisionError> {

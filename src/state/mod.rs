@@ -124,6 +124,9 @@ pub struct EnvironmentState {
     /// The Hetzner Cloud objects provision made (or found by label) for the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hetzner: Option<HetznerRecord>,
+    /// The remote LXD the instance lives on, and where in a cluster (`provider.endpoint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lxd: Option<LxdRecord>,
     /// Services whose mounted files a release changed and that `run` has yet to restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_restarts: Vec<String>,
@@ -171,6 +174,24 @@ pub struct HostRecord {
     /// provision found it; unknown for older states and registered hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<bool>,
+}
+
+/// What provision learnt about the LXD it used.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LxdRecord {
+    /// A remote LXD's certificate fingerprint, pinned at first trust: every later connection
+    /// must meet the same certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_fingerprint: Option<String>,
+    /// The endpoint it was pinned for (a new endpoint is a new server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The fingerprint of the client certificate LXD trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_fingerprint: Option<String>,
+    /// The cluster member the instance runs on (LXD's `location`; `none` when not clustered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// What provision made in Hetzner Cloud, by id (each also carries the environment's label, by
@@ -267,6 +288,7 @@ impl EnvironmentState {
             generated_ssh_key,
             host: None,
             hetzner: None,
+            lxd: None,
             host_setup: None,
             pending_restarts: Vec::new(),
             last_run: None,
@@ -383,6 +405,12 @@ impl DataDir {
 
     pub fn known_hosts(&self, env: &str) -> PathBuf {
         self.env_dir(env).join("known_hosts")
+    }
+
+    /// The client certificate (and, `.key`, its key) made for a remote LXD.
+    pub fn lxd_client_cert(&self, env: &str) -> (PathBuf, PathBuf) {
+        let dir = self.env_dir(env);
+        (dir.join("lxd-client.crt"), dir.join("lxd-client.key"))
     }
 
     pub fn ssh_key(&self, env: &str) -> PathBuf {

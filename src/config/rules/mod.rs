@@ -36,6 +36,14 @@ pub(super) fn resolve_key_paths(config: &mut EnvironmentConfig, base_dir: &Path)
     {
         *bundle = resolve_path(bundle, base_dir);
     }
+    if let super::Provider::Lxd(lxd) = &mut config.provider {
+        for path in [&mut lxd.client_certificate, &mut lxd.client_key]
+            .into_iter()
+            .flatten()
+        {
+            *path = resolve_path(path, base_dir);
+        }
+    }
     if let Some(dir) = config
         .host
         .as_mut()

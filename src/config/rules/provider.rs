@@ -162,6 +162,7 @@ fn check_lxd(lxd: &LxdProvider, r: &mut Report) {
             );
         }
     }
+    check_remote_lxd(lxd, r);
     if lxd.cpu == Some(0) {
         r.add(
             "provider.cpu",
@@ -188,6 +189,71 @@ fn check_lxd(lxd: &LxdProvider, r: &mut Report) {
             format!("invalid disk size: {e}"),
             v(disk),
             "use an LXD size such as `20GiB`, or remove `disk`",
+        );
+    }
+}
+
+/// The remote LXD settings: an HTTPS endpoint, a client certificate given whole, a fingerprint
+/// that is one, a target that is an LXD name.
+fn check_remote_lxd(lxd: &LxdProvider, r: &mut Report) {
+    if let Some(endpoint) = &lxd.endpoint
+        && let Err(e) = crate::lxd::https::parse_endpoint(endpoint)
+    {
+        r.add(
+            "provider.endpoint",
+            format!("invalid LXD endpoint: {e}"),
+            v(endpoint),
+            "use `https://HOST:PORT` (LXD's `core.https_address`, port 8443 by default), or \
+             remove `endpoint` for the local LXD",
+        );
+    }
+    let remote_only = [
+        ("trust_token", lxd.trust_token.is_some()),
+        ("server_fingerprint", lxd.server_fingerprint.is_some()),
+        ("client_certificate", lxd.client_certificate.is_some()),
+        ("client_key", lxd.client_key.is_some()),
+    ];
+    if lxd.endpoint.is_none() {
+        for (field, set) in remote_only {
+            if set {
+                r.add(
+                    format!("provider.{field}"),
+                    "only a remote LXD (`provider.endpoint`) uses this",
+                    None,
+                    "set `provider.endpoint` to the remote LXD, or remove this setting",
+                );
+            }
+        }
+    }
+    if lxd.client_certificate.is_some() != lxd.client_key.is_some() {
+        r.add(
+            "provider.client_certificate",
+            "`client_certificate` and `client_key` go together",
+            None,
+            "give both (PEM files), or neither to let the deployer make one",
+        );
+    }
+    if let Some(fp) = &lxd.server_fingerprint {
+        let fp = crate::lxd::https::normalize_fingerprint(fp);
+        if fp.len() != 64 || !fp.chars().all(|c| c.is_ascii_hexdigit()) {
+            r.add(
+                "provider.server_fingerprint",
+                "not a SHA-256 certificate fingerprint (64 hex digits)",
+                v(&fp),
+                "copy `certificate_fingerprint` from `lxc info` on the server, or remove it \
+                 to pin the one the trust token carries",
+            );
+        }
+    }
+    if let Some(target) = &lxd.target
+        && let Err(e) = check_lxd_name(target.strip_prefix('@').unwrap_or(target))
+    {
+        r.add(
+            "provider.target",
+            format!("invalid cluster member: {e}"),
+            v(target),
+            "use a member's name (`lxc cluster list`) or `@GROUP` for a cluster group, or \
+             remove `target` to let the cluster choose",
         );
     }
 }

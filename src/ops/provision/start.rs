@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::{ProvisionError, Wanted};
-use crate::lxd::{InstanceStatus, LxdClient, LxdError, StateAction, UnixSocket};
+use crate::lxd::{InstanceStatus, LxdClient, LxdError, LxdTransport, StateAction};
 use crate::ops::lxd_host::{self, WHILE_BUSY};
 use crate::retry::Schedule;
 
@@ -46,7 +46,7 @@ impl From<LxdError> for StartFailure {
 /// daemon; on a loaded host they can time out (`forkstart ... exit status 1`). The start is safe
 /// to repeat, so it is tried [`START`] times. Returns whether it started the instance.
 pub(super) async fn start_instance(
-    client: &LxdClient<UnixSocket>,
+    client: &LxdClient<LxdTransport>,
     w: &Wanted<'_>,
 ) -> Result<bool, ProvisionError> {
     let instance = &w.instance;
@@ -82,7 +82,7 @@ pub(super) async fn start_instance(
 /// One try of starting the instance. When LXD's start operation fails and another try
 /// follows, it gets the instance ready for it first.
 async fn start_attempt(
-    client: &LxdClient<UnixSocket>,
+    client: &LxdClient<LxdTransport>,
     w: &Wanted<'_>,
     attempt: u32,
 ) -> Result<(), StartFailure> {
