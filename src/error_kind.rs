@@ -86,6 +86,8 @@ pub enum ErrorKind {
     DigestMismatch,
     RegistryFailed,
     // Reports and fallbacks.
+    EnvironmentsFailed,
+    EnvironmentsInvalid,
     CheckFailed,
     TestFailed,
     Failed,
@@ -93,7 +95,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 58] = [
+    pub const ALL: [ErrorKind; 60] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
@@ -149,6 +151,8 @@ impl ErrorKind {
         ErrorKind::PlatformMissing,
         ErrorKind::DigestMismatch,
         ErrorKind::RegistryFailed,
+        ErrorKind::EnvironmentsFailed,
+        ErrorKind::EnvironmentsInvalid,
         ErrorKind::CheckFailed,
         ErrorKind::TestFailed,
         ErrorKind::Failed,
@@ -212,6 +216,8 @@ impl ErrorKind {
             ErrorKind::PlatformMissing => "platform_missing",
             ErrorKind::DigestMismatch => "digest_mismatch",
             ErrorKind::RegistryFailed => "registry_failed",
+            ErrorKind::EnvironmentsFailed => "environments_failed",
+            ErrorKind::EnvironmentsInvalid => "environments_invalid",
             ErrorKind::CheckFailed => "check_failed",
             ErrorKind::TestFailed => "test_failed",
             ErrorKind::Failed => "failed",
@@ -228,7 +234,8 @@ impl ErrorKind {
             | ErrorKind::ConfigChanged
             | ErrorKind::Refused
             | ErrorKind::MaintenanceLocked
-            | ErrorKind::ArchiveInvalid => 2,
+            | ErrorKind::ArchiveInvalid
+            | ErrorKind::EnvironmentsInvalid => 2,
             _ => 1,
         }
     }
