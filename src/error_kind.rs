@@ -341,7 +341,8 @@ mod tests {
                 "config_changed",
                 "refused",
                 "maintenance_locked",
-                "archive_invalid"
+                "archive_invalid",
+                "environments_invalid"
             ]
         );
         assert!(

@@ -470,7 +470,14 @@ mod tests {
     #[test]
     fn events_serialize_as_one_tagged_object() {
         let at = "2026-11-29T21:00:00Z".parse().unwrap();
-        let e = |what| serde_json::to_value(Event { at, env: None, what }).unwrap();
+        let e = |what| {
+            serde_json::to_value(Event {
+                at,
+                env: None,
+                what,
+            })
+            .unwrap()
+        };
         assert_eq!(
             e(What::StepFailed {
                 command: "configure".into(),

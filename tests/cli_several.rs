@@ -71,7 +71,10 @@ fn results_come_in_the_order_given_and_invalid_input_everywhere_exits_2() {
     // Text: each failure on stderr, one summary table on stdout in the order given.
     let run = sb.run(&["deploy", "c", "a", "b"]).code(2);
     let table: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(table[0], "ENVIRONMENT  RESULT    ELAPSED  ERROR", "{run:#?}");
+    assert_eq!(
+        table[0], "ENVIRONMENT  RESULT    ELAPSED  ERROR",
+        "{run:#?}"
+    );
     assert!(table[1].starts_with("c            FAILED"), "{run:#?}");
     assert!(table[2].starts_with("a            FAILED"), "{run:#?}");
     assert!(table[3].starts_with("b            FAILED"), "{run:#?}");
@@ -223,7 +226,9 @@ fn the_others_complete_when_one_fails() {
 
     // `--check` fails on both (no Docker there): an operation failure, exit 1.
     let run = sb
-        .run(&["-o", "json", "status", "--check", "alpha", "gamma", "nosuch"])
+        .run(&[
+            "-o", "json", "status", "--check", "alpha", "gamma", "nosuch",
+        ])
         .code(1);
     let doc = run.json();
     assert_eq!(doc["error"]["kind"], "environments_failed");

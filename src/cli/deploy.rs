@@ -53,22 +53,33 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
     if let [env] = args.envs.as_slice() {
         return run_one(args, env, args.env_file.first(), global, out);
     }
-    several::run("deploy", &args.envs, args.jobs.jobs, out, |env| async move {
-        let i = args.envs.iter().position(|e| e == env);
-        let file = i.and_then(|i| args.env_file.get(i));
-        let d = deploy::deploy(&global.data(), env, &options(args, file), global.lock_wait())
+    several::run(
+        "deploy",
+        &args.envs,
+        args.jobs.jobs,
+        out,
+        |env| async move {
+            let i = args.envs.iter().position(|e| e == env);
+            let file = i.and_then(|i| args.env_file.get(i));
+            let d = deploy::deploy(
+                &global.data(),
+                env,
+                &options(args, file),
+                global.lock_wait(),
+            )
             .await?;
-        let text = if d.dry_run {
-            dry_run_text(&d)
-        } else {
-            text(&d)
-        };
-        Ok(Done {
-            value: d,
-            text,
-            failure: None,
-        })
-    })
+            let text = if d.dry_run {
+                dry_run_text(&d)
+            } else {
+                text(&d)
+            };
+            Ok(Done {
+                value: d,
+                text,
+                failure: None,
+            })
+        },
+    )
 }
 
 fn run_one(

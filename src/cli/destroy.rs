@@ -30,15 +30,21 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         out.result(&d, || text(&d))?;
         return Ok(());
     }
-    several::run("destroy", &args.envs, args.jobs.jobs, out, |env| async move {
-        let d = destroy::destroy(&global.data(), env, args.delete_foreign, global.lock_wait())
-            .await?;
-        Ok(Done {
-            text: text(&d),
-            value: d,
-            failure: None,
-        })
-    })
+    several::run(
+        "destroy",
+        &args.envs,
+        args.jobs.jobs,
+        out,
+        |env| async move {
+            let d = destroy::destroy(&global.data(), env, args.delete_foreign, global.lock_wait())
+                .await?;
+            Ok(Done {
+                text: text(&d),
+                value: d,
+                failure: None,
+            })
+        },
+    )
 }
 
 fn text(d: &destroy::Destroyed) -> String {

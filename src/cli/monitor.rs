@@ -237,7 +237,12 @@ impl Monitor {
                 ok: true,
                 elapsed_ms,
                 ..
-            } => line(format!("{ok} {bold}{:<31}{reset} {:<9} {:>7}", "done", "", secs(*elapsed_ms))),
+            } => line(format!(
+                "{ok} {bold}{:<31}{reset} {:<9} {:>7}",
+                "done",
+                "",
+                secs(*elapsed_ms)
+            )),
             What::EnvironmentFinished {
                 kind, elapsed_ms, ..
             } => line(format!(
@@ -250,11 +255,7 @@ impl Monitor {
     }
 
     fn end_bar(&self, multi: &MultiProgress, running: &mut Running, key: StepKey) {
-        if let Some(bar) = running
-            .steps
-            .remove(&key)
-            .and_then(|s| s.bar)
-        {
+        if let Some(bar) = running.steps.remove(&key).and_then(|s| s.bar) {
             bar.finish_and_clear();
             multi.remove(&bar);
         }
