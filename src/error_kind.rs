@@ -88,6 +88,8 @@ pub enum ErrorKind {
     DigestMismatch,
     RegistryFailed,
     // Reports and fallbacks.
+    EnvironmentsFailed,
+    EnvironmentsInvalid,
     CheckFailed,
     TestFailed,
     Failed,
@@ -153,6 +155,8 @@ impl ErrorKind {
         ErrorKind::PlatformMissing,
         ErrorKind::DigestMismatch,
         ErrorKind::RegistryFailed,
+        ErrorKind::EnvironmentsFailed,
+        ErrorKind::EnvironmentsInvalid,
         ErrorKind::CheckFailed,
         ErrorKind::TestFailed,
         ErrorKind::Failed,
@@ -218,6 +222,8 @@ impl ErrorKind {
             ErrorKind::PlatformMissing => "platform_missing",
             ErrorKind::DigestMismatch => "digest_mismatch",
             ErrorKind::RegistryFailed => "registry_failed",
+            ErrorKind::EnvironmentsFailed => "environments_failed",
+            ErrorKind::EnvironmentsInvalid => "environments_invalid",
             ErrorKind::CheckFailed => "check_failed",
             ErrorKind::TestFailed => "test_failed",
             ErrorKind::Failed => "failed",
@@ -234,7 +240,8 @@ impl ErrorKind {
             | ErrorKind::ConfigChanged
             | ErrorKind::Refused
             | ErrorKind::MaintenanceLocked
-            | ErrorKind::ArchiveInvalid => 2,
+            | ErrorKind::ArchiveInvalid
+            | ErrorKind::EnvironmentsInvalid => 2,
             _ => 1,
         }
     }
@@ -340,7 +347,8 @@ mod tests {
                 "config_changed",
                 "refused",
                 "maintenance_locked",
-                "archive_invalid"
+                "archive_invalid",
+                "environments_invalid"
             ]
         );
         assert!(

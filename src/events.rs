@@ -21,12 +21,38 @@ use serde::Serialize;
 
 use crate::error_kind::ErrorKind;
 
-/// One thing that happened, with when.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One thing that happened, with when; `env` names the environment when one command works on
+/// several (`deploy A B C`): each environment's events go through [`Events::for_env`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub at: DateTime<Utc>,
-    #[serde(flatten)]
+    pub env: Option<String>,
     pub what: What,
+}
+
+impl Serialize for Event {
+    /// `{"at": ..., "env": ..., "event": ..., ...}`: `env` only when set, and once
+    /// (`command_started` carries its own).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Flat<'a> {
+            at: &'a DateTime<Utc>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            env: Option<&'a str>,
+            #[serde(flatten)]
+            what: &'a What,
+        }
+        let env = match &self.what {
+            What::CommandStarted { .. } => None,
+            _ => self.env.as_deref(),
+        };
+        Flat {
+            at: &self.at,
+            env,
+            what: &self.what,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// What happened. In `--output json` each event is one line on stderr, tagged by `event`:
@@ -82,6 +108,15 @@ pub enum What {
     PhaseFailed {
         phase: String,
         kind: ErrorKind,
+        elapsed_ms: u64,
+    },
+    /// A command over several environments began one of them (the event's `env`).
+    EnvironmentStarted {},
+    /// ... and finished it: `kind` says why it failed.
+    EnvironmentFinished {
+        ok: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kind: Option<ErrorKind>,
         elapsed_ms: u64,
     },
 }
@@ -166,9 +201,35 @@ impl Events {
         if let Some(sink) = &self.sink {
             sink.send(&Event {
                 at: Utc::now(),
+                env: None,
                 what,
             });
         }
+    }
+
+    /// A handle that marks every event as `env`'s before this one's sink gets it.
+    pub fn for_env(&self, env: &str) -> Events {
+        match &self.sink {
+            Some(sink) => Events::new(Arc::new(EnvSink {
+                env: env.to_string(),
+                inner: sink.clone(),
+            })),
+            None => Events::none(),
+        }
+    }
+}
+
+/// [`Events::for_env`]'s sink.
+struct EnvSink {
+    env: String,
+    inner: Arc<dyn Sink>,
+}
+
+impl Sink for EnvSink {
+    fn send(&self, event: &Event) {
+        let mut event = event.clone();
+        event.env = Some(self.env.clone());
+        self.inner.send(&event);
     }
 }
 
@@ -374,9 +435,49 @@ mod tests {
     }
 
     #[test]
+    fn events_of_one_of_several_environments_name_it_once() {
+        let rec = Recorder::new();
+        let events = Events::new(rec.clone()).for_env("b");
+        events.emit(What::PhaseStarted {
+            phase: "run".into(),
+        });
+        events.emit(What::CommandStarted {
+            command: "provision".into(),
+            env: "b".into(),
+            resumes: None,
+        });
+        let got = rec.events.lock().unwrap().clone();
+        assert!(got.iter().all(|e| e.env.as_deref() == Some("b")), "{got:?}");
+        let json: Vec<serde_json::Value> = got
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap();
+                v.as_object_mut().unwrap().remove("at");
+                v
+            })
+            .collect();
+        assert_eq!(
+            json,
+            [
+                serde_json::json!({"env": "b", "event": "phase_started", "phase": "run"}),
+                serde_json::json!({"event": "command_started", "command": "provision", "env": "b"}),
+            ]
+        );
+        // A command over one environment does not name it on every event.
+        assert!(Events::none().for_env("b").sink.is_none());
+    }
+
+    #[test]
     fn events_serialize_as_one_tagged_object() {
         let at = "2026-11-29T21:00:00Z".parse().unwrap();
-        let e = |what| serde_json::to_value(Event { at, what }).unwrap();
+        let e = |what| {
+            serde_json::to_value(Event {
+                at,
+                env: None,
+                what,
+            })
+            .unwrap()
+        };
         assert_eq!(
             e(What::StepFailed {
                 command: "configure".into(),

@@ -648,3 +648,80 @@ fn https_stack_with_grafana_passes_the_test_over_tls() {
 
     destroy_leaves_nothing(&sb, name);
 }
+
+/// Two environments deployed in one command (`--jobs 2`), tested and looked at in one command
+/// each, then destroyed in one command: every entry succeeds, each environment has its own
+/// container and log file, and nothing is left.
+#[test]
+#[ignore = "needs LXD, the tracker build and the offline bundle: provisioning/test.sh prepares it and runs it"]
+fn two_environments_deploy_and_destroy_in_one_command() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let (a, b) = (&unique("e2e-multi-a"), &unique("e2e-multi-b"));
+    let sqlite = || json!({ "driver": "sqlite3", "database_name": "tracker.db" });
+    let (file_a, file_b) = (
+        stack_file(&sb, a, sqlite(), 15),
+        stack_file(&sb, b, sqlite(), 15),
+    );
+    let _cleanup = (Cleanup(&sb, a), Cleanup(&sb, b));
+    let run = sb
+        .run(&[
+            "-o",
+            "json",
+            "deploy",
+            a,
+            b,
+            "--env-file",
+            &file_a,
+            "--env-file",
+            &file_b,
+            "--jobs",
+            "2",
+            "--skip",
+            "grafana-api",
+        ])
+        .ok();
+    let doc = run.json();
+    assert_eq!(texts(&doc["environments"], "env"), [a.as_str(), b.as_str()]);
+    for e in doc["environments"].as_array().unwrap() {
+        assert_eq!(e["ok"], true, "{e:#}");
+        assert_eq!(e["result"]["changed"], true, "{e:#}");
+        assert!(!e["result"]["test"].as_array().unwrap().is_empty(), "{e:#}");
+    }
+    let (ia, ib) = (
+        state(&sb, a)["host"]["instance"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        state(&sb, b)["host"]["instance"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    assert_ne!(ia, ib);
+    assert!(instance_exists(&ia) && instance_exists(&ib));
+    let log_a = std::fs::read_to_string(sb.data().join(format!("logs/{a}.log"))).unwrap();
+    assert!(log_a.contains("== run"), "{log_a}");
+    assert!(
+        !log_a.contains(b.as_str()),
+        "b's lines in a's log:\n{log_a}"
+    );
+
+    let tested = sb
+        .run(&["-o", "json", "test", a, b, "--skip", "grafana-api"])
+        .ok()
+        .json();
+    assert_eq!(tested["succeeded"], 2, "{tested:#}");
+    let status = sb
+        .run(&["-o", "json", "status", "--check", b, a])
+        .ok()
+        .json();
+    assert_eq!(
+        texts(&status["environments"], "env"),
+        [b.as_str(), a.as_str()]
+    );
+
+    let destroyed = sb.run(&["-o", "json", "destroy", a, b]).ok().json();
+    assert_eq!(destroyed["succeeded"], 2, "{destroyed:#}");
+    assert!(!instance_exists(&ia) && !instance_exists(&ib));
+}

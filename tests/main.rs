@@ -22,6 +22,7 @@ mod cli_outputs;
 mod cli_progress;
 mod cli_render;
 mod cli_secrets;
+mod cli_several;
 mod cli_state;
 mod cli_status;
 mod cli_test;

@@ -1,9 +1,11 @@
 //! `deploy ENV [--env-file F] [--dry-run]`: create the environment if needed, then provision,
 //! configure, release and run, resuming wherever it stands; or show every phase's plan.
+//! `deploy A B C [--env-file FA --env-file FB ...] [--jobs N]`: several at once ([`several`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::several::{self, Done, Jobs};
 use super::{CliError, GlobalArgs, Output, block_on, env_name, plan};
 use crate::ops::deploy::{self, DeployOptions, Deployed};
 use crate::ops::provision::ProvisionOptions;
@@ -11,12 +13,15 @@ use crate::ops::run::RunOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment's name.
-    pub env: String,
+    /// The environment's name; several are deployed at once (`--jobs`), each under its own
+    /// lock, with a summary at the end.
+    #[arg(value_name = "ENV", required = true)]
+    pub envs: Vec<String>,
     /// The environment file: creates the environment, or applies a changed tracker stack or
-    /// `host` section to an existing one.
+    /// `host` section to an existing one. With several environments: once per environment, in
+    /// the same order, or not at all.
     #[arg(long, value_name = "FILE")]
-    pub env_file: Option<PathBuf>,
+    pub env_file: Vec<PathBuf>,
     /// Seconds to wait for every service to be healthy.
     #[arg(long, value_name = "SECONDS", default_value_t = 180)]
     pub run_timeout: u64,
@@ -32,26 +37,60 @@ pub struct Args {
     /// `grafana-api`.
     #[arg(long, value_name = "CHECK", value_enum)]
     pub skip: Vec<super::test::Skip>,
+    #[command(flatten)]
+    pub jobs: Jobs,
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
-    let env = env_name(&args.env)?;
-    let options = DeployOptions {
-        env_file: args.env_file.clone(),
-        // deploy connects right after provision and checks the pinned key then.
-        provision: ProvisionOptions {
-            trust_recorded_host: true,
-            adopt_foreign: args.adopt_foreign,
-            ..ProvisionOptions::default()
+    if !args.env_file.is_empty() && args.env_file.len() != args.envs.len() {
+        return Err(CliError::Usage(format!(
+            "{} environments and {} --env-file: give one file per environment, in the same \
+             order, or none",
+            args.envs.len(),
+            args.env_file.len()
+        )));
+    }
+    if let [env] = args.envs.as_slice() {
+        return run_one(args, env, args.env_file.first(), global, out);
+    }
+    several::run(
+        "deploy",
+        &args.envs,
+        args.jobs.jobs,
+        out,
+        |env| async move {
+            let i = args.envs.iter().position(|e| e == env);
+            let file = i.and_then(|i| args.env_file.get(i));
+            let d = deploy::deploy(
+                &global.data(),
+                env,
+                &options(args, file),
+                global.lock_wait(),
+            )
+            .await?;
+            let text = if d.dry_run {
+                dry_run_text(&d)
+            } else {
+                text(&d)
+            };
+            Ok(Done {
+                value: d,
+                text,
+                failure: None,
+            })
         },
-        ready_timeout: Duration::from_secs(600),
-        run: RunOptions {
-            timeout: Duration::from_secs(args.run_timeout),
-            dry_run: false,
-        },
-        dry_run: args.dry_run,
-        test_skip: args.skip.iter().copied().map(Into::into).collect(),
-    };
+    )
+}
+
+fn run_one(
+    args: &Args,
+    env: &str,
+    env_file: Option<&PathBuf>,
+    global: &GlobalArgs,
+    out: &Output,
+) -> Result<(), CliError> {
+    let env = env_name(env)?;
+    let options = options(args, env_file);
     let d = block_on(deploy::deploy(
         &global.data(),
         env,
@@ -66,6 +105,25 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         }
     })?;
     Ok(())
+}
+
+fn options(args: &Args, env_file: Option<&PathBuf>) -> DeployOptions {
+    DeployOptions {
+        env_file: env_file.cloned(),
+        // deploy connects right after provision and checks the pinned key then.
+        provision: ProvisionOptions {
+            trust_recorded_host: true,
+            adopt_foreign: args.adopt_foreign,
+            ..ProvisionOptions::default()
+        },
+        ready_timeout: Duration::from_secs(600),
+        run: RunOptions {
+            timeout: Duration::from_secs(args.run_timeout),
+            dry_run: false,
+        },
+        dry_run: args.dry_run,
+        test_skip: args.skip.iter().copied().map(Into::into).collect(),
+    }
 }
 
 fn text(d: &Deployed) -> String {

@@ -1085,6 +1085,23 @@ fn cases() -> Vec<(CliError, &'static str)> {
 
     out.push((CliError::Usage(s("bad name")), "usage"));
     out.push((CliError::Output(io()), "io"));
+    out.push((
+        CliError::Several {
+            failed: vec![
+                (s("a"), ErrorKind::NotFound),
+                (s("b"), ErrorKind::HealthTimeout),
+            ],
+            total: 3,
+        },
+        "environments_failed",
+    ));
+    out.push((
+        CliError::Several {
+            failed: vec![(s("a"), ErrorKind::NotFound), (s("b"), ErrorKind::Refused)],
+            total: 3,
+        },
+        "environments_invalid",
+    ));
     out
 }
 
@@ -1102,6 +1119,7 @@ fn every_error_reaches_the_json_document_with_its_kind_and_exit_code() {
                 | "refused"
                 | "maintenance_locked"
                 | "archive_invalid"
+                | "environments_invalid"
         ) {
             2
         } else {

@@ -31,6 +31,7 @@ mod restart;
 mod restore;
 mod rollback;
 mod run;
+mod several;
 mod show;
 mod ssh;
 mod start;
@@ -191,11 +192,11 @@ impl Command {
             Command::Configure(a) => Some(Some(&a.env)),
             Command::Release(a) => Some(Some(&a.env)),
             Command::Run(a) => Some(Some(&a.env)),
-            Command::Deploy(a) => Some(Some(&a.env)),
+            Command::Deploy(a) => Some(Some(&a.envs[0])),
             Command::Register(a) => Some(Some(&a.env)),
-            Command::Destroy(a) => Some(Some(&a.env)),
-            Command::Status(a) => Some(Some(&a.env)),
-            Command::Test(a) => Some(Some(&a.env)),
+            Command::Destroy(a) => Some(Some(&a.envs[0])),
+            Command::Status(a) => Some(Some(&a.envs[0])),
+            Command::Test(a) => Some(Some(&a.envs[0])),
             Command::Logs(a) => Some(Some(&a.env)),
             Command::Stop(a) => Some(Some(&a.env)),
             Command::Start(a) => Some(Some(&a.env)),
@@ -213,6 +214,18 @@ impl Command {
             _ => None,
         }
     }
+
+    /// The environments of a command given several (`deploy A B`): each logs to its own file.
+    fn several(&self) -> Option<&[String]> {
+        let envs = match self {
+            Command::Deploy(a) => &a.envs,
+            Command::Destroy(a) => &a.envs,
+            Command::Status(a) => &a.envs,
+            Command::Test(a) => &a.envs,
+            _ => return None,
+        };
+        (envs.len() > 1).then_some(envs.as_slice())
+    }
 }
 
 /// Why the CLI stopped with a non-zero exit code.
@@ -226,6 +239,12 @@ pub enum CliError {
     /// Writing the result failed (exit 1).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// A command over several environments: these failed (name, kind), of `total`.
+    #[error("{} of {total} environments failed: {}", failed.len(), several::list_failed(failed))]
+    Several {
+        failed: Vec<(String, ErrorKind)>,
+        total: usize,
+    },
 }
 
 impl CliError {
@@ -233,15 +252,16 @@ impl CliError {
         self.kind().exit_code()
     }
 
-    fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             CliError::Ops(e) => e.kind(),
             CliError::Usage(_) => ErrorKind::Usage,
             CliError::Output(_) => ErrorKind::Io,
+            CliError::Several { failed, .. } => several::kind(failed),
         }
     }
 
-    fn problems(&self) -> Vec<crate::config::Problem> {
+    pub(crate) fn problems(&self) -> Vec<crate::config::Problem> {
         match self {
             CliError::Ops(OpsError::Config(e)) => e.problems(),
             _ => Vec::new(),
@@ -262,17 +282,31 @@ pub fn main() -> i32 {
     let data = cli.global.data();
     // An environment name becomes part of the log file's path: a name the command will refuse
     // (`../../x`) gets no log file, so nothing is written before it is refused.
-    let log_file = cli
-        .command
-        .log_target()
-        .filter(|env| env.is_none_or(|e| env_name(e).is_ok()))
-        .map(|env| data.log_file(env));
+    let several = cli.command.several();
+    let log_file = match several {
+        // Lines outside every environment's span go to the shared file.
+        Some(_) => Some(data.log_file(None)),
+        None => cli
+            .command
+            .log_target()
+            .filter(|env| env.is_none_or(|e| env_name(e).is_ok()))
+            .map(|env| data.log_file(env)),
+    };
+    // Nothing is logged for names the command will refuse (it runs none of them then).
+    let per_env: Vec<(String, PathBuf)> = several
+        .filter(|envs| several::check_names(envs).is_ok())
+        .into_iter()
+        .flatten()
+        .map(|env| (env.clone(), data.log_file(Some(env))))
+        .collect();
+    let log_file = log_file.filter(|_| several.is_none() || !per_env.is_empty());
     // The monitor shows the operations' progress events; logging writes around it.
     let mode = monitor::Mode::choose(&cli.global);
     let monitor = monitor::Monitor::new(mode);
     logging::init(
         &cli.global,
         log_file.as_deref(),
+        &per_env,
         mode,
         monitor.stderr_writer(),
     );

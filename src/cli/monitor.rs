@@ -10,6 +10,10 @@
 //! - **quiet** (`-q`): nothing.
 //!
 //! In every mode each event is also written to the log file, as its plain line.
+//!
+//! When one command works on several environments (`deploy A B C`), each event names its
+//! environment ([`Event::env`]): live and plain lines start with `[A] `, JSON lines carry
+//! `"env"`, and each environment's spinners are its own.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -63,10 +67,23 @@ pub struct Monitor {
 
 #[derive(Default)]
 struct Running {
-    /// `deploy`'s current phase: a command of the same name needs no header of its own.
-    phase: Option<String>,
-    /// Running steps by (command, step).
-    steps: HashMap<(String, String), RunningStep>,
+    /// `deploy`'s current phase per environment: a command of the same name needs no header of
+    /// its own.
+    phase: HashMap<Option<String>, String>,
+    /// Running steps by (environment, command, step).
+    steps: HashMap<StepKey, RunningStep>,
+}
+
+/// (environment when several, command, step)
+type StepKey = (Option<String>, String, String);
+
+fn key(env: &Option<String>, command: &str, step: &str) -> StepKey {
+    (env.clone(), command.to_string(), step.to_string())
+}
+
+/// `[env] ` when the command works on several environments, else nothing.
+fn prefix(env: &Option<String>) -> String {
+    env.as_ref().map(|e| format!("[{e}] ")).unwrap_or_default()
 }
 
 struct RunningStep {
@@ -107,18 +124,20 @@ impl Monitor {
         }
     }
 
-    fn render_live(&self, multi: &MultiProgress, running: &mut Running, what: &What) {
+    fn render_live(&self, multi: &MultiProgress, running: &mut Running, event: &Event) {
+        let (env, what) = (&event.env, &event.what);
+        let pre = prefix(env);
         let (ok, failed, bold, reset) = if self.color {
             ("\x1b[32m✔\x1b[0m", "\x1b[31m✘\x1b[0m", "\x1b[1m", "\x1b[0m")
         } else {
             ("✔", "✘", "", "")
         };
         let line = |text: String| {
-            let _ = multi.println(text);
+            let _ = multi.println(format!("{pre}{text}"));
         };
         match what {
             What::PhaseStarted { phase } => {
-                running.phase = Some(phase.clone());
+                running.phase.insert(env.clone(), phase.clone());
                 line(format!("{bold}▸ {phase}{reset}"));
             }
             What::PhaseFinished {
@@ -126,7 +145,7 @@ impl Monitor {
                 changed,
                 elapsed_ms,
             } => {
-                running.phase = None;
+                running.phase.remove(env);
                 line(format!(
                     "{ok} {bold}{phase:<31}{reset} {:<9} {:>7}",
                     if *changed { "changed" } else { "unchanged" },
@@ -138,7 +157,7 @@ impl Monitor {
                 kind,
                 elapsed_ms,
             } => {
-                running.phase = None;
+                running.phase.remove(env);
                 line(format!(
                     "{failed} {bold}{phase:<31}{reset} {kind:<9} {:>7}",
                     secs(*elapsed_ms)
@@ -146,11 +165,11 @@ impl Monitor {
             }
             What::CommandStarted {
                 command,
-                env,
+                env: name,
                 resumes,
             } => {
-                if running.phase.as_ref() != Some(command) {
-                    line(format!("{bold}▸ {command} {env}{reset}"));
+                if running.phase.get(env) != Some(command) {
+                    line(format!("{bold}▸ {command} {name}{reset}"));
                 }
                 if let Some(r) = resumes {
                     line(format!("  {}", resuming(r)));
@@ -159,10 +178,10 @@ impl Monitor {
             What::StepStarted { command, step } => {
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(spinner_style());
-                bar.set_message(format!("{step:<29} {:<9}", ""));
+                bar.set_message(format!("{pre}{step:<29} {:<9}", ""));
                 bar.enable_steady_tick(Duration::from_millis(100));
                 running.steps.insert(
-                    (command.clone(), step.clone()),
+                    key(env, command, step),
                     RunningStep {
                         bar: Some(bar),
                         last_bytes_line: None,
@@ -176,10 +195,10 @@ impl Monitor {
             } => {
                 if let Some(bar) = running
                     .steps
-                    .get(&(command.clone(), step.clone()))
+                    .get(&key(env, command, step))
                     .and_then(|s| s.bar.as_ref())
                 {
-                    bar.set_message(format!("{step:<29} {:<9}", progress_text(progress)));
+                    bar.set_message(format!("{pre}{step:<29} {:<9}", progress_text(progress)));
                 }
             }
             What::StepFinished {
@@ -188,7 +207,7 @@ impl Monitor {
                 changed,
                 elapsed_ms,
             } => {
-                self.end_bar(multi, running, command, step);
+                self.end_bar(multi, running, key(env, command, step));
                 line(format!(
                     "  {ok} {step:<29} {:<9} {:>7}",
                     match changed {
@@ -206,33 +225,49 @@ impl Monitor {
                 elapsed_ms,
                 ..
             } => {
-                self.end_bar(multi, running, command, step);
+                self.end_bar(multi, running, key(env, command, step));
                 line(format!(
                     "  {failed} {step:<29} {kind:<9} {:>7}",
                     secs(*elapsed_ms)
                 ));
             }
             What::CommandFinished { .. } => {}
+            What::EnvironmentStarted {} => line(format!("{bold}▸ started{reset}")),
+            What::EnvironmentFinished {
+                ok: true,
+                elapsed_ms,
+                ..
+            } => line(format!(
+                "{ok} {bold}{:<31}{reset} {:<9} {:>7}",
+                "done",
+                "",
+                secs(*elapsed_ms)
+            )),
+            What::EnvironmentFinished {
+                kind, elapsed_ms, ..
+            } => line(format!(
+                "{failed} {bold}{:<31}{reset} {:<9} {:>7}",
+                "FAILED",
+                kind.map(|k| k.as_str()).unwrap_or(""),
+                secs(*elapsed_ms)
+            )),
         }
     }
 
-    fn end_bar(&self, multi: &MultiProgress, running: &mut Running, command: &str, step: &str) {
-        if let Some(bar) = running
-            .steps
-            .remove(&(command.to_string(), step.to_string()))
-            .and_then(|s| s.bar)
-        {
+    fn end_bar(&self, multi: &MultiProgress, running: &mut Running, key: StepKey) {
+        if let Some(bar) = running.steps.remove(&key).and_then(|s| s.bar) {
             bar.finish_and_clear();
             multi.remove(&bar);
         }
     }
 
     fn render_plain(&self, running: &mut Running, event: &Event) {
+        let env = &event.env;
         // Byte counts come often: one line per step every few seconds is enough to read.
         match &event.what {
             What::StepStarted { command, step } => {
                 running.steps.insert(
-                    (command.clone(), step.clone()),
+                    key(env, command, step),
                     RunningStep {
                         bar: None,
                         last_bytes_line: None,
@@ -244,7 +279,7 @@ impl Monitor {
                 step,
                 progress: Progress::Bytes { .. },
             } => {
-                if let Some(s) = running.steps.get_mut(&(command.clone(), step.clone())) {
+                if let Some(s) = running.steps.get_mut(&key(env, command, step)) {
                     if s.last_bytes_line
                         .is_some_and(|t| t.elapsed() < PLAIN_BYTES_EVERY)
                     {
@@ -254,14 +289,15 @@ impl Monitor {
                 }
             }
             What::StepFinished { command, step, .. } | What::StepFailed { command, step, .. } => {
-                running.steps.remove(&(command.clone(), step.clone()));
+                running.steps.remove(&key(env, command, step));
             }
             _ => {}
         }
         let _ = writeln!(
             std::io::stderr().lock(),
-            "{} {}",
+            "{} {}{}",
             event.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            prefix(env),
             plain_text(&event.what)
         );
     }
@@ -269,12 +305,14 @@ impl Monitor {
 
 impl Sink for Monitor {
     fn send(&self, event: &Event) {
+        // Several environments: each line goes to the environment's own log file (its span,
+        // see `logging`), so the file needs no prefix.
         tracing::info!(target: EVENTS_TARGET, "{}", plain_text(&event.what));
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         match self.mode {
             Mode::Live => {
                 if let Some(multi) = &self.multi {
-                    self.render_live(multi, &mut running, &event.what);
+                    self.render_live(multi, &mut running, event);
                 }
             }
             Mode::Plain => self.render_plain(&mut running, event),
@@ -399,6 +437,19 @@ pub fn plain_text(what: &What) -> String {
             kind,
             elapsed_ms,
         } => format!("== {phase}: FAILED ({kind}) ({})", secs(*elapsed_ms)),
+        What::EnvironmentStarted {} => "started".to_string(),
+        What::EnvironmentFinished {
+            ok: true,
+            elapsed_ms,
+            ..
+        } => format!("done ({})", secs(*elapsed_ms)),
+        What::EnvironmentFinished {
+            kind, elapsed_ms, ..
+        } => format!(
+            "FAILED ({}) ({})",
+            kind.map(|k| k.as_str()).unwrap_or("failed"),
+            secs(*elapsed_ms)
+        ),
     }
 }
 

@@ -101,13 +101,22 @@ impl Output {
             );
             return;
         }
+        self.error_text("", message, problems);
+    }
+
+    /// Text mode: the failure of one of several environments, on stderr (`error: [b] ...`).
+    pub fn error_of(&self, env: &str, message: &str, problems: &[Problem]) {
+        self.error_text(&format!("[{env}] "), message, problems);
+    }
+
+    fn error_text(&self, prefix: &str, message: &str, problems: &[Problem]) {
         let (red, bold, reset) = if self.color {
             ("\x1b[31m", "\x1b[1m", "\x1b[0m")
         } else {
             ("", "", "")
         };
         let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(stderr, "{red}{bold}error:{reset} {message}");
+        let _ = writeln!(stderr, "{red}{bold}error:{reset} {prefix}{message}");
         for p in problems {
             let _ = writeln!(stderr, "  {bold}{}{reset}: {}", p.path, p.message);
             if let Some(value) = &p.value {

@@ -3,14 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::several::{self, Done, Jobs};
 use super::{CliError, GlobalArgs, Output, block_on, env_name};
 use crate::ops::OpsError;
 use crate::ops::status::{self, Docker, Drift, ROOT_ENV, Status, StatusOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment's name.
-    pub env: String,
+    /// The environment's name; several are looked at at once (`--jobs`), with a summary.
+    #[arg(value_name = "ENV", required = true)]
+    pub envs: Vec<String>,
     /// Exit 1 unless every service runs (healthy where it has a health check), no container
     /// is foreign to the model and every file matches it (for scripts). Without it, status
     /// exits 0 whenever it could look.
@@ -19,10 +21,11 @@ pub struct Args {
     /// Seconds to keep trying to reach the host over SSH.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub ssh_timeout: u64,
+    #[command(flatten)]
+    pub jobs: Jobs,
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
-    let env = env_name(&args.env)?;
     // For tests only (see `ops::status`): the host's files under another directory.
     let files_root = std::env::var_os(ROOT_ENV)
         .filter(|v| !v.is_empty())
@@ -39,6 +42,22 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         ssh_timeout: Duration::from_secs(args.ssh_timeout),
         files_root,
     };
+    let [env] = args.envs.as_slice() else {
+        return several::run("status", &args.envs, args.jobs.jobs, out, |env| {
+            let options = &options;
+            async move {
+                let s = status::status(&global.data(), env, options).await?;
+                let failure = (args.check && !s.ok)
+                    .then(|| OpsError::CheckFailed(s.summary.problems().max(1)).into());
+                Ok(Done {
+                    text: text(&s, global.verbose > 0),
+                    failure,
+                    value: s,
+                })
+            }
+        });
+    };
+    let env = env_name(env)?;
     let s = block_on(status::status(&global.data(), env, &options))?;
     if args.check && !s.ok {
         out.failed_report(&s, || text(&s, global.verbose > 0))?;

@@ -5,14 +5,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::several::{self, Done, Jobs};
 use super::{CliError, GlobalArgs, Output, block_on, env_name};
 use crate::ops::monitoring::MonitoringCheck;
 use crate::ops::test::{self, TestOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment's name.
-    pub env: String,
+    /// The environment's name; several are tested at once (`--jobs`), with a summary.
+    #[arg(value_name = "ENV", required = true)]
+    pub envs: Vec<String>,
     /// Seconds each request may take: an HTTP request, or a UDP request with its
     /// retransmissions.
     #[arg(long, value_name = "SECONDS", default_value_t = 5,
@@ -32,6 +34,8 @@ pub struct Args {
     /// up) or `grafana-api` (Grafana's data source and dashboard provisioned).
     #[arg(long, value_name = "CHECK", value_enum)]
     pub skip: Vec<Skip>,
+    #[command(flatten)]
+    pub jobs: Jobs,
 }
 
 /// The checks `--skip` can leave out.
@@ -51,7 +55,6 @@ impl From<Skip> for MonitoringCheck {
 }
 
 pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliError> {
-    let env = env_name(&args.env)?;
     let options = TestOptions {
         timeout: Duration::from_secs(args.timeout),
         ca_cert: args.ca_cert.clone(),
@@ -59,6 +62,20 @@ pub fn run(args: &Args, global: &GlobalArgs, out: &Output) -> Result<(), CliErro
         use_dns: args.use_dns,
         skip: args.skip.iter().copied().map(Into::into).collect(),
     };
+    let [env] = args.envs.as_slice() else {
+        return several::run("test", &args.envs, args.jobs.jobs, out, |env| {
+            let options = &options;
+            async move {
+                let t = test::test(&global.data(), env, options, global.lock_wait()).await?;
+                Ok(Done {
+                    text: text(&t),
+                    failure: t.failure().map(Into::into),
+                    value: t,
+                })
+            }
+        });
+    };
+    let env = env_name(env)?;
     let t = block_on(test::test(
         &global.data(),
         env,

@@ -30,10 +30,15 @@ fn write_atomic_with(path: &Path, contents: &[u8], mode: u32, sync: bool) -> io:
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    // Unique per process and per write: one command over several environments writes from
+    // several threads, and a file they share (the binary's digest cache) must not get one
+    // temporary file from two of them.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         file_name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let result = (|| {
         let mut file = OpenOptions::new()
