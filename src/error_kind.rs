@@ -97,7 +97,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order docs/user-guide/output.md lists them.
-    pub const ALL: [ErrorKind; 60] = [
+    pub const ALL: [ErrorKind; 62] = [
         ErrorKind::Usage,
         ErrorKind::InvalidConfig,
         ErrorKind::NotFound,
