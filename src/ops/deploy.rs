@@ -581,15 +581,7 @@ mod tests {
         host.reply("history.jsonl", [Reply::ok("")]);
         // A host without iptables: the Docker firewall has nothing to do.
         host.reply("DOCKER-USER", [Reply::ok("")]);
-        let healthy: String = rendered
-            .services
-            .iter()
-            .map(|s| format!("{} running healthy ok\n", s.name))
-            .collect();
-        host.reply(
-            "{{.State.Status}} {{if .State.Health}}",
-            [Reply::ok(healthy)],
-        );
+        crate::ops::run::tests::reply_all_healthy(&host, &rendered);
         // The files as a release placed them.
         release::release_on(data, state, &host, &ReleaseOptions::default())
             .await

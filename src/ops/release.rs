@@ -708,15 +708,7 @@ pub(crate) mod tests {
             "echo --containers",
             [Reply::ok(crate::ops::run::tests::facts(&rendered, None))],
         );
-        let healthy: String = rendered
-            .services
-            .iter()
-            .map(|s| format!("{} running healthy ok\n", s.name))
-            .collect();
-        host.reply(
-            "{{.State.Status}} {{if .State.Health}}",
-            [Reply::ok(healthy)],
-        );
+        crate::ops::run::tests::reply_all_healthy(host, &rendered);
         host.reply(" restart ", [Reply::ok("")]);
         let options = crate::ops::run::RunOptions {
             timeout: Duration::from_secs(5),

@@ -551,15 +551,7 @@ mod tests {
             .map(|i| format!("{i} sha256:i\n"))
             .collect();
         host.reply("docker image inspect", [Reply::ok(images)]);
-        let healthy: String = rendered
-            .services
-            .iter()
-            .map(|s| format!("{} running healthy ok\n", s.name))
-            .collect();
-        host.reply(
-            "{{.State.Status}} {{if .State.Health}}",
-            [Reply::ok(healthy)],
-        );
+        crate::ops::run::tests::reply_all_healthy(&host, &rendered);
         host.reply("history.jsonl", [Reply::ok("")]);
         // A host without iptables: the Docker firewall has nothing to do.
         host.reply("DOCKER-USER", [Reply::ok("")]);

@@ -281,6 +281,20 @@ pub(crate) mod tests {
     use crate::host::fake::{FakeHost, Reply};
     use crate::ops::release::tests::configured_state;
 
+    /// Makes `host` answer the health read with every service of `rendered` running and
+    /// healthy.
+    pub(crate) fn reply_all_healthy(host: &FakeHost, rendered: &RenderedStack) {
+        let healthy: String = rendered
+            .services
+            .iter()
+            .map(|s| format!("{} running healthy ok\n", s.name))
+            .collect();
+        host.reply(
+            "{{.State.Status}} {{if .State.Health}}",
+            [Reply::ok(healthy)],
+        );
+    }
+
     /// Compose facts where every service runs its current definition and image, except
     /// `stopped`.
     pub(crate) fn facts(rendered: &RenderedStack, stopped: Option<&str>) -> String {
